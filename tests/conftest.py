@@ -1,0 +1,47 @@
+"""Shared fixtures: the authors' reference outputs live in ../shared/reference (never copied here)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE = Path(os.environ.get("DECOUPLE_REFERENCE", REPO.parent / "shared" / "reference"))
+
+
+def reference_manifest() -> list[dict]:
+    """Entries of the reference manifest, or [] when the folder is missing."""
+    path = REFERENCE / "manifest.json"
+    if not path.is_file():
+        return []
+    return json.loads(path.read_text())
+
+
+def read_rgb(path) -> np.ndarray:
+    """A PNG as an RGB uint8 array."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(path)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    if not (REFERENCE / "manifest.json").is_file():
+        pytest.skip(f"reference outputs not found at {REFERENCE} (set DECOUPLE_REFERENCE)")
+    return REFERENCE
+
+
+@pytest.fixture(scope="session")
+def coffee(reference_dir) -> np.ndarray:
+    """A 160x192 RGB photo crop from the reference inputs."""
+    return read_rgb(reference_dir / "inputs" / "coffee.png")
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
