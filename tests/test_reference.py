@@ -10,22 +10,13 @@ import pytest
 
 import operators
 from conftest import REFERENCE, read_rgb, reference_manifest
+from operators.fidelity import MAX_LEVELS, MIN_EQUAL, MIN_PSNR_DB, agreement
 
 ENTRIES = reference_manifest()
 
 
 def _id(e: dict) -> str:
     return e["output"].split("/")[-1].removesuffix(".npz")
-
-
-def agreement(out: np.ndarray, ref: np.ndarray) -> tuple[float, int, float]:
-    """(fraction of equal uint8 pixels, max uint8 difference, float PSNR in dB)."""
-    a = operators.to_uint8(out).astype(int)
-    b = operators.to_uint8(ref).astype(int)
-    diff = np.abs(a - b)
-    mse = np.mean((np.clip(out, 0, 1) - np.clip(ref.astype(np.float64), 0, 1)) ** 2)
-    psnr = np.inf if mse == 0 else 10 * np.log10(1.0 / mse)
-    return float(np.mean(diff == 0)), int(diff.max()), float(psnr)
 
 
 @pytest.mark.skipif(not ENTRIES, reason=f"no reference manifest at {REFERENCE}")
@@ -36,7 +27,19 @@ def test_matches_reference(entry):
     overrides = {"solver": "direct"} if entry.get("solver") == "direct" else {}
     out = operators.apply(entry["operator"], image, entry["gamma"], **overrides)
     assert out.shape == ref.shape and out.dtype == np.float64
-    equal, maxdiff, psnr = agreement(out, ref)
-    assert equal >= 0.999, f"only {equal:.4%} of uint8 pixels equal"
-    assert maxdiff <= 1, f"a pixel is {maxdiff} levels off"
-    assert psnr >= 60.0, f"float PSNR {psnr:.1f} dB < 60 dB"
+    a = agreement(out, ref)
+    assert a.equal >= MIN_EQUAL, f"only {a.equal:.4%} of uint8 pixels equal"
+    assert a.max_levels <= MAX_LEVELS, f"a pixel is {a.max_levels} levels off"
+    assert a.psnr_db >= MIN_PSNR_DB, f"float PSNR {a.psnr_db:.1f} dB < {MIN_PSNR_DB} dB"
+
+
+def test_agreement_detects_differences():
+    ref = np.full((10, 10, 3), 0.5)
+    assert agreement(ref, ref).ok and agreement(ref, ref).psnr_db == np.inf
+    off = ref.copy()
+    off[0, 0, 0] += 2.0 / 255  # one sample two levels off
+    a = agreement(off, ref)
+    assert a.max_levels == 2 and not a.ok
+    assert agreement(ref + 1e-4, ref).psnr_db == pytest.approx(80.0)
+    with pytest.raises(ValueError, match="shape"):
+        agreement(ref[:5], ref)

@@ -1,0 +1,41 @@
+"""Options shared by the benchmark suite: scale, results folder, cache folder."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SCALES = ("smoke", "small", "paper")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("decouple benchmarks")
+    group.addoption("--scale", choices=SCALES, default=os.environ.get("DECOUPLE_SCALE", "smoke"),
+                    help="smoke (CI, minutes), small (CPU, committed tables), paper (GPU); "
+                         "default $DECOUPLE_SCALE or smoke")
+    group.addoption("--results", default=os.environ.get("DECOUPLE_RESULTS", str(REPO / "results")),
+                    help="folder the tables are written to (default: results/)")
+    group.addoption("--cache", default=os.environ.get("DECOUPLE_CACHE",
+                                                      str(Path.home() / ".cache" / "decouple")),
+                    help="folder for datasets and checkpoints reused across runs (outside git)")
+
+
+@pytest.fixture(scope="session")
+def scale(request) -> str:
+    return request.config.getoption("--scale")
+
+
+@pytest.fixture(scope="session")
+def results_dir(request) -> Path:
+    path = Path(request.config.getoption("--results"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def cache_dir(request) -> Path:
+    path = Path(request.config.getoption("--cache"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
