@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+
+from datagen import code_version
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,18 +44,6 @@ def hardware() -> str:
     return f"{_cpu_model()}, {os.cpu_count()} cores{gpu}, {platform.system()} {platform.release()}"
 
 
-def commit() -> str:
-    """The git commit of the code that produced a table, marked ``-dirty`` with local changes."""
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                             capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=REPO, capture_output=True, text=True).stdout.strip()
-        return rev + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def provenance(scale: str, started: float, **extra) -> dict:
     """The facts that make a table re-runnable: command, scale, hardware, commit, wall time."""
     return {
@@ -62,7 +51,7 @@ def provenance(scale: str, started: float, **extra) -> dict:
         "scale": scale,
         "hardware": hardware(),
         "python": platform.python_version(),
-        "commit": commit(),
+        "commit": code_version(),
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "wall_time_s": round(time.perf_counter() - started, 1),
         **extra,

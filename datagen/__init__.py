@@ -1,0 +1,32 @@
+"""Training and test pairs for parameterized image operators, as one self-describing HDF5 file.
+
+``python -m datagen build --ops all`` replaces the authors' MATLAB script
+(``training_data_generation.m`` of fqnchina/DecoupleLearning): γ drawn from each operator's law
+(Fan et al. ECCV 2018, Eq. 5), 7 draws per training image, the paper's five test γ per test image,
+a split by source image, on any ``concurrent.futures`` executor or a Dask cluster.
+"""
+from __future__ import annotations
+
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+try:
+    __version__ = metadata.version("decouple-ops")
+except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+
+def code_version() -> str:
+    """Package version plus the git commit when run from a checkout (``-dirty`` if modified)."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():  # an installed copy: the version is all we know
+        return __version__
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                             text=True, check=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+    return f"{__version__}+g{rev}{'.dirty' if dirty else ''}"

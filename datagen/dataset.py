@@ -1,0 +1,94 @@
+"""A ``torch.utils.data.Dataset`` over a datagen HDF5 file, safe with ``num_workers > 0``."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .store import SPLITS, op_names, open_file
+
+
+class PairDataset(Dataset):
+    """(input, target, γ, operator) samples of one split of a dataset file.
+
+    Each item is a dict: ``input`` and ``target`` uint8 tensors (3, h, w) (RGB, MATLAB-rounded
+    operator output), ``gamma`` (float, as sampled), ``gamma_effective``, ``op`` (name) and
+    ``op_index`` (position in ``ops``). The HDF5 handle is opened lazily in each process that
+    reads (an h5py handle must not cross a fork), so ``DataLoader(num_workers=k)`` is safe.
+
+    Parameters
+    ----------
+    path : the HDF5 file written by ``python -m datagen build``.
+    ops : operators to include (default: all in the file), in this order for ``op_index``.
+    split : ``"train"`` or ``"test"``.
+    crop : random crop size (even, <= the stored size), or None for whole samples.
+    flip : random horizontal/vertical flips (same for input and target).
+    gamma : keep only pairs with this γ (e.g. the single-γ baseline on test data).
+    """
+
+    def __init__(self, path, ops=None, split: str = "train", *, crop: int | None = None,
+                 flip: bool = False, gamma: float | None = None):
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+        self.path = str(path)
+        self.crop, self.flip = crop, flip
+        with open_file(path) as f:
+            available = op_names(f)
+            self.ops = tuple(ops) if ops else tuple(available)
+            missing = [o for o in self.ops if o not in available]
+            if missing:
+                raise ValueError(f"{path} has no pairs for {missing}; it has {available}")
+            self.size = int(f.attrs["size"])
+            index, self._gamma = [], {}
+            for k, name in enumerate(self.ops):
+                g = f["ops"][name]
+                sel = g["split"][:] == SPLITS[split]
+                if gamma is not None:
+                    sel &= np.isclose(g["gamma"][:], gamma, rtol=1e-9, atol=0)
+                rows = np.flatnonzero(sel)
+                index.append(np.stack([np.full(len(rows), k), rows, g["source"][:][rows]], 1))
+                self._gamma[name] = (g["gamma"][:], g["gamma_effective"][:])
+        self.index = np.concatenate(index) if index else np.zeros((0, 3), int)
+        if crop is not None and not (2 <= crop <= self.size and crop % 2 == 0):
+            raise ValueError(f"crop must be even and in [2, {self.size}], got {crop}")
+        self._file = None
+        self._pid = None
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def _handle(self):
+        if self._file is None or self._pid != os.getpid():
+            self._file = open_file(self.path)
+            self._pid = os.getpid()
+        return self._file
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_file"] = None  # handles never travel to worker processes
+        return state
+
+    def __getitem__(self, i: int) -> dict:
+        k, row, src = (int(v) for v in self.index[i])
+        name = self.ops[k]
+        f = self._handle()
+        x = f["sources/pixels"][src]
+        y = f["ops"][name]["output"][row]
+        if self.crop is not None and self.crop < self.size:
+            top, left = (int(v) for v in torch.randint(0, self.size - self.crop + 1, (2,)))
+            x = x[top:top + self.crop, left:left + self.crop]
+            y = y[top:top + self.crop, left:left + self.crop]
+        if self.flip:
+            if torch.rand(()) < 0.5:
+                x, y = x[:, ::-1], y[:, ::-1]
+            if torch.rand(()) < 0.5:
+                x, y = x[::-1], y[::-1]
+        gamma, geff = self._gamma[name]
+        return {
+            "input": torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))),
+            "target": torch.from_numpy(np.ascontiguousarray(y.transpose(2, 0, 1))),
+            "gamma": float(gamma[row]), "gamma_effective": float(geff[row]),
+            "op": name, "op_index": k,
+        }
