@@ -27,8 +27,8 @@ import numpy as np
 import operators
 
 from . import __version__, code_version
-from .plan import TEST, TRAIN, Plan
-from .store import FORMAT, FORMAT_VERSION
+from .plan import Plan
+from .store import FORMAT, FORMAT_VERSION, SPLITS
 
 # How often finished work is flushed to the journal (a kill loses at most this much work).
 FLUSH_EVERY_S = float(os.environ.get("DATAGEN_FLUSH_SECONDS", 20.0))
@@ -233,7 +233,7 @@ def build(plan: Plan, out, *, workers: int = 0, scheduler: str | None = None, re
 
     _assemble(plan, journal, out, command=command)
     shutil.rmtree(journal.dir, ignore_errors=True)
-    pairs = {name: {"train": int((op.split == TRAIN).sum()), "test": int((op.split == TEST).sum())}
+    pairs = {name: {s: int((op.split == code).sum()) for s, code in SPLITS.items()}
              for name, op in plan.ops.items()}
     return BuildResult(out, pairs, total, plan.skipped, time.perf_counter() - started,
                        out.stat().st_size, label, resumed)
@@ -257,7 +257,7 @@ def _assemble(plan: Plan, journal: Journal, out: Path, *, command: str | None) -
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "seed": opts.seed, "size": s, "per_image": opts.per_image,
                 "test_fraction": opts.test_fraction, "max_crops": opts.max_crops,
-                "scales": list(opts.scales), "images": opts.images_label,
+                "scales": list(opts.scales), "single": opts.single, "images": opts.images_label,
                 "options": opts.to_json(), "digest": plan.digest(),
                 "skipped": json.dumps(plan.skipped),
             })

@@ -76,6 +76,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--scales", type=_scales, default=None,
                    help="resize factors at which images are cropped; default 1,0.5 for the "
                         "bundled set, 1 for --images")
+    b.add_argument("--single", action=argparse.BooleanOptionalAction, default=True,
+                   help="also make training pairs at the paper's five test γ, for the "
+                        "one-network-per-γ baseline (split 'single')")
     b.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     b.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="local worker processes (1 = in this process)")
@@ -154,7 +157,8 @@ def _build(args, argv) -> int:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
     options = Options(ops=tuple(args.ops), images=tuple(str(f) for f in files), images_label=label,
                       size=args.size, per_image=args.per_image, test_fraction=args.test_fraction,
-                      seed=args.seed, max_crops=args.max_crops, scales=tuple(scales))
+                      seed=args.seed, max_crops=args.max_crops, scales=tuple(scales),
+                      single=args.single)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         plan = make_plan(options)
@@ -169,9 +173,9 @@ def _build(args, argv) -> int:
 
 def _print_summary(r) -> None:
     print(f"\nwrote {r.out} ({r.file_bytes / 2**20:.1f} MiB) in {r.wall_s:.1f} s with {r.workers}")
-    print(f"{'operator':<10}{'train':>8}{'test':>8}")
-    for name, counts in r.pairs.items():
-        print(f"{name:<10}{counts['train']:>8}{counts['test']:>8}")
+    print(f"{'operator':<10}{'train':>8}{'test':>8}{'single':>8}")
+    for name, c in r.pairs.items():
+        print(f"{name:<10}{c['train']:>8}{c['test']:>8}{c['single']:>8}")
     rate = r.computed / r.wall_s if r.wall_s > 0 else float("nan")
     print(f"computed {r.computed} pairs ({rate:.1f} pairs/s)"
           + (f"; {r.resumed_pairs} resumed from the interrupted build" if r.resumed_pairs else ""))

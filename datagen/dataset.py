@@ -11,7 +11,7 @@ from .store import SPLITS, op_names, open_file
 
 
 class PairDataset(Dataset):
-    """(input, target, γ, operator) samples of one split of a dataset file.
+    """(input, target, γ, operator) samples of one split ("train", "test" or "single").
 
     Each item is a dict: ``input`` and ``target`` uint8 tensors (3, h, w) (RGB, MATLAB-rounded
     operator output), ``gamma`` (float, as sampled), ``gamma_effective``, ``op`` (name) and

@@ -19,7 +19,7 @@ import operators
 
 from .sources import Crop, grid_crops, read_rgb
 
-TRAIN, TEST = 0, 1
+TRAIN, TEST, SINGLE = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class Options:
     seed: int = 0
     max_crops: int = 40
     scales: tuple[float, ...] = (1.0,)
+    single: bool = True  # training crops also at the test γ (one-network-per-γ baseline)
 
     def __post_init__(self):
         for name in self.ops:
@@ -63,7 +64,7 @@ class OpPlan:
     name: str
     source: np.ndarray  # (M,) int32: index into the plan's crops
     gamma: np.ndarray  # (M,) float64: sampled γ
-    split: np.ndarray  # (M,) uint8: TRAIN / TEST
+    split: np.ndarray  # (M,) uint8: TRAIN / TEST / SINGLE
     tasks: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (crop, slots)
 
     @property
@@ -161,15 +162,23 @@ def make_plan(options: Options) -> Plan:
     split = plan.crop_split
     for name in options.ops:
         spec, rng = operators.get(name), op_rng(options.seed, name)
-        source, gamma, tasks = [], [], []
+        tests = np.asarray(spec.test_gammas, dtype=np.float64)
+        source, gamma, pair_split, tasks = [], [], [], []
         for k, s in enumerate(split):
-            g = draw_gammas(name, rng, options.per_image) if s == TRAIN else \
-                np.asarray(spec.test_gammas, dtype=np.float64)
+            if s == TRAIN:
+                g = draw_gammas(name, rng, options.per_image)
+                sp = [TRAIN] * len(g)
+                if options.single:
+                    g = np.concatenate([g, tests])
+                    sp += [SINGLE] * len(tests)
+            else:
+                g, sp = tests, [TEST] * len(tests)
             tasks.append((k, np.arange(len(gamma), len(gamma) + len(g))))
             source += [k] * len(g)
             gamma += list(g)
+            pair_split += sp
         plan.ops[name] = OpPlan(name, np.asarray(source, np.int32), np.asarray(gamma),
-                                np.asarray([split[k] for k in source], np.uint8), tasks)
+                                np.asarray(pair_split, np.uint8), tasks)
     return plan
 
 

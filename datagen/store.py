@@ -18,7 +18,7 @@
     /ops/<name>/gamma           (M,)      float64 sampled γ
     /ops/<name>/gamma_effective (M,)      float64 the γ the operator used (WMF: integer radius)
     /ops/<name>/source          (M,)      int32   index into /sources
-    /ops/<name>/split           (M,)      uint8
+    /ops/<name>/split           (M,)      uint8   0 train, 1 test, 2 single (train crops at test γ)
 
 Image datasets are chunked one sample per chunk and gzip-compressed.
 """
@@ -32,7 +32,9 @@ import numpy as np
 
 FORMAT = "decouple-ops dataset"
 FORMAT_VERSION = 1
-SPLITS = {"train": 0, "test": 1}
+#: Pair splits: continuous-γ training pairs, test pairs at the paper's test γ (on held-out source
+#: images), and training crops at the test γ for the one-network-per-γ ("single") baseline.
+SPLITS = {"train": 0, "test": 1, "single": 2}
 
 
 def open_file(path) -> h5py.File:

@@ -19,7 +19,7 @@ from datagen import build as build_mod
 from datagen.build import BuildError, build
 from datagen.cli import main
 from datagen.inspection import contact_sheet, info, verify
-from datagen.plan import TEST, TRAIN, Options, draw_gammas, make_plan
+from datagen.plan import SINGLE, TEST, TRAIN, Options, draw_gammas, make_plan
 
 REPO = Path(__file__).resolve().parents[1]
 OPS = ("l0", "llf")  # fast ones; each operator's own correctness is tested elsewhere
@@ -75,8 +75,12 @@ def test_plan_split_by_image_and_laws(image_dir):
         spec = operators.get(name)
         test = op.split == TEST
         assert np.all(np.isin(op.gamma[test], spec.test_gammas))
-        assert np.all((op.gamma[~test] >= spec.gamma_range[0]) & (op.gamma[~test] <= spec.gamma_range[1]))
-        assert (~test).sum() == 3 * (split == TRAIN).sum()
+        assert np.all((op.gamma >= spec.gamma_range[0]) & (op.gamma <= spec.gamma_range[1]))
+        train, single = op.split == TRAIN, op.split == SINGLE
+        assert train.sum() == 3 * (split == TRAIN).sum()
+        assert single.sum() == 5 * (split == TRAIN).sum()  # the one-network-per-γ pairs
+        assert np.all(np.isin(op.gamma[single], spec.test_gammas))
+        assert np.all(split[op.source[single]] == TRAIN)
     # same options, same plan; another seed, another plan
     with pytest.warns(UserWarning):
         again = make_plan(options(image_dir))
