@@ -70,20 +70,31 @@ class PairDataset(Dataset):
         state["_file"] = None  # handles never travel to worker processes
         return state
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, key) -> dict:
+        """``key`` is an index, or ``(index, seed)`` to make the random crop/flip a function of
+        the seed (reproducible training and exact resumption, whatever the worker)."""
+        if isinstance(key, tuple):
+            i, seed = key
+            rng = np.random.default_rng(seed)
+            draw = lambda hi: int(rng.integers(0, hi))  # noqa: E731
+            coin = lambda: rng.random() < 0.5  # noqa: E731
+        else:
+            i = key
+            draw = lambda hi: int(torch.randint(0, hi, ()))  # noqa: E731
+            coin = lambda: bool(torch.rand(()) < 0.5)  # noqa: E731
         k, row, src = (int(v) for v in self.index[i])
         name = self.ops[k]
         f = self._handle()
         x = f["sources/pixels"][src]
         y = f["ops"][name]["output"][row]
         if self.crop is not None and self.crop < self.size:
-            top, left = (int(v) for v in torch.randint(0, self.size - self.crop + 1, (2,)))
+            top, left = draw(self.size - self.crop + 1), draw(self.size - self.crop + 1)
             x = x[top:top + self.crop, left:left + self.crop]
             y = y[top:top + self.crop, left:left + self.crop]
         if self.flip:
-            if torch.rand(()) < 0.5:
+            if coin():
                 x, y = x[:, ::-1], y[:, ::-1]
-            if torch.rand(()) < 0.5:
+            if coin():
                 x, y = x[::-1], y[::-1]
         gamma, geff = self._gamma[name]
         return {

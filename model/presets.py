@@ -1,0 +1,50 @@
+"""Training presets: ``smoke`` (seconds, CI), ``small`` (minutes on 2 CPU cores), ``paper``."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+from .networks import PAPER_DILATIONS
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    width: int
+    dilations: tuple[int, ...]
+    crop: int  # random training crop (even)
+    batch: int
+    iterations: int
+    lr: float = 0.01
+    lr_final: float = 0.001
+    lr_drop: float = 0.85  # fraction of iterations after which lr_final is used
+    workers: int = 0  # DataLoader worker processes
+    log_every: int = 10
+    ckpt_every: int = 200
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "dilations": list(self.dilations)}
+
+    def with_(self, **kw) -> "Preset":
+        return replace(self, **{k: v for k, v in kw.items() if v is not None})
+
+
+PRESETS = {
+    # a few seconds: for CI and the tests
+    "smoke": Preset("smoke", width=8, dilations=(2, 4), crop=32, batch=4, iterations=30,
+                    log_every=5, ckpt_every=15),
+    # about 3 minutes on 2 CPU cores: the full 20-conv layout, narrower, small crops
+    "small": Preset("small", width=16, dilations=PAPER_DILATIONS, crop=64, batch=8,
+                    iterations=700, lr=0.002, lr_final=0.0002, log_every=20, ckpt_every=100),
+    # the authors' setting (train_1_operator.py): width 64, batch 12, Adam 0.01 then 0.001 for
+    # the last 15 %, 100 epochs of int(15983 / 12) iterations; crops are the dataset's size here
+    # (the authors cropped each batch to its smallest VOC image). For a GPU.
+    "paper": Preset("paper", width=64, dilations=PAPER_DILATIONS, crop=128, batch=12,
+                    iterations=100 * (15983 // 12), workers=4, log_every=100, ckpt_every=2000),
+}
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose from {list(PRESETS)}") from None
