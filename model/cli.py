@@ -40,7 +40,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--width", type=int, default=None, help="override the preset's")
     t.add_argument("--crop", type=int, default=None, help="override the preset's training crop")
     t.add_argument("--batch", type=int, default=None, help="override the preset's")
-    t.add_argument("--lr", type=float, default=None, help="override the preset's initial Adam lr")
+    t.add_argument("--lr", type=float, default=None, help="override the preset's initial Adam lr (the final one becomes lr/10)")
     t.add_argument("--norm", choices=("law", "paper"), default="law",
                    help="γ normalisation: [0,1] by the sampling law, or the authors' maps")
     t.add_argument("--op-code", choices=("scalar", "onehot"), default="scalar",
@@ -80,7 +80,8 @@ def main(argv=None) -> int:
             from .train import train
 
             preset = get_preset(args.preset).with_(iterations=args.iterations, width=args.width,
-                                                   crop=args.crop, batch=args.batch, lr=args.lr)
+                                                   crop=args.crop, batch=args.batch, lr=args.lr,
+                                                   lr_final=args.lr / 10 if args.lr else None)
             ops = tuple(o.strip() for o in args.ops.split(",") if o.strip())
             state = train(args.data, ops, args.out, preset=preset, arch=args.arch,
                           gamma=args.gamma, seed=args.seed, resume=args.resume,
