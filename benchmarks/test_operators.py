@@ -20,7 +20,7 @@ import pytest
 import skimage.data
 
 import operators
-from operators.fidelity import agreement, reference_entries
+from operators.fidelity import agreement, known_issue, reference_entries
 
 from ._report import provenance, write_table
 
@@ -155,9 +155,28 @@ def test_operator_fidelity_table(scale, results_dir):
         out = operators.apply(e["operator"], img, e["gamma"],
                               **({"solver": solver} if solver else {}))
         a = agreement(out, np.load(e["output"])["output"])
-        rows.append({"operator": e["operator"] + (f" ({solver})" if solver else ""),
+        issue = known_issue(e)
+        rows.append({"operator": e["operator"] + (f" ({solver})" if solver else "")
+                     + (" (shipped ref., sigma=1 bug)" if issue else ""),
                      "equal": a.equal, "max_levels": a.max_levels, "psnr": a.psnr_db,
-                     "max_abs": a.max_abs, "ok": a.ok})
+                     "max_abs": a.max_abs, "ok": a.ok, "known_issue": bool(issue)})
+    if any(r["known_issue"] and r["operator"].startswith("wmf") for r in rows):
+        # what the wmf operator is tested against instead: OpenCV's own code, seeded as ours
+        for e in reference_entries(REFERENCE):
+            if e["operator"] != "wmf":
+                continue
+            img = cv2.cvtColor(cv2.imread(str(e["input"])), cv2.COLOR_BGR2RGB)
+            p = img / 255.0
+            span = p.max() - p.min()
+            f = (p - p.min()) * (255.0 / span)
+            guide = np.clip(np.floor(f) + (f - np.floor(f) >= 0.5), 0, 255).astype(np.uint8)
+            cv2.setRNGSeed(0)
+            ref = cv2.ximgproc.weightedMedianFilter(guide, p.astype(np.float32),
+                                                    int(e["gamma"] + 0.5), sigma=25.5 * 255 / span)
+            a = agreement(operators.apply("wmf", img, e["gamma"]), ref)
+            rows.append({"operator": "wmf (vs OpenCV, seed 0)", "equal": a.equal,
+                         "max_levels": a.max_levels, "psnr": a.psnr_db, "max_abs": a.max_abs,
+                         "ok": a.ok, "known_issue": False})
     df = pd.DataFrame(rows)
     order = {n: i for i, n in enumerate(operators.NAMES)}
     table = (df.groupby("operator", sort=False)
@@ -170,6 +189,12 @@ def test_operator_fidelity_table(scale, results_dir):
     table["min_psnr_db"] = table["min_psnr_db"].replace(np.inf, 999.0)
     write_table(table, "operator_fidelity", results_dir,
                 provenance(scale, started, reference=str(REFERENCE.name) + "/manifest.json",
-                           bar="uint8 >= 99.9 % equal, <= 1 level; float PSNR >= 60 dB (999 = identical)"),
+                           bar="uint8 >= 99.9 % equal, <= 1 level; float PSNR >= 60 dB (999 = identical)",
+                           wmf_note="the shipped wmf entries were generated with sigma=1.0 (OpenCV's "
+                                    "Python signature puts the 4th positional argument in dst); "
+                                    "they are reproduced bit for bit by that call "
+                                    "(tests/test_op_wmf.py) and cannot be matched by a faithful "
+                                    "implementation; wmf is compared with OpenCV's own code "
+                                    "instead"),
                 caption="Agreement with the authors' reference outputs (MATLAB/Octave), per operator")
-    assert table["passing"].sum() == len(df)
+    assert df.loc[~df["known_issue"], "ok"].all()

@@ -282,7 +282,7 @@ def _assemble(plan: Plan, journal: Journal, out: Path, *, command: str | None) -
                     "test_gammas": list(spec.test_gammas), "fixed": json.dumps(dict(spec.fixed)),
                     "effective_note": spec.effective_note or "gamma_effective == gamma",
                 })
-                dset = g.create_dataset("output", shape=(len(op.gamma), s, s, 3), dtype=np.uint8,
+                g.create_dataset("output", shape=(len(op.gamma), s, s, 3), dtype=np.uint8,
                                         **img_chunk)
                 g.create_dataset("gamma", data=op.gamma)
                 g.create_dataset("gamma_effective", data=op.gamma_effective)

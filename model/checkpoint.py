@@ -16,7 +16,8 @@ def build_model(config: dict) -> tuple[OperatorNet, GammaCoder]:
     """The network and γ coder a config describes (see :func:`model.train.train`)."""
     coder = GammaCoder(tuple(config["ops"]), config.get("norm", "law"), config.get("op_code", "scalar"))
     net = OperatorNet(config["arch"], width=config["width"], dilations=tuple(config["dilations"]),
-                      code_dim=coder.dim, mode=config.get("mode", "grouped"))
+                      code_dim=coder.dim, mode=config.get("mode", "grouped"),
+                      init=config.get("init", "paper"))
     return net, coder
 
 

@@ -17,6 +17,7 @@ network then costs what a plain network costs.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -76,10 +77,12 @@ class OperatorNet(nn.Module):
     """
 
     def __init__(self, arch: str = "decouple", *, width: int = 64, dilations=PAPER_DILATIONS,
-                 code_dim: int = 1, mode: str = "grouped"):
+                 code_dim: int = 1, mode: str = "grouped", init: str = "paper"):
         super().__init__()
         if arch not in ("decouple", "single"):
             raise ValueError(f"arch must be 'decouple' or 'single', got {arch!r}")
+        if init not in ("paper", "conv"):
+            raise ValueError(f"init must be 'paper' or 'conv', got {init!r}")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.arch, self.mode, self.code_dim = arch, mode, code_dim
@@ -90,6 +93,13 @@ class OperatorNet(nn.Module):
             # authors' code; the output is reshaped row-major to the conv weight shape.
             self.weight_net = nn.ModuleList(
                 nn.Linear(code_dim, int(torch.Size(s.shape).numel())) for s in self.layout)
+            if init == "conv":
+                # A and B ~ U(±1/sqrt(fan_in)), PyTorch's conv default, so that W starts at the
+                # scale of an ordinary conv instead of U(±1) (Linear's default for m = 1)
+                for fc, s in zip(self.weight_net, self.layout):
+                    bound = 1.0 / math.sqrt(s.shape[1] * s.k * s.k)
+                    nn.init.uniform_(fc.weight, -bound, bound)
+                    nn.init.uniform_(fc.bias, -bound, bound)
         else:
             self.weights = nn.ParameterList()
             for s in self.layout:

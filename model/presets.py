@@ -18,6 +18,7 @@ class Preset:
     lr_final: float = 0.001
     lr_drop: float = 0.85  # fraction of iterations after which lr_final is used
     workers: int = 0  # DataLoader worker processes
+    init: str = "paper"  # weight-net init (see model.networks.OperatorNet)
     log_every: int = 10
     ckpt_every: int = 200
 

@@ -75,6 +75,23 @@ def as_gamma(value, *, name: str = "gamma") -> float:
     return v
 
 
+def as_positive(value, *, name: str, minimum: float = 0.0, why: str = "") -> float:
+    """A finite real parameter strictly greater than ``minimum`` (``why`` explains the bound)."""
+    v = as_gamma(value, name=name)
+    if not v > minimum:
+        raise ValueError(f"{name} must be > {minimum:g}{why}, got {v:g}")
+    return v
+
+
+def as_count(value, *, name: str, minimum: int) -> int:
+    """An integer parameter (bool and floats are refused with a ``TypeError``) >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    return int(value)
+
+
 def to_uint8(x) -> np.ndarray:
     """MATLAB's ``im2uint8`` / ``imwrite`` conversion of a float image.
 

@@ -6,7 +6,7 @@ from functools import lru_cache
 import numpy as np
 import scipy.fft as sfft
 
-from ._validate import as_float_image, as_gamma, restore_shape
+from ._validate import as_float_image, as_positive, restore_shape
 
 __all__ = ["l0_smooth"]
 
@@ -100,12 +100,9 @@ def l0_smooth(image, lam: float = 0.02, *, kappa: float = 2.0) -> np.ndarray:
     True
     """
     img, was_2d = as_float_image(image)
-    lam = as_gamma(lam, name="l0 lambda")
-    kappa = as_gamma(kappa, name="l0 kappa")
-    if not lam > 0.0:
-        raise ValueError(f"l0: lambda must be > 0, got {lam:g}")
-    if not kappa > 1.0:
-        raise ValueError(f"l0: kappa must be > 1 (the beta loop would never end), got {kappa:g}")
+    lam = as_positive(lam, name="l0 lambda")
+    kappa = as_positive(kappa, name="l0 kappa", minimum=1.0,
+                        why=" (the beta loop would never end)")
 
     out = _l0_core(img, lam, kappa)
     return restore_shape(out, was_2d)

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._validate import MATLAB_EPS, as_float_image, as_gamma, restore_shape
+from ._validate import MATLAB_EPS, as_count, as_float_image, as_gamma, as_positive, restore_shape
 
 __all__ = ["local_laplacian", "pyramid_depth", "RGB2GRAY"]
 
@@ -100,11 +100,8 @@ def local_laplacian(image, fact: float = 5.0, *, sigma: float = 0.1,
     """
     img, was_2d = as_float_image(image)
     fact = as_gamma(fact, name="llf fact")
-    sigma = as_gamma(sigma, name="llf sigma")
-    if not sigma > 0.0:
-        raise ValueError(f"llf: sigma must be > 0, got {sigma:g}")
-    if isinstance(n_samples, bool) or int(n_samples) != n_samples or n_samples < 2:
-        raise ValueError(f"llf: n_samples must be an integer >= 2, got {n_samples!r}")
+    sigma = as_positive(sigma, name="llf sigma")
+    n_samples = as_count(n_samples, name="llf n_samples", minimum=2)
 
     if img.shape[2] == 3:
         colour = np.ascontiguousarray(img)

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
 from ._rgf_kernels import bilateral_grid_pass
-from ._validate import as_float_image, as_gamma, restore_shape
+from ._validate import as_count, as_float_image, as_positive, restore_shape
 
 __all__ = ["rolling_guidance"]
 
@@ -99,16 +98,9 @@ def rolling_guidance(image, sigma_s: float = 3.0, *, sigma_r: float = 0.05,
     (0.0, 0.784)
     """
     img, was_2d = as_float_image(image)
-    sigma_s = as_gamma(sigma_s, name="sigma_s")
-    sigma_r = as_gamma(sigma_r, name="sigma_r")
-    if sigma_s <= 0:
-        raise ValueError(f"sigma_s must be > 0, got {sigma_s:g}")
-    if sigma_r <= 0:
-        raise ValueError(f"sigma_r must be > 0, got {sigma_r:g}")
-    if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral):
-        raise TypeError(f"iterations must be an integer, got {iterations!r}")
-    if iterations < 1:
-        raise ValueError(f"iterations must be >= 1, got {iterations}")
+    sigma_s = as_positive(sigma_s, name="rgf sigma_s")
+    sigma_r = as_positive(sigma_r, name="rgf sigma_r")
+    iterations = as_count(iterations, name="rgf iterations", minimum=1)
 
     h, w = img.shape[:2]
     # the guide spans at most [0, 1]: that bounds the grid depth of every pass

@@ -3,11 +3,10 @@ computes it, including its MIC(0)-preconditioned conjugate-gradient solve."""
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
-from ._validate import as_float_image, as_gamma, restore_shape
+from ._validate import as_count, as_float_image, as_positive, restore_shape
 
 __all__ = ["rtv_smooth", "gaussian_taps", "SOLVERS"]
 
@@ -118,17 +117,10 @@ def rtv_smooth(image, lam: float = 0.01, *, sigma: float = 3.0, sharpness: float
     True
     """
     img, was_2d = as_float_image(image)
-    lam = as_gamma(lam, name="rtv lambda")
-    sigma = as_gamma(sigma, name="rtv sigma")
-    sharpness = as_gamma(sharpness, name="rtv sharpness")
-    if not lam > 0.0:
-        raise ValueError(f"rtv: lambda must be > 0, got {lam:g}")
-    if not sigma > 0.0:
-        raise ValueError(f"rtv: sigma must be > 0, got {sigma:g}")
-    if not sharpness > 0.0:
-        raise ValueError(f"rtv: sharpness must be > 0, got {sharpness:g}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 0:
-        raise ValueError(f"rtv: max_iter must be an integer >= 0, got {max_iter!r}")
+    lam = as_positive(lam, name="rtv lambda")
+    sigma = as_positive(sigma, name="rtv sigma")
+    sharpness = as_positive(sharpness, name="rtv sharpness")
+    max_iter = as_count(max_iter, name="rtv max_iter", minimum=0)
     if solver not in SOLVERS:
         raise ValueError(f"rtv: unknown solver {solver!r}; use one of {SOLVERS}")
 

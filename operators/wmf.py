@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-from ._validate import as_float_image, as_gamma, restore_shape
+from ._validate import as_float_image, as_gamma, as_positive, restore_shape
 
 __all__ = ["weighted_median", "effective_radius"]
 
@@ -463,9 +463,7 @@ def weighted_median(image, r=5.0, *, sigma=25.5) -> np.ndarray:
     rad = effective_radius(r)
     if rad < 1:
         raise ValueError(f"wmf: radius r={r!r} rounds to {rad}; it must round to at least 1")
-    sig = as_gamma(sigma, name="wmf sigma")
-    if not sig > 0:
-        raise ValueError(f"wmf: sigma must be > 0, got {sig:g}")
+    sig = as_positive(sigma, name="wmf sigma")
     lo = float(img.min())
     span = float(img.max()) - lo
     if span == 0.0:  # every window holds one value; float32 like the general path

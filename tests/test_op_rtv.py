@@ -312,7 +312,9 @@ def test_max_iter_and_parameters(rng):
         rtv_smooth(img, 0.01, solver="cg")
     for kw, match in ((dict(lam=0.0), "lambda"), (dict(lam=-1.0), "lambda"),
                       (dict(sigma=0.0), "sigma"), (dict(sharpness=-0.1), "sharpness"),
-                      (dict(max_iter=-1), "max_iter"), (dict(max_iter=2.5), "max_iter")):
+                      (dict(max_iter=-1), "max_iter")):
         lam = kw.pop("lam", 0.01)
         with pytest.raises(ValueError, match=match):
             rtv_smooth(img, lam, **kw)
+    with pytest.raises(TypeError, match="max_iter"):
+        rtv_smooth(img, 0.01, max_iter=2.5)
