@@ -1,0 +1,149 @@
+"""Weighted least squares (WLS) edge-preserving smoothing, Farbman et al. 2008.
+
+Faithful to the authors' ``wlsFilter.m`` as the paper's data generator calls it: each channel is
+smoothed on its own, guided by its own log intensity, by solving one sparse SPD system exactly.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._sparse_solve import grid_pattern, solve_grid_spd
+from ._validate import MATLAB_EPS, as_float_image, as_gamma, restore_shape
+
+__all__ = ["wls_filter"]
+
+
+@njit(cache=True, parallel=True)
+def _wls_system(ch, lam, alpha, small_num, indptr, data, rhs):  # pragma: no cover - numba
+    """Fill the upper-CSR values of A = I + weighted Laplacian and the column-major RHS.
+
+    ``ch`` is one HxW channel. Pixel i = x*H + y (MATLAB's ``A(:)``); ``data`` follows
+    ``grid_pattern(H, W)``: diagonal, coupling with i+1 (below), coupling with i+H (right).
+    """
+    h, w = ch.shape
+    logi = np.empty((w, h))  # column-major copy of L = log(ch + eps)
+    for x in prange(w):
+        for y in range(h):
+            logi[x, y] = np.log(ch[y, x] + MATLAB_EPS)
+    dyw = np.zeros((w, h))  # vertical affinity of pixel (y, x) to (y+1, x); 0 on the last row
+    dxw = np.zeros((w, h))  # horizontal affinity of (y, x) to (y, x+1); 0 on the last column
+    for x in prange(w):
+        for y in range(h - 1):
+            dyw[x, y] = -lam / (np.abs(logi[x, y + 1] - logi[x, y]) ** alpha + small_num)
+        if x < w - 1:
+            for y in range(h):
+                dxw[x, y] = -lam / (np.abs(logi[x + 1, y] - logi[x, y]) ** alpha + small_num)
+    for x in prange(w):
+        for y in range(h):
+            i = x * h + y
+            e = dxw[x, y]
+            wst = dxw[x - 1, y] if x > 0 else 0.0
+            s = dyw[x, y]
+            nth = dyw[x, y - 1] if y > 0 else 0.0
+            k = indptr[i]
+            data[k] = 1.0 - (e + wst + s + nth)  # MATLAB: D = 1 - (e+w+s+n), left to right
+            k += 1
+            if y < h - 1:
+                data[k] = s
+                k += 1
+            if x < w - 1:
+                data[k] = e
+            rhs[i] = ch[y, x]
+
+
+def _wls(img: np.ndarray, lam: float, alpha: float, small_num: float,
+         backend: str = "auto") -> np.ndarray:
+    """WLS on float64 HxWxC ``img`` (already validated); ``backend`` as in ``solve_grid_spd``."""
+    h, w, c = img.shape
+    indptr, indices = grid_pattern(h, w)
+    out = np.empty_like(img)
+    data = np.empty(indices.shape[0])
+    rhs = np.empty(h * w)
+    for ch in range(c):
+        _wls_system(np.ascontiguousarray(img[:, :, ch]), lam, alpha, small_num, indptr, data,
+                    rhs)
+        x = solve_grid_spd(h, w, data, rhs, backend=backend)
+        out[:, :, ch] = x.reshape(w, h).T
+    return out
+
+
+def wls_filter(image, lam=1.0, *, alpha=1.2, small_num=1e-4) -> np.ndarray:
+    """Weighted least squares edge-preserving smoothing (Farbman et al. 2008), per channel.
+
+    Each channel ``g`` of the image is replaced by the ``u`` minimising
+    ``sum (u - g)^2 + lam * sum_neighbours a_pq (u_p - u_q)^2`` over 4-connected pixel pairs, with
+    smoothness weights ``a_pq = 1 / (|L_p - L_q|^alpha + small_num)`` computed from the channel's
+    own log intensity ``L = log(g + eps)``: strong smoothing in flat regions, little across edges.
+    The minimiser solves the sparse SPD system ``(I + lam * weighted Laplacian) u = g`` exactly.
+
+    Parameters
+    ----------
+    image : ndarray
+        HxW, HxWx1 or HxWx3, uint8 (read as x/255) or float in [0, 1]; at least 2x2.
+    lam : float, default 1.0
+        Smoothness weight lambda > 0. The paper's data use lambda log-uniform in [0.1, 10].
+    alpha : float, default 1.2
+        Exponent of the log-gradient in the weights (> 0); larger keeps edges sharper.
+    small_num : float, default 1e-4
+        Positive constant keeping weights finite where the guide is flat.
+
+    Returns
+    -------
+    ndarray
+        float64, same layout as ``image``, unclipped (as MATLAB's ``wlsFilter`` output).
+
+    Notes
+    -----
+    Follows the reference ``wlsFilter.m`` as ``training_data_generation.m`` calls it, per RGB
+    channel: guide ``log(channel + eps)`` with MATLAB ``eps = 2^-52`` (pure-black pixels give
+    ``log(eps) = -36``, i.e. near-zero weights across their borders), forward differences with
+    zero coupling past the last row/column (Neumann borders), column-major pixel order, and an
+    exact solve where MATLAB uses CHOLMOD through backslash.
+
+    The system is solved by a sparse Cholesky factorisation: Intel MKL PARDISO (shipped by the
+    ``pypardiso`` wheel) with a minimum-degree ordering whose analysis is cached per image shape,
+    or SciPy's SuperLU when MKL is unavailable. Cost per channel: O(N^1.5) flops for N pixels,
+    about 0.5-1 s per megapixel channel on 2 cores with PARDISO (plus about 0.6 s of analysis the
+    first time a shape is seen); SuperLU is several times slower. Residuals are ~1e-12 relative,
+    so results agree with the reference to rounding (max abs difference ~1e-12 in float64 before
+    the reference's float32 storage). The factor of a 1024x1024 channel takes ~0.5 GB; analyses
+    of recent shapes stay cached, up to ~2 MP in all (``operators._sparse_solve.clear_cache``
+    frees them).
+
+    Unlike the paper's general formulation (arbitrary guide), the guide here is always the
+    channel's own log, as the authors' generator did; colour is not coupled across channels.
+
+    References
+    ----------
+    Z. Farbman, R. Fattal, D. Lischinski, R. Szeliski. "Edge-Preserving Decompositions for
+    Multi-Scale Tone and Detail Manipulation". ACM TOG 27(3) (SIGGRAPH 2008).
+    doi:10.1145/1360612.1360666
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from operators.wls import wls_filter
+    >>> rng = np.random.default_rng(0)
+    >>> img = np.full((16, 16), 0.2)
+    >>> img[:, 8:] = 0.8                                  # a vertical step edge ...
+    >>> img = img + 0.02 * rng.standard_normal(img.shape)  # ... under fine texture
+    >>> out = wls_filter(img, 1.0)
+    >>> out.shape, out.dtype
+    ((16, 16), dtype('float64'))
+    >>> bool(out[:, 9:].mean() - out[:, :7].mean() > 0.5)     # the edge survives
+    True
+    >>> bool(out[:, :7].std() < 0.7 * img[:, :7].std())       # the texture is smoothed
+    True
+    """
+    img, was_2d = as_float_image(image)
+    lam = as_gamma(lam, name="wls lam")
+    alpha = as_gamma(alpha, name="wls alpha")
+    small_num = as_gamma(small_num, name="wls small_num")
+    if lam <= 0:
+        raise ValueError(f"wls: lam must be > 0, got {lam:g}")
+    if alpha <= 0:
+        raise ValueError(f"wls: alpha must be > 0, got {alpha:g}")
+    if small_num <= 0:
+        raise ValueError(f"wls: small_num must be > 0, got {small_num:g}")
+    return restore_shape(_wls(img, lam, alpha, small_num), was_2d)

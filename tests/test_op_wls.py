@@ -1,0 +1,246 @@
+"""WLS smoothing (Farbman et al. 2008): the fast path against a dense, literal version."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from operators import MATLAB_EPS
+from operators import _sparse_solve as ss
+from operators.wls import _wls, wls_filter
+
+BACKENDS = ["scipy"] + (["pardiso"] if ss.pardiso_available() else [])
+
+
+def dense_wls(ch: np.ndarray, lam: float, alpha: float = 1.2, small: float = 1e-4) -> np.ndarray:
+    """wlsFilter.m written out literally with dense matrices (MATLAB's spdiags/A(:) semantics)."""
+    r, c = ch.shape
+    k = r * c
+    L = np.log(ch + MATLAB_EPS)
+    dy = -lam / (np.abs(np.diff(L, axis=0)) ** alpha + small)
+    dy = np.vstack([dy, np.zeros((1, c))]).ravel(order="F")  # padarray(..., 'post'), then (:)
+    dx = -lam / (np.abs(np.diff(L, axis=1)) ** alpha + small)
+    dx = np.hstack([dx, np.zeros((r, 1))]).ravel(order="F")
+    A = np.zeros((k, k))
+    for j in range(k - r):  # spdiags(B, -r): A(j+r, j) = dx(j)
+        A[j + r, j] = dx[j]
+    for j in range(k - 1):  # spdiags(B, -1): A(j+1, j) = dy(j)
+        A[j + 1, j] = dy[j]
+    e, s = dx, dy
+    w = np.concatenate([np.zeros(r), dx[:-r]])
+    n = np.concatenate([[0.0], dy[:-1]])
+    A = A + A.T + np.diag(1 - (e + w + s + n))
+    return np.linalg.solve(A, ch.ravel(order="F")).reshape((r, c), order="F")
+
+
+def dense_wls_image(img: np.ndarray, lam: float) -> np.ndarray:
+    f = img.astype(np.float64) / 255.0 if img.dtype == np.uint8 else img
+    if f.ndim == 2:
+        return dense_wls(f, lam)
+    return np.stack([dense_wls(f[:, :, i], lam) for i in range(f.shape[2])], axis=2)
+
+
+def natural_ish(rng, shape, black=True) -> np.ndarray:
+    """Smooth blobs + noise + a step, uint8, with some pure-black pixels (log(eps) guides)."""
+    h, w = shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = 0.5 + 0.3 * np.sin(xx / 3.0 + rng.uniform(0, 6)) * np.cos(yy / 4.0)
+    base = base + 0.25 * (xx > w // 2)
+    chans = shape[2] if len(shape) == 3 else 1
+    out = np.stack([base + 0.05 * rng.standard_normal((h, w)) for _ in range(chans)], axis=2)
+    img = np.clip(np.round(out * 220), 0, 255).astype(np.uint8)
+    if black:
+        img[rng.random(img.shape) < 0.05] = 0
+        img[: max(1, h // 4), : max(1, w // 4)] = 0
+    return img if len(shape) == 3 else img[:, :, 0]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("lam", [0.1, 1.0, 10.0])
+@pytest.mark.parametrize("shape", [(2, 2, 3), (17, 2, 3), (2, 13), (9, 11, 3), (23, 19, 1)])
+def test_matches_dense_literal_version(rng, backend, lam, shape):
+    img = natural_ish(rng, shape)
+    f = img.astype(np.float64) / 255.0
+    f3 = f[:, :, None] if f.ndim == 2 else f
+    out = _wls(f3, lam, 1.2, 1e-4, backend)
+    ref = dense_wls_image(img, lam)
+    ref3 = ref[:, :, None] if ref.ndim == 2 else ref
+    np.testing.assert_allclose(out, ref3, rtol=0, atol=1e-10)
+
+
+def test_public_function_layout_and_values(rng):
+    img = natural_ish(rng, (12, 15, 3))
+    out = wls_filter(img, 2.0)
+    assert out.shape == img.shape and out.dtype == np.float64
+    np.testing.assert_allclose(out, dense_wls_image(img, 2.0), atol=1e-10)
+    gray = img[:, :, 1]
+    g = wls_filter(gray, 2.0)
+    assert g.shape == gray.shape
+    np.testing.assert_allclose(g, out[:, :, 1], atol=1e-12)  # channels are independent
+    np.testing.assert_allclose(wls_filter(gray[:, :, None], 2.0)[:, :, 0], g, atol=1e-12)
+
+
+def test_non_default_alpha_and_small_num(rng):
+    img = natural_ish(rng, (10, 8))
+    f = img / 255.0
+    out = wls_filter(img, 0.7, alpha=2.0, small_num=1e-3)
+    np.testing.assert_allclose(out, dense_wls(f, 0.7, 2.0, 1e-3), atol=1e-10)
+
+
+def test_constant_image_unchanged_and_mean_preserved(rng):
+    for v in (0.0, 0.3, 1.0):
+        c = np.full((7, 9, 3), v)
+        np.testing.assert_allclose(wls_filter(c, 10.0), c, atol=1e-12)
+    img = natural_ish(rng, (20, 17, 3))
+    out = wls_filter(img, 5.0)
+    # the Laplacian's columns sum to zero, so 1'u = 1'g: the channel means are preserved
+    np.testing.assert_allclose(out.mean(axis=(0, 1)), (img / 255.0).mean(axis=(0, 1)), atol=1e-12)
+
+
+def test_maximum_principle_and_smoothing(rng):
+    """A is an M-matrix with unit row sums of its inverse: outputs are convex mixes of inputs."""
+    img = natural_ish(rng, (21, 18, 3))
+    f = img / 255.0
+    prev = None
+    for lam in (0.1, 1.0, 10.0):
+        out = wls_filter(img, lam)
+        for ch in range(3):
+            assert out[:, :, ch].min() >= f[:, :, ch].min() - 1e-12
+            assert out[:, :, ch].max() <= f[:, :, ch].max() + 1e-12
+        tv = np.abs(np.diff(out, axis=0)).sum() + np.abs(np.diff(out, axis=1)).sum()
+        assert prev is None or tv < prev  # more lambda, smoother result
+        prev = tv
+
+
+def test_transpose_equivariance(rng):
+    img = natural_ish(rng, (13, 21, 3))
+    a = wls_filter(img, 3.0)
+    b = wls_filter(np.ascontiguousarray(img.transpose(1, 0, 2)), 3.0)
+    np.testing.assert_allclose(b.transpose(1, 0, 2), a, atol=1e-11)
+
+
+def test_edges_preserved_better_than_flat_regions():
+    img = np.full((16, 16), 0.2)
+    img[:, 8:] = 0.8
+    img = img + 0.02 * np.cos(np.arange(16))[None, :] * np.cos(np.arange(16))[:, None]
+    out = wls_filter(img, 1.0)
+    assert out[:, 9:].mean() - out[:, :7].mean() > 0.5  # the step survives
+    assert np.std(out[:, 1:6]) < 0.5 * np.std(img[:, 1:6])  # texture inside is smoothed
+
+
+def test_grid_pattern_matches_matlab_layout():
+    h, w = 4, 3
+    indptr, indices = ss.grid_pattern(h, w)
+    n = h * w
+    dy = np.ones(n)
+    dy[h - 1::h] = 0  # no coupling across a column end
+    ref = sp.diags([np.ones(n), dy[:-1], np.ones(n - h)], [0, 1, h]).tocsr()
+    ref.eliminate_zeros()
+    ref.sort_indices()
+    np.testing.assert_array_equal(indptr, ref.indptr)
+    np.testing.assert_array_equal(indices, ref.indices)
+
+
+@pytest.mark.skipif("pardiso" not in BACKENDS, reason="MKL PARDISO unavailable")
+def test_backends_agree_and_auto_uses_pardiso(rng):
+    img = natural_ish(rng, (40, 33, 3)) / 255.0
+    for lam in (0.1, 10.0):
+        a = _wls(img, lam, 1.2, 1e-4, "pardiso")
+        b = _wls(img, lam, 1.2, 1e-4, "scipy")
+        np.testing.assert_allclose(a, b, atol=1e-11)
+        assert _wls(img, lam, 1.2, 1e-4).tobytes() == a.tobytes()
+
+
+def test_falls_back_to_scipy_without_mkl(monkeypatch, rng):
+    img = natural_ish(rng, (9, 12, 3))
+    monkeypatch.setattr(ss, "_MKL", False)
+    assert not ss.pardiso_available()
+    out = wls_filter(img, 1.0)
+    np.testing.assert_allclose(out, dense_wls_image(img, 1.0), atol=1e-10)
+    with pytest.raises(RuntimeError, match="unavailable"):
+        _wls(img / 255.0, 1.0, 1.2, 1e-4, "pardiso")
+    with pytest.raises(ValueError, match="backend"):
+        ss.solve_grid_spd(2, 2, np.ones(8), np.ones(4), backend="cholmod")
+
+
+def test_results_independent_of_cache_history(rng):
+    a_img = natural_ish(rng, (30, 26, 3))
+    b_img = natural_ish(rng, (30, 26, 3), black=False)
+    ss.clear_cache()
+    fresh = wls_filter(a_img, 1.0)
+    wls_filter(b_img, 7.0)  # same shape: reuses the cached analysis
+    wls_filter(natural_ish(rng, (11, 5, 3)), 1.0)  # another shape in between
+    assert wls_filter(a_img, 1.0).tobytes() == fresh.tobytes()
+    ss.clear_cache()
+    assert wls_filter(a_img, 1.0).tobytes() == fresh.tobytes()
+
+
+def test_cache_eviction_keeps_results(monkeypatch, rng):
+    monkeypatch.setattr(ss, "CACHE_ENTRIES", 2)
+    imgs = [natural_ish(rng, (8 + i, 9, 3)) for i in range(4)]
+    first = [wls_filter(im, 1.0) for im in imgs]
+    assert len(ss._HANDLES) <= 2
+    again = [wls_filter(im, 1.0) for im in imgs]
+    assert all(x.tobytes() == y.tobytes() for x, y in zip(first, again))
+
+
+def test_thread_safe_concurrent_calls(rng):
+    imgs = [natural_ish(rng, (25, 31, 3)) for _ in range(4)]
+    expected = [wls_filter(im, 2.0) for im in imgs]
+    got = [None] * 4
+
+    def run(i):
+        got[i] = wls_filter(imgs[i], 2.0)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(g.tobytes() == e.tobytes() for g, e in zip(got, expected))
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"lam": 0.0}, "lam must be > 0"), ({"lam": -1.0}, "lam must be > 0"),
+    ({"alpha": 0.0}, "alpha must be > 0"), ({"small_num": 0.0}, "small_num must be > 0"),
+])
+def test_parameter_validation(kw, match):
+    args = {"lam": 1.0, **kw}
+    lam = args.pop("lam")
+    with pytest.raises(ValueError, match=match):
+        wls_filter(np.zeros((4, 4)), lam, **args)
+    with pytest.raises(TypeError):
+        wls_filter(np.zeros((4, 4)), "1")
+
+
+def test_pure_and_deterministic(rng):
+    img = natural_ish(rng, (19, 23, 3)) / 255.0
+    keep = img.copy()
+    a = wls_filter(img, 4.0)
+    b = wls_filter(img, 4.0)
+    assert a.tobytes() == b.tobytes()
+    np.testing.assert_array_equal(img, keep)
+
+
+@pytest.mark.skipif("pardiso" not in BACKENDS, reason="MKL PARDISO unavailable")
+def test_mkl_thread_count_changes_are_harmless(rng):
+    """PARDISO gives wrong answers if the thread count differs between analysis and
+    factorisation; each cached handle pins its own count."""
+    mkl = ss._load_mkl()
+    img = natural_ish(rng, (64, 48, 3))
+    ref = dense_wls_image(img[:12, :10], 3.0)
+    ss.clear_cache()
+    a = wls_filter(img, 3.0)  # analysed with the default thread count
+    prev = mkl.set_threads_local(1)
+    try:
+        assert wls_filter(img, 3.0).tobytes() == a.tobytes()
+        ss.clear_cache()
+        c = wls_filter(img, 3.0)  # analysed with one thread
+        np.testing.assert_allclose(wls_filter(img[:12, :10], 3.0), ref, atol=1e-10)
+    finally:
+        mkl.set_threads_local(prev)
+    assert wls_filter(img, 3.0).tobytes() == c.tobytes()
+    np.testing.assert_allclose(c, a, atol=1e-11)
+    ss.clear_cache()
