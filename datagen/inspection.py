@@ -151,7 +151,7 @@ def contact_sheet(path, out, *, ops=None, index: int = 0) -> Path:
             if not ax.images:
                 ax.axis("off")
     fig.suptitle(f"{Path(path).name}: test crop {src} of {Path(image_file).name}", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.985))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)

@@ -56,7 +56,12 @@ def open_file(path) -> h5py.File:
 
 
 def op_names(f: h5py.File) -> list[str]:
-    return list(f["ops"].keys()) if "ops" in f else []
+    """The operators in a file, in the paper's order (HDF5 lists groups alphabetically)."""
+    import operators
+
+    names = list(f["ops"].keys()) if "ops" in f else []
+    order = {n: i for i, n in enumerate(operators.NAMES)}
+    return sorted(names, key=lambda n: (order.get(n, len(order)), n))
 
 
 def op_attrs(f: h5py.File, name: str) -> dict:
