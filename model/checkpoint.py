@@ -17,7 +17,7 @@ def build_model(config: dict) -> tuple[OperatorNet, GammaCoder]:
     coder = GammaCoder(tuple(config["ops"]), config.get("norm", "law"), config.get("op_code", "scalar"))
     net = OperatorNet(config["arch"], width=config["width"], dilations=tuple(config["dilations"]),
                       code_dim=coder.dim, mode=config.get("mode", "grouped"),
-                      init=config.get("init", "paper"))
+                      init=config.get("init", "paper"), residual=config.get("residual", False))
     return net, coder
 
 

@@ -50,6 +50,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--init", choices=("paper", "conv"), default=None,
                    help="weight-net init: 'paper' = PyTorch Linear default as the authors (W ~ U(±1)); "
                         "'conv' = A, B at an ordinary conv's scale (default: the preset's)")
+    t.add_argument("--residual", action=argparse.BooleanOptionalAction, default=None,
+                   help="predict a residual added to the input (TPAMI realtime model's output) "
+                        "instead of the output itself (ECCV base network); default: the preset's")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -90,7 +93,8 @@ def main(argv=None) -> int:
                           gamma=args.gamma, seed=args.seed, resume=args.resume,
                           device=args.device, norm=args.norm, op_code=args.op_code,
                           mode=args.mode, progress=not args.quiet,
-                          stop_at=args.stop_at, init=args.init or preset.init)
+                          stop_at=args.stop_at, init=args.init or preset.init,
+                          residual=preset.residual if args.residual is None else args.residual)
             print(f"trained {state['iteration']} iterations in {state['elapsed_s']:.1f} s -> "
                   f"{args.out / 'last.pt'} (log: {args.out / 'log.csv'})")
             return 0

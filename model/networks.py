@@ -71,13 +71,16 @@ class OperatorNet(nn.Module):
     """N_base with static (``single``) or γ-generated (``decouple``) convolution weights.
 
     Input: (N, 4, H, W) from :func:`model.data.prepare` (RGB and edge map on the 0–255 scale minus
-    128), H and W even. Output: (N, 3, H, W) on the 0–255 scale (ReLU'd, as the authors' code).
+    128), H and W even. Output: (N, 3, H, W) on the 0–255 scale (ReLU'd, as the authors' code), or
+    with ``residual=True`` the input RGB plus the last conv's output (the output form of the
+    TPAMI realtime model), which starts training from near the identity.
     No conv biases; InstanceNorm(affine) + ReLU after every conv but the last; residual blocks are
     conv-IN-ReLU-conv-IN, add, ReLU.
     """
 
     def __init__(self, arch: str = "decouple", *, width: int = 64, dilations=PAPER_DILATIONS,
-                 code_dim: int = 1, mode: str = "grouped", init: str = "paper"):
+                 code_dim: int = 1, mode: str = "grouped", init: str = "paper",
+                 residual: bool = False):
         super().__init__()
         if arch not in ("decouple", "single"):
             raise ValueError(f"arch must be 'decouple' or 'single', got {arch!r}")
@@ -85,7 +88,7 @@ class OperatorNet(nn.Module):
             raise ValueError(f"init must be 'paper' or 'conv', got {init!r}")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        self.arch, self.mode, self.code_dim = arch, mode, code_dim
+        self.arch, self.mode, self.code_dim, self.residual = arch, mode, code_dim, residual
         self.layout = base_layout(width, tuple(dilations))
         self.norms = nn.ModuleList(nn.InstanceNorm2d(s.cout, affine=True) for s in self.layout[:-1])
         if arch == "decouple":
@@ -163,4 +166,7 @@ class OperatorNet(nn.Module):
             i += 2
         h = relu(self.norms[i](self._apply_conv(i, h, code, fixed)))
         h = relu(self.norms[i + 1](self._apply_conv(i + 1, h, code, fixed)))
-        return relu(self._apply_conv(i + 2, h, code, fixed))
+        out = self._apply_conv(i + 2, h, code, fixed)
+        if self.residual:  # TPAMI's realtime variant: output = input RGB + predicted residual
+            return x[:, :3] + 128.0 + out
+        return relu(out)

@@ -57,7 +57,7 @@ def lr_at(preset: Preset, it: int) -> float:
 def train(data, ops, out, *, preset: Preset, arch: str = "decouple", gamma: float | None = None,
           seed: int = 0, resume: bool = False, device: str | None = None, norm: str = "law",
           op_code: str = "scalar", mode: str = "grouped", progress: bool = True,
-          stop_at: int | None = None, init: str = "paper") -> dict:
+          stop_at: int | None = None, init: str = "paper", residual: bool = False) -> dict:
     """Train and return the final checkpoint state; writes ``out``/last.pt and ``out``/log.csv.
 
     ``arch="decouple"`` trains on the continuously sampled γ of the ``train`` split;
@@ -91,7 +91,7 @@ def train(data, ops, out, *, preset: Preset, arch: str = "decouple", gamma: floa
               for k, o in enumerate(ops)}
     config = {"arch": arch, "ops": list(ops), "width": preset.width,
               "dilations": list(preset.dilations), "norm": norm, "op_code": op_code,
-              "mode": mode, "init": init, "gamma": gamma,
+              "mode": mode, "init": init, "residual": residual, "gamma": gamma,
               "trained_range": {o: [float(g.min()), float(g.max())] for o, g in gammas.items()},
               "preset": preset.to_dict(), "seed": seed, "data": str(data),
               "data_digest": data_digest, "code": code_version()}
@@ -102,7 +102,7 @@ def train(data, ops, out, *, preset: Preset, arch: str = "decouple", gamma: floa
     start = 0
     if resume and ckpt_path.is_file():
         state = load(ckpt_path, map_location=device)
-        keys = ("arch", "ops", "width", "dilations", "norm", "op_code", "init", "gamma",
+        keys = ("arch", "ops", "width", "dilations", "norm", "op_code", "init", "residual", "gamma",
                 "data_digest", "seed")
         if any(state["config"][k] != config[k] for k in keys):
             raise ValueError(f"{ckpt_path} was trained with other settings; use another --out")

@@ -157,3 +157,21 @@ def test_uint8_and_float_inputs_agree(name, rng):
             np.testing.assert_allclose(a, b, atol=1e-9)
         else:  # float32 input is rounded before the operator sees it
             assert np.mean(operators.to_uint8(a) == operators.to_uint8(b)) > 0.99
+
+
+@pytest.mark.parametrize("name", list(TABLE))
+def test_thread_count_does_not_change_results(name, rng):
+    """Datasets must not depend on how many threads or workers made them."""
+    import numba
+
+    img = rng.integers(0, 256, (67, 45, 3), dtype=np.uint8)
+    g = operators.get(name).test_gammas[3]
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = operators.apply(name, img, g)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        many = operators.apply(name, img, g)
+    finally:
+        numba.set_num_threads(before)
+    assert one.tobytes() == many.tobytes()
