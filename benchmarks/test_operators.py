@@ -27,6 +27,7 @@ from ._report import provenance, write_table
 REFERENCE = Path(os.environ.get("DECOUPLE_REFERENCE",
                                 Path(__file__).resolve().parents[2] / "shared" / "reference"))
 SIZES = {"smoke": (256,), "small": (256, 1024), "paper": (256, 1024)}
+ALL_SIZES = (256, 1024)
 ROUNDS = {"smoke": 1, "small": 3, "paper": 5}
 
 # (operator, γ): every operator at its middle test γ, plus RGF's worst case σs = 1.
@@ -102,25 +103,32 @@ def _case_ids():
     return [f"{n}-{g:g}" for n, g in CASES]
 
 
+def _check_size(scale, size):
+    if size not in SIZES[scale]:
+        pytest.skip(f"{size}x{size} is not timed at --scale {scale}")
+
+
+@pytest.mark.parametrize("size", ALL_SIZES)
 @pytest.mark.parametrize("name,gamma", CASES, ids=_case_ids())
-def test_operator_speed(benchmark, speed_rows, scale, name, gamma):
-    for size in SIZES[scale]:
-        img = test_image(size)
-        operators.apply(name, img, gamma)  # compile / warm caches outside the timing
-        benchmark.pedantic(operators.apply, args=(name, img, gamma),
-                           rounds=ROUNDS[scale], iterations=1)
-        speed_rows.setdefault((name, gamma, size), {})["ours"] = benchmark.stats.stats.median
+def test_operator_speed(benchmark, speed_rows, scale, name, gamma, size):
+    _check_size(scale, size)
+    img = test_image(size)
+    operators.apply(name, img, gamma)  # compile / warm caches outside the timing
+    benchmark.pedantic(operators.apply, args=(name, img, gamma), rounds=ROUNDS[scale],
+                       iterations=1)
+    speed_rows.setdefault((name, gamma, size), {})["ours"] = benchmark.stats.stats.median
 
 
+@pytest.mark.parametrize("size", ALL_SIZES)
 @pytest.mark.parametrize("name,gamma", [c for c in CASES if c[0] in COUNTERPARTS],
                          ids=[i for i, c in zip(_case_ids(), CASES) if c[0] in COUNTERPARTS])
-def test_opencv_counterpart_speed(benchmark, speed_rows, scale, name, gamma):
+def test_opencv_counterpart_speed(benchmark, speed_rows, scale, name, gamma, size):
+    _check_size(scale, size)
     fn = COUNTERPARTS[name][1]
-    for size in SIZES[scale]:
-        img = test_image(size)
-        fn(img, gamma)
-        benchmark.pedantic(fn, args=(img, gamma), rounds=ROUNDS[scale], iterations=1)
-        speed_rows.setdefault((name, gamma, size), {})["counterpart"] = benchmark.stats.stats.median
+    img = test_image(size)
+    fn(img, gamma)
+    benchmark.pedantic(fn, args=(img, gamma), rounds=ROUNDS[scale], iterations=1)
+    speed_rows.setdefault((name, gamma, size), {})["counterpart"] = benchmark.stats.stats.median
 
 
 _FIRST_CALL = """

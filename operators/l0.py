@@ -13,7 +13,6 @@ __all__ = ["l0_smooth"]
 #: β stops growing once it reaches this value (``betamax`` of the reference).
 BETA_MAX = 1e5
 
-_WORKERS = 2  # scipy.fft threads; the kernels use Numba's thread pool
 
 
 @lru_cache(maxsize=8)
@@ -115,7 +114,7 @@ def _l0_core(img: np.ndarray, lam: float, kappa: float) -> np.ndarray:
     h, w, _ = img.shape
     S = np.array(img.transpose(2, 0, 1), order="C")  # (C, H, W) copy: FFTs over contiguous axes
     den = _denominator(h, w)
-    N1 = sfft.rfft2(S, workers=_WORKERS)
+    N1 = sfft.rfft2(S, workers=_num_threads())
     div = np.empty_like(S)
     F = np.empty_like(N1)
     fwd, inv = _fft_pair()
@@ -138,21 +137,21 @@ def _l0_core(img: np.ndarray, lam: float, kappa: float) -> np.ndarray:
 # the public calls are used if it is missing or disagrees.
 
 def _fwd_public(x, out):
-    return sfft.rfft2(x, workers=_WORKERS)
+    return sfft.rfft2(x, workers=_num_threads())
 
 
 def _inv_public(F, out):
-    G = sfft.ifft(F, axis=1, workers=_WORKERS, overwrite_x=True)
-    return sfft.irfft(G, n=out.shape[2], axis=2, workers=_WORKERS, overwrite_x=True)
+    G = sfft.ifft(F, axis=1, workers=_num_threads(), overwrite_x=True)
+    return sfft.irfft(G, n=out.shape[2], axis=2, workers=_num_threads(), overwrite_x=True)
 
 
 def _fwd_private(x, out):
-    return _pfft.r2c(x, (1, 2), True, 0, out, _WORKERS)
+    return _pfft.r2c(x, (1, 2), True, 0, out, _num_threads())
 
 
 def _inv_private(F, out):  # in place along H, then complex-to-real along W into ``out``
-    _pfft.c2c(F, (1,), False, 2, F, _WORKERS)
-    return _pfft.c2r(F, (2,), out.shape[2], False, 2, out, _WORKERS)
+    _pfft.c2c(F, (1,), False, 2, F, _num_threads())
+    return _pfft.c2r(F, (2,), out.shape[2], False, 2, out, _num_threads())
 
 
 try:
