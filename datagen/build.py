@@ -223,9 +223,12 @@ def build(plan: Plan, out, *, workers: int = 0, scheduler: str | None = None, re
                     bar.update(len(slots))
         journal.flush()
     except KeyboardInterrupt:
-        journal.flush()
+        _flush_quietly(journal)
         raise BuildError(f"interrupted; finished work is kept in {journal.dir}: run the same "
                          "command with --resume to complete it") from None
+    except BaseException:  # a failing task or pool: keep what is done, report the cause
+        _flush_quietly(journal)
+        raise
     finally:
         if bar is not None:
             bar.close()
@@ -237,6 +240,14 @@ def build(plan: Plan, out, *, workers: int = 0, scheduler: str | None = None, re
              for name, op in plan.ops.items()}
     return BuildResult(out, pairs, total, plan.skipped, time.perf_counter() - started,
                        out.stat().st_size, label, resumed)
+
+
+def _flush_quietly(journal: Journal) -> None:
+    """Save finished work on the way out of a failed build, without masking the failure."""
+    try:
+        journal.flush()
+    except (BuildError, OSError):
+        pass
 
 
 def _assemble(plan: Plan, journal: Journal, out: Path, *, command: str | None) -> None:

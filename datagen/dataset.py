@@ -59,6 +59,11 @@ class PairDataset(Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
+    def gamma_values(self, op: str) -> np.ndarray:
+        """The sampled γ of this dataset's pairs of operator ``op``."""
+        k = self.ops.index(op)
+        return self._gamma[op][0][self.index[self.index[:, 0] == k, 1]]
+
     def _handle(self):
         if self._file is None or self._pid != os.getpid():
             self._file = open_file(self.path)

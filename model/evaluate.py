@@ -21,7 +21,7 @@ def evaluate(predictor: Predictor, data, *, ops=None, gammas=None, batch: int = 
     rows = []
     for op in ops or predictor.ops:
         test = PairDataset(data, [op], "test")
-        present = sorted(set(np.round(test._gamma[op][0][test.index[:, 1]], 12)))
+        present = sorted(set(np.round(test.gamma_values(op), 12)))
         if predictor.config["arch"] == "single":
             present = [g for g in present if np.isclose(g, predictor.config["gamma"])]
         for g in gammas or present:

@@ -87,8 +87,7 @@ def train(data, ops, out, *, preset: Preset, arch: str = "decouple", gamma: floa
         raise ValueError(f"{data} has no '{split}' pairs for {ops}"
                          + (f" at γ={gamma}" if gamma is not None else "")
                          + ("; build it with --single" if split == "single" else ""))
-    gammas = {o: dataset._gamma[o][0][dataset.index[dataset.index[:, 0] == k, 1]]
-              for k, o in enumerate(ops)}
+    gammas = {o: dataset.gamma_values(o) for o in ops}
     config = {"arch": arch, "ops": list(ops), "width": preset.width,
               "dilations": list(preset.dilations), "norm": norm, "op_code": op_code,
               "mode": mode, "init": init, "residual": residual, "gamma": gamma,

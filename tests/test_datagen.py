@@ -260,3 +260,25 @@ def test_dataset_reader_with_worker_processes(reference_build):
                                       f["ops/llf/output"][k])
     with pytest.raises(ValueError, match="no pairs for"):
         PairDataset(reference_build, ops=["wls"])
+
+
+def test_a_failing_task_keeps_finished_work(image_dir, reference_build, tmp_path, monkeypatch):
+    with pytest.warns(UserWarning):
+        plan = make_plan(options(image_dir))
+    real, calls = build_mod.run_task, []
+
+    def fail_on_fourth(*args):
+        calls.append(1)
+        if len(calls) == 4:
+            raise RuntimeError("operator crashed")
+        return real(*args)
+
+    monkeypatch.setattr(build_mod, "run_task", fail_on_fourth)
+    out = tmp_path / "crash.h5"
+    with pytest.raises(RuntimeError, match="operator crashed"):
+        build(plan, out, workers=1, progress=False)
+    assert not out.exists()
+    assert list((tmp_path / "crash.h5.partial").glob("*.npz"))  # three tasks' work was saved
+    monkeypatch.setattr(build_mod, "run_task", real)
+    assert build(plan, out, workers=1, progress=False, resume=True).resumed_pairs > 0
+    assert_same(arrays(reference_build), arrays(out))
