@@ -20,7 +20,9 @@ import pytest
 import skimage.data
 
 import operators
+from datagen.sources import read_rgb
 from operators.fidelity import agreement, known_issue, reference_entries
+from operators.wmf import stretched_guide
 
 from ._report import provenance, write_table
 
@@ -39,10 +41,12 @@ TARGETS_1024 = {("l0", 0.02): "<= 0.6 s and <= 0.3x OpenCV", ("wls", 1.0): "<= 3
                 ("wmf", 5.5): "<= 1.0x OpenCV", ("llf", 5.0): "<= 0.15 s"}
 
 
-def _stretched(img):
-    """jointWMF.m's guide: the image stretched to 0..255 (a no-op for full-range uint8)."""
-    lo, hi = int(img.min()), int(img.max())
-    return img if (lo, hi) == (0, 255) else cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX)
+def _opencv_wmf(img, r):
+    """OpenCV's weighted median called as jointWMF.m intends (sigma by keyword), k-means seed 0."""
+    guide, span = stretched_guide(img / 255.0)
+    cv2.setRNGSeed(0)
+    return cv2.ximgproc.weightedMedianFilter(guide, (img / 255.0).astype(np.float32),
+                                             int(r + 0.5), sigma=25.5 * 255 / span)
 
 
 COUNTERPARTS = {
@@ -52,20 +56,16 @@ COUNTERPARTS = {
             lambda img, g: cv2.ximgproc.rollingGuidanceFilter(
                 (img / 255.0).astype(np.float32), d=-1, sigmaColor=0.05, sigmaSpace=g,
                 numOfIter=4)),
-    "wmf": ("cv2.ximgproc.weightedMedianFilter",
-            lambda img, g: cv2.ximgproc.weightedMedianFilter(
-                _stretched(img), img, int(g + 0.5), 25.5 * 255 / max(1, int(img.max()) - int(img.min())))),
+    "wmf": ("cv2.ximgproc.weightedMedianFilter", _opencv_wmf),
 }
 
 
-def test_image(size: int) -> np.ndarray:
+def bench_image(size: int) -> np.ndarray:
     """A natural RGB test image (scikit-image's astronaut) resized to size x size."""
     img = skimage.data.astronaut()
     interp = cv2.INTER_AREA if size < img.shape[0] else cv2.INTER_CUBIC
     return cv2.resize(img, (size, size), interpolation=interp)
 
-
-test_image.__test__ = False  # not a test
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,7 @@ def _check_size(scale, size):
 @pytest.mark.parametrize("name,gamma", CASES, ids=_case_ids())
 def test_operator_speed(benchmark, speed_rows, scale, name, gamma, size):
     _check_size(scale, size)
-    img = test_image(size)
+    img = bench_image(size)
     operators.apply(name, img, gamma)  # compile / warm caches outside the timing
     benchmark.pedantic(operators.apply, args=(name, img, gamma), rounds=ROUNDS[scale],
                        iterations=1)
@@ -125,7 +125,7 @@ def test_operator_speed(benchmark, speed_rows, scale, name, gamma, size):
 def test_opencv_counterpart_speed(benchmark, speed_rows, scale, name, gamma, size):
     _check_size(scale, size)
     fn = COUNTERPARTS[name][1]
-    img = test_image(size)
+    img = bench_image(size)
     fn(img, gamma)
     benchmark.pedantic(fn, args=(img, gamma), rounds=ROUNDS[scale], iterations=1)
     speed_rows.setdefault((name, gamma, size), {})["counterpart"] = benchmark.stats.stats.median
@@ -158,7 +158,7 @@ def test_operator_fidelity_table(scale, results_dir):
     started = time.perf_counter()
     rows = []
     for e in reference_entries(REFERENCE):
-        img = cv2.cvtColor(cv2.imread(str(e["input"])), cv2.COLOR_BGR2RGB)
+        img = read_rgb(e["input"])
         solver = e.get("solver")
         out = operators.apply(e["operator"], img, e["gamma"],
                               **({"solver": solver} if solver else {}))
@@ -173,15 +173,8 @@ def test_operator_fidelity_table(scale, results_dir):
         for e in reference_entries(REFERENCE):
             if e["operator"] != "wmf":
                 continue
-            img = cv2.cvtColor(cv2.imread(str(e["input"])), cv2.COLOR_BGR2RGB)
-            p = img / 255.0
-            span = p.max() - p.min()
-            f = (p - p.min()) * (255.0 / span)
-            guide = np.clip(np.floor(f) + (f - np.floor(f) >= 0.5), 0, 255).astype(np.uint8)
-            cv2.setRNGSeed(0)
-            ref = cv2.ximgproc.weightedMedianFilter(guide, p.astype(np.float32),
-                                                    int(e["gamma"] + 0.5), sigma=25.5 * 255 / span)
-            a = agreement(operators.apply("wmf", img, e["gamma"]), ref)
+            img = read_rgb(e["input"])
+            a = agreement(operators.apply("wmf", img, e["gamma"]), _opencv_wmf(img, e["gamma"]))
             rows.append({"operator": "wmf (vs OpenCV, seed 0)", "equal": a.equal,
                          "max_levels": a.max_levels, "psnr": a.psnr_db, "max_abs": a.max_abs,
                          "ok": a.ok, "known_issue": False})

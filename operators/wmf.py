@@ -31,7 +31,7 @@ from numba import get_num_threads, njit, prange
 
 from ._validate import as_float_image, as_gamma, as_positive, restore_shape
 
-__all__ = ["weighted_median", "effective_radius"]
+__all__ = ["weighted_median", "effective_radius", "stretched_guide"]
 
 #: Number of input levels (``nI``) and maximum number of feature clusters (``nF``) of the reference.
 N_LEVELS = 256
@@ -380,6 +380,18 @@ def _filter_all(I, F, w, r, n_levels, nchunks):
 # ------------------------------------------------------------------------------------------------
 # Public function
 # ------------------------------------------------------------------------------------------------
+def stretched_guide(img: np.ndarray) -> tuple[np.ndarray, float]:
+    """``jointWMF.m``'s guide: ``uint8((F - min) .* (255 / range))`` over all channels (MATLAB
+    rounding, half away from zero), and the range (0 for a constant image, guide all zeros)."""
+    lo = float(img.min())
+    span = float(img.max()) - lo
+    if span == 0.0:
+        return np.zeros(img.shape, np.uint8), 0.0
+    f = (img - lo) * (255.0 / span)
+    fl = np.floor(f)
+    return np.clip(fl + (f - fl >= 0.5), 0, 255).astype(np.uint8), span
+
+
 def weighted_median(image, r=5.0, *, sigma=25.5) -> np.ndarray:
     """Joint weighted median filter of an image guided by itself (Zhang et al., CVPR 2014).
 
@@ -464,14 +476,9 @@ def weighted_median(image, r=5.0, *, sigma=25.5) -> np.ndarray:
     if rad < 1:
         raise ValueError(f"wmf: radius r={r!r} rounds to {rad}; it must round to at least 1")
     sig = as_positive(sigma, name="wmf sigma")
-    lo = float(img.min())
-    span = float(img.max()) - lo
+    guide, span = stretched_guide(img)
     if span == 0.0:  # every window holds one value; float32 like the general path
         return restore_shape(img.astype(np.float32).astype(np.float64), was_2d)
-    # guide: MATLAB uint8((F - min) .* (255 / range)), rounding half away from zero
-    f = (img - lo) * (255.0 / span)
-    fl = np.floor(f)
-    guide = np.clip(fl + (f - fl >= 0.5), 0, 255).astype(np.uint8)
     sig_eff = sig * (255.0 / span)  # OpenCV takes it as float32; inf gives weights 1
     if np.float32(sig_eff) == 0:
         raise ValueError(f"wmf: sigma * 255 / range = {sig_eff:g} underflows float32")

@@ -5,9 +5,10 @@ import json
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
+
+from datagen.sources import read_rgb as datagen_read_rgb
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = Path(os.environ.get("DECOUPLE_REFERENCE", REPO.parent / "shared" / "reference"))
@@ -22,11 +23,11 @@ def reference_manifest() -> list[dict]:
 
 
 def read_rgb(path) -> np.ndarray:
-    """A PNG as an RGB uint8 array."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
+    """A reference PNG as an RGB uint8 array (datagen's reader; a missing file is an error)."""
+    img = datagen_read_rgb(path)
+    if img is None:
         raise FileNotFoundError(path)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return img
 
 
 @pytest.fixture(scope="session")

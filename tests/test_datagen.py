@@ -199,7 +199,8 @@ def test_full_disk_is_a_clear_error_and_resumable(image_dir, reference_build, tm
 
 def test_resume_after_killing_a_real_build(image_dir, tmp_path):
     """Kill -9 a running build, resume it, and get exactly the uninterrupted file."""
-    args = ["--ops", "l0,llf", "--images", str(image_dir), "--size", "32", "--per-image", "6",
+    # enough work (~1000 pairs, seconds) that the kill lands mid-build on any machine
+    args = ["--ops", "l0,rtv", "--images", str(image_dir), "--size", "32", "--per-image", "40",
             "--max-crops", "6", "--test-fraction", "0.3", "--seed", "3", "--workers", "1",
             "--quiet"]
     env = {**os.environ, "DATAGEN_FLUSH_PAIRS": "6", "PYTHONPATH": str(REPO)}
