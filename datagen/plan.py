@@ -11,7 +11,6 @@ import math
 import warnings
 import zlib
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -180,7 +179,3 @@ def make_plan(options: Options) -> Plan:
         plan.ops[name] = OpPlan(name, np.asarray(source, np.int32), np.asarray(gamma),
                                 np.asarray(pair_split, np.uint8), tasks)
     return plan
-
-
-def image_label(path: str | Path) -> str:
-    return Path(path).name

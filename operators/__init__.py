@@ -67,13 +67,13 @@ class OperatorSpec:
     paper_norm: tuple[float, float, float]
     _target: str = field(repr=False)  # "module:function", imported on first use
     effective_note: str = ""
+    _effective: str = field(default="", repr=False)  # "module:function" giving the used γ
 
     # ------------------------------------------------------------------ running
     @property
     def function(self) -> Callable[..., np.ndarray]:
         """The operator's public function (imported lazily so ``import operators`` stays cheap)."""
-        module, func = self._target.split(":")
-        return getattr(importlib.import_module(f"{__name__}.{module}"), func)
+        return _resolve(self._target)
 
     def check_gamma(self, gamma, *, strict: bool = True) -> float:
         """γ as a float; outside ``gamma_range`` it raises unless ``strict=False``."""
@@ -100,9 +100,7 @@ class OperatorSpec:
     def effective_gamma(self, gamma) -> float:
         """The γ the operator really uses (WMF rounds its radius half up; others: γ itself)."""
         g = as_gamma(gamma)
-        if self.name == "wmf":
-            return float(math.floor(g + 0.5))
-        return g
+        return float(_resolve(self._effective)(g)) if self._effective else g
 
     def sample(self, rng: np.random.Generator, size=None):
         """Draw training γ from the paper's law (Fan et al. ECCV 2018, Eq. 5)."""
@@ -138,6 +136,12 @@ class OperatorSpec:
         offset, scale, shift = self.paper_norm
         out = (np.asarray(gamma, dtype=np.float64) - offset) * scale + shift
         return float(out) if out.ndim == 0 else out
+
+
+def _resolve(target: str) -> Callable:
+    """``"module:function"`` inside this package, imported on first use."""
+    module, func = target.split(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), func)
 
 
 def _spec(**kw) -> OperatorSpec:
@@ -196,7 +200,7 @@ _SPECS: dict[str, OperatorSpec] = {
             gamma_range=(1.0, 10.0), law="uniform",
             test_gammas=(1.0, 3.25, 5.5, 7.75, 10.0),
             fixed={"sigma": 25.5}, paper_norm=(1.0, 0.022, 0.002),
-            _target="wmf:weighted_median",
+            _target="wmf:weighted_median", _effective="wmf:effective_radius",
             effective_note="integer radius floor(r + 0.5)",
         ),
         _spec(
