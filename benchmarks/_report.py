@@ -59,14 +59,18 @@ def provenance(scale: str, started: float, **extra) -> dict:
 
 
 def write_table(df: pd.DataFrame, name: str, results_dir: Path, meta: dict,
-                *, caption: str, float_format: str = "%.3g") -> None:
-    """Write ``name``.csv/.tex/.meta.json into ``results_dir`` and refresh its README."""
+                *, caption: str, float_format: str = "%.3g", tex: pd.DataFrame | None = None) -> None:
+    """Write ``name``.csv/.tex/.meta.json into ``results_dir`` and refresh its README.
+
+    ``tex`` is another layout of the same table for the LaTeX file (e.g. the paper's wide one).
+    """
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     df.to_csv(results_dir / f"{name}.csv", index=False)
-    tex = df.to_latex(index=False, float_format=lambda v: float_format % v, na_rep="--",
-                      caption=f"{caption} ({meta['scale']} scale; {meta['hardware']}; "
-                              f"commit {meta['commit']})", label=f"tab:{name}")
+    tex = (df if tex is None else tex).to_latex(
+        index=False, float_format=lambda v: float_format % v, na_rep="--", multicolumn_format="c",
+        caption=f"{caption} ({meta['scale']} scale; {meta['hardware']}; "
+        f"commit {meta['commit']})", label=f"tab:{name}")
     (results_dir / f"{name}.tex").write_text(tex)
     (results_dir / f"{name}.meta.json").write_text(json.dumps({"caption": caption, **meta},
                                                               indent=1) + "\n")

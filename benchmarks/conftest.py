@@ -20,6 +20,11 @@ def pytest_addoption(parser):
     group.addoption("--cache", default=os.environ.get("DECOUPLE_CACHE",
                                                       str(Path.home() / ".cache" / "decouple")),
                     help="folder for datasets and checkpoints reused across runs (outside git)")
+    group.addoption("--data", default=os.environ.get("DECOUPLE_DATA"),
+                    help="dataset (from `python -m datagen build`) for the model tables instead of "
+                         "the scale's default build in the cache")
+    group.addoption("--device", default=None,
+                    help="cpu or cuda for training and evaluation (default: cuda when available)")
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +44,12 @@ def cache_dir(request) -> Path:
     path = Path(request.config.getoption("--cache"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def experiment(request, scale, cache_dir):
+    """The scale's dataset and trained models (see benchmarks/_experiments.py)."""
+    from ._experiments import Experiment
+
+    return Experiment(scale, cache_dir, request.config.getoption("--data"),
+                      request.config.getoption("--device"))

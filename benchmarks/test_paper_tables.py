@@ -1,0 +1,288 @@
+"""The paper's quality experiment at a scale: Table 1, the γ sweep, and a figure per operator.
+
+- ``table1_single_vs_decouple``: for each operator and each of its five test γ, PSNR/SSIM (the
+  paper's protocol, see :mod:`model.metrics`) of the single-γ network trained at that γ and of the
+  decouple network trained on continuously sampled γ ("numerous" in Fan et al., ECCV 2018,
+  Table 1), their difference, the identity baseline, and per-operator ``ave.`` rows beside the
+  paper's own averages. Every network gets the same preset (iterations, batch, crop).
+- ``gamma_sweep``: the decouple network at ~20 γ across each range, against the five single-γ
+  networks at every γ (their output does not depend on γ) and the identity, with the reference
+  output computed by the operator itself at each γ; plotted in ``figures/gamma_sweep.png``.
+- ``figures/visual_<op>.png``: a test crop, the operator's output and the networks' at the test γ.
+
+Models and the dataset come from the cache (``--cache``), trained there on first use.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import operators
+from datagen.build import run_task
+from datagen.store import SPLITS, open_file
+from model.evaluate import evaluate
+from model.metrics import psnr, ssim
+from model.predict import load, to_uint8
+
+from ._experiments import SWEEP_POINTS, Run
+from ._report import provenance, write_table
+
+# ECCV 2018 / TPAMI 2019 Table 1 averages: PSNR single, PSNR numerous, SSIM single, SSIM numerous
+PAPER_TABLE1 = {
+    "l0": (36.11, 35.25, 0.981, 0.979), "wls": (41.52, 40.91, 0.990, 0.990),
+    "rtv": (40.86, 40.55, 0.990, 0.990), "rgf": (38.68, 37.74, 0.986, 0.984),
+    "wmf": (39.66, 38.40, 0.985, 0.980), "llf": (32.93, 32.94, 0.983, 0.983),
+}
+OPS = operators.NAMES
+
+
+def _meta(experiment, started, **extra) -> dict:
+    from model.presets import get_preset
+
+    data = experiment.data()
+    with open_file(data) as f:
+        digest, images = str(f.attrs["digest"]), str(f.attrs.get("command", ""))
+    return provenance(experiment.scale, started, dataset=str(data), dataset_digest=digest,
+                      dataset_command=images, preset=get_preset(experiment.preset).to_dict(),
+                      **extra)
+
+
+def _predictor(experiment, run):
+    return load(experiment.ensure(run), experiment.device)
+
+
+# ----------------------------------------------------------------------------------- Table 1
+@pytest.fixture(scope="module")
+def table1(experiment, results_dir):
+    started = time.perf_counter()
+    rows: list = []
+    yield rows
+    if not rows:
+        return
+    df = pd.DataFrame(rows)
+    long, wide = _table1_frames(df)
+    write_table(long, "table1_single_vs_decouple", results_dir,
+                _meta(experiment, started, table="ECCV 2018 / TPAMI 2019 Table 1"),
+                caption="Single-γ networks vs the decouple network trained on continuously "
+                        "sampled γ (\"numerous\"), PSNR (dB) / SSIM on the test split at the five "
+                        "test γ; paper_* columns: the paper's averages (ave. rows)",
+                float_format="%.3f", tex=wide)
+
+
+def _table1_frames(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The long table (one row per operator and γ, plus ``ave.``) and the paper's wide layout."""
+    parts = []
+    for op in [o for o in OPS if o in set(df.operator)]:
+        d = df[df.operator == op].sort_values("gamma")
+        ave = d.drop(columns=["operator", "gamma"]).mean().to_dict()
+        ps, pn, ss, sn = PAPER_TABLE1[op]
+        d = d.assign(gamma=[f"{g:g}" for g in d.gamma])
+        ave.update(operator=op, gamma="ave.", paper_single_psnr=ps, paper_decouple_psnr=pn,
+                   paper_diff_psnr=round(pn - ps, 2), paper_single_ssim=ss,
+                   paper_decouple_ssim=sn)
+        parts += [d, pd.DataFrame([ave])]
+    long = pd.concat(parts, ignore_index=True)
+    long["diff_psnr"] = long.decouple_psnr - long.single_psnr
+    long["diff_ssim"] = long.decouple_ssim - long.single_ssim
+    cols = ["operator", "gamma", "single_psnr", "decouple_psnr", "diff_psnr", "single_ssim",
+            "decouple_ssim", "diff_ssim", "identity_psnr", "identity_ssim", "images",
+            "paper_single_psnr", "paper_decouple_psnr", "paper_diff_psnr", "paper_single_ssim",
+            "paper_decouple_ssim"]
+    long = long[cols]
+    # the paper's layout: operators side by side, γ rows, ave. and the paper's ave. at the bottom
+    wide = {}
+    for op in dict.fromkeys(long.operator):
+        d = long[long.operator == op].reset_index(drop=True)
+        name = operators.get(op).title.split(" (")[0]
+        gname = operators.get(op).gamma_name
+        cells = [f"{a:.2f} / {b:.2f}" for a, b in zip(d.single_psnr, d.decouple_psnr)]
+        scells = [f"{a:.3f} / {b:.3f}" for a, b in zip(d.single_ssim, d.decouple_ssim)]
+        ps, pn, ss, sn = PAPER_TABLE1[op]
+        wide[(name, gname)] = list(d.gamma) + ["paper ave."]
+        wide[(name, "PSNR single / nume.")] = cells + [f"{ps:.2f} / {pn:.2f}"]
+        wide[(name, "SSIM single / nume.")] = scells + [f"{ss:.3f} / {sn:.3f}"]
+    wide = pd.DataFrame(wide)
+    wide.columns = pd.MultiIndex.from_tuples(wide.columns)
+    return long, wide
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_table1(op, experiment, scale, table1):
+    data = experiment.data()
+    dec = evaluate(_predictor(experiment, Run("decouple", op)), data, ops=[op])
+    single = pd.concat([evaluate(_predictor(experiment, Run("single", op, float(g))), data,
+                                 ops=[op], identity=False)
+                        for g in operators.get(op).test_gammas], ignore_index=True)
+    assert len(dec) == len(single) == 5, (dec, single)
+    assert np.allclose(dec.gamma.to_numpy(), single.gamma.to_numpy())
+    for (_, d), (_, s) in zip(dec.iterrows(), single.iterrows()):
+        table1.append({"operator": op, "gamma": d.gamma, "single_psnr": s.psnr,
+                       "decouple_psnr": d.psnr, "single_ssim": s.ssim, "decouple_ssim": d.ssim,
+                       "identity_psnr": d.identity_psnr, "identity_ssim": d.identity_ssim,
+                       "images": d.images})
+    values = pd.concat([dec[["psnr", "ssim"]], single[["psnr", "ssim"]]]).to_numpy()
+    assert np.isfinite(values).all() and (values[:, 1] <= 1).all()
+    if scale != "smoke":  # a trained model must beat copying its input
+        assert dec.psnr.mean() > dec.identity_psnr.mean(), dec
+
+
+# ------------------------------------------------------------------------------- γ sweep
+def sweep_gammas(op: str, points: int) -> np.ndarray:
+    """``points`` γ evenly spaced in the sampling law's own scale (every integer for integer laws)."""
+    spec = operators.get(op)
+    if spec.law == "integer":
+        lo, hi = spec.gamma_range
+        return np.arange(int(lo), int(hi) + 1, dtype=float)
+    gammas = np.asarray(spec.denormalize(np.linspace(0.0, 1.0, points)), dtype=float)
+    return np.array([float(f"{g:.6g}") for g in gammas])  # 0.002, not 0.0020000000000000005
+
+
+def _test_sources(data) -> np.ndarray:
+    with open_file(data) as f:
+        test = np.flatnonzero(f["sources/split"][:] == SPLITS["test"])
+        return f["sources/pixels"][test.tolist()] if len(test) else np.zeros((0,))
+
+
+def _scores(outs: np.ndarray, refs: np.ndarray) -> tuple[float, float]:
+    return (float(np.mean([psnr(o, r) for o, r in zip(outs, refs)])),
+            float(np.mean([ssim(o, r) for o, r in zip(outs, refs)])))
+
+
+def _run_model(pred, sources: np.ndarray, op: str, gamma: float) -> np.ndarray:
+    x = torch.from_numpy(np.ascontiguousarray(sources.transpose(0, 3, 1, 2)))
+    out = [to_uint8(pred.run(x[i:i + 16], op, gamma)) for i in range(0, len(x), 16)]
+    return torch.cat(out).permute(0, 2, 3, 1).cpu().numpy()
+
+
+@pytest.fixture(scope="module")
+def sweep(experiment, results_dir):
+    started = time.perf_counter()
+    rows: list = []
+    yield rows
+    if not rows:
+        return
+    df = pd.DataFrame(rows)
+    write_table(df, "gamma_sweep", results_dir,
+                _meta(experiment, started, points=SWEEP_POINTS[experiment.scale],
+                      figure="figures/gamma_sweep.png"),
+                caption="Continuity: PSNR/SSIM of the decouple network across each γ range "
+                        "(evenly spaced in the sampling law's scale), of the five single-γ "
+                        "networks at every γ, and of the identity", float_format="%.4g")
+    _plot_sweep(df, results_dir / "figures" / "gamma_sweep.png", experiment.scale)
+
+
+def _plot_sweep(df: pd.DataFrame, out, scale: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ops = [o for o in OPS if o in set(df.operator)]
+    cols = min(3, len(ops))
+    rows = -(-len(ops) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
+    for ax, op in zip(axes.flat, ops):
+        spec = operators.get(op)
+        d = df[df.operator == op]
+        singles = [m for m in dict.fromkeys(d.model) if m.startswith("single")]
+        cmap = plt.get_cmap("viridis", max(2, len(singles)))
+        for k, m in enumerate(singles):
+            s = d[d.model == m]
+            ax.plot(s.gamma, s.psnr, "--", lw=1, color=cmap(k), label=m)
+            g0 = float(m.split("=")[1])
+            ax.plot([g0], s.psnr.to_numpy()[np.argmin(np.abs(s.gamma.to_numpy() - g0))], "o",
+                    color=cmap(k), ms=4)
+        i = d[d.model == "identity"]
+        ax.plot(i.gamma, i.psnr, ":", color="gray", lw=1, label="identity")
+        dd = d[d.model == "decouple"]
+        ax.plot(dd.gamma, dd.psnr, "-", color="crimson", lw=2.2, label="decouple")
+        if spec.law == "log-uniform":
+            ax.set_xscale("log")
+        ax.set_title(f"{op}: {spec.title}", fontsize=9)
+        ax.set_xlabel(spec.gamma_name)
+        ax.set_ylabel("PSNR (dB)")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(ops):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=6, loc="lower left")
+    fig.suptitle(f"Decouple network across γ vs single-γ networks ({scale} scale)", fontsize=11)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_gamma_sweep(op, experiment, scale, sweep):
+    data = experiment.data()
+    sources = _test_sources(data)
+    assert len(sources), f"{data} has no test crops"
+    gammas = sweep_gammas(op, SWEEP_POINTS[scale])
+    spec = operators.get(op)
+    dec = _predictor(experiment, Run("decouple", op))
+    singles = {float(g): _run_model(_predictor(experiment, Run("single", op, float(g))),
+                                    sources, op, float(g)) for g in spec.test_gammas}
+    rows = []
+    for g in gammas:
+        refs = np.stack([run_task(op, s, [g])[0] for s in sources])
+        u = float(spec.normalize(g))
+        models = {"decouple": _run_model(dec, sources, op, g), "identity": sources}
+        models.update({f"single {spec.gamma_name}={g0:g}": out for g0, out in singles.items()})
+        for name, outs in models.items():
+            p, s = _scores(outs, refs)
+            rows.append({"operator": op, "gamma": g, "gamma_effective": spec.effective_gamma(g),
+                         "gamma_norm": u, "model": name, "psnr": p, "ssim": s,
+                         "images": len(sources)})
+    sweep += rows
+    df = pd.DataFrame(rows)
+    assert np.isfinite(df[["psnr", "ssim"]].to_numpy()).all()
+    if scale != "smoke":
+        d, i = df[df.model == "decouple"], df[df.model == "identity"]
+        assert d.psnr.mean() > i.psnr.mean(), df
+
+
+# ----------------------------------------------------------------------------- figures
+@pytest.mark.parametrize("op", OPS)
+def test_visual(op, experiment, results_dir):
+    """Figure: a test crop, the operator's output and the networks' at the five test γ."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = experiment.data()
+    sources = _test_sources(data)
+    src = sources[int(np.argmax([s.std() for s in sources]))]  # the busiest crop
+    spec = operators.get(op)
+    dec = _predictor(experiment, Run("decouple", op))
+    gs = [float(g) for g in spec.test_gammas]
+    refs = run_task(op, src, gs)
+    rows = [("operator (reference)", list(refs)),
+            ("decouple", [_run_model(dec, src[None], op, g)[0] for g in gs]),
+            ("single-γ", [_run_model(_predictor(experiment, Run("single", op, g)), src[None], op,
+                                     g)[0] for g in gs])]
+    fig, axes = plt.subplots(3, 6, figsize=(13, 6.9), squeeze=False)
+    for r, (label, outs) in enumerate(rows):
+        axes[r, 0].imshow(src if r == 0 else np.full_like(src, 255))
+        axes[r, 0].set_title("input" if r == 0 else "", fontsize=8)
+        axes[r, 1].set_ylabel(label, fontsize=9)
+        for c, (g, o) in enumerate(zip(gs, outs), start=1):
+            axes[r, c].imshow(o)
+            extra = "" if r == 0 else f"\n{psnr(o, refs[c - 1]):.2f} dB"
+            axes[r, c].set_title(f"{spec.gamma_name}={g:g}{extra}", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes[1:, 0]:
+        ax.axis("off")
+    fig.suptitle(f"{spec.title}: reference vs networks ({experiment.scale} scale)", fontsize=11)
+    fig.tight_layout()
+    out = results_dir / "figures" / f"visual_{op}.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    assert out.stat().st_size > 1000
