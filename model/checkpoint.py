@@ -7,14 +7,21 @@ from pathlib import Path
 import torch
 
 from .data import GammaCoder
+from .hdrnet import HDRNet
 from .networks import OperatorNet
+
+#: architectures trained at one γ (the others learn every γ)
+PER_GAMMA = ("single", "hdrnet")
+ARCHS = ("decouple", "single", "concat", "hdrnet")
 
 CKPT_FORMAT = "decouple-ops model v1"
 
 
-def build_model(config: dict) -> tuple[OperatorNet, GammaCoder]:
+def build_model(config: dict) -> tuple[OperatorNet | HDRNet, GammaCoder]:
     """The network and γ coder a config describes (see :func:`model.train.train`)."""
     coder = GammaCoder(tuple(config["ops"]), config.get("norm", "law"), config.get("op_code", "scalar"))
+    if config["arch"] == "hdrnet":
+        return HDRNet(lowres=config["lowres"]), coder
     net = OperatorNet(config["arch"], width=config["width"], dilations=tuple(config["dilations"]),
                       code_dim=coder.dim, mode=config.get("mode", "grouped"),
                       init=config.get("init", "paper"), residual=config.get("residual", False))

@@ -31,9 +31,11 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--data", type=Path, required=True, help="HDF5 file from `python -m datagen build`")
     t.add_argument("--ops", required=True, help="operator(s), comma separated (e.g. l0 or l0,wls)")
     t.add_argument("--out", type=Path, required=True, help="run folder (last.pt, log.csv)")
-    t.add_argument("--arch", choices=("decouple", "single"), default="decouple",
-                   help="decouple: weights generated from γ; single: one network at --gamma")
-    t.add_argument("--gamma", type=float, default=None, help="the γ of a single-γ network")
+    t.add_argument("--arch", choices=("decouple", "single", "concat", "hdrnet"), default="decouple",
+                   help="decouple: weights generated from γ; single: one network at --gamma; "
+                        "concat: γ as extra constant input channels (baseline); hdrnet: deep "
+                        "bilateral learning (DBL baseline) at --gamma")
+    t.add_argument("--gamma", type=float, default=None, help="the γ of a single or hdrnet network")
     t.add_argument("--preset", choices=("smoke", "small", "paper"), default="small",
                    help="smoke: seconds; small: ~3 min on 2 CPU cores; paper: the authors' (GPU)")
     t.add_argument("--iterations", type=int, default=None, help="override the preset's")

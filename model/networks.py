@@ -2,7 +2,12 @@
 
 * ``decouple``: every convolution's weight tensor is produced from the γ code by a fully connected
   layer of the weight-learning network, ``W_i = A_i · code + B_i`` (ECCV 2018, Eq. 4);
-* ``single``: ordinary learned weights (the one-network-per-γ baseline).
+* ``single``: ordinary learned weights (the one-network-per-γ baseline);
+* ``concat``: ordinary learned weights, and the γ code tiled as extra constant input channels (the
+  γ-as-input baseline of TPAMI 2019 Table 3, after Chen et al., ICCV 2017). Note that a constant
+  channel only shifts each output channel of the first conv by a per-sample constant, which the
+  InstanceNorm after it removes: γ then reaches the network only through the zero-padded border.
+  Chen et al.'s network normalises with (adaptive) *batch* statistics, where the shift survives.
 
 Batches mix γ values, so the decouple network's weights differ per sample. The authors loop over
 the batch in Python; here one call runs the whole batch (``mode``):
@@ -26,6 +31,7 @@ from torch import nn
 
 PAPER_DILATIONS = (2, 4, 4, 8, 8, 16, 1)
 MODES = ("grouped", "linear", "loop")
+ARCHS = ("decouple", "single", "concat")
 
 
 @dataclass(frozen=True)
@@ -82,14 +88,15 @@ class OperatorNet(nn.Module):
                  code_dim: int = 1, mode: str = "grouped", init: str = "paper",
                  residual: bool = False):
         super().__init__()
-        if arch not in ("decouple", "single"):
-            raise ValueError(f"arch must be 'decouple' or 'single', got {arch!r}")
+        if arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
         if init not in ("paper", "conv"):
             raise ValueError(f"init must be 'paper' or 'conv', got {init!r}")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.arch, self.mode, self.code_dim, self.residual = arch, mode, code_dim, residual
-        self.layout = base_layout(width, tuple(dilations))
+        self.layout = base_layout(width, tuple(dilations),
+                                  4 + (code_dim if arch == "concat" else 0))
         self.norms = nn.ModuleList(nn.InstanceNorm2d(s.cout, affine=True) for s in self.layout[:-1])
         if arch == "decouple":
             # Linear(m, numel): weight = A (numel x m), bias = B; PyTorch's default init, as the
@@ -111,9 +118,14 @@ class OperatorNet(nn.Module):
                 self.weights.append(nn.Parameter(conv.weight.detach().clone()))
 
     # ------------------------------------------------------------------ weights
+    @property
+    def needs_code(self) -> bool:
+        """Whether :meth:`forward` needs the γ code (decouple: for the weights; concat: as input)."""
+        return self.arch != "single"
+
     def fixed_weights(self, code: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Every conv's weight tensor for one code (m,) — computed once, reused for any batch."""
-        if self.arch == "single":
+        if self.arch != "decouple":
             return list(self.weights)
         code = torch.as_tensor(code, dtype=torch.float32, device=self.norms[0].weight.device)
         return [fc(code.reshape(1, -1)).reshape(s.shape) for fc, s in zip(self.weight_net, self.layout)]
@@ -122,7 +134,7 @@ class OperatorNet(nn.Module):
         spec = self.layout[i]
         if fixed is not None:
             return _conv(x, fixed[i], spec)
-        if self.arch == "single":
+        if self.arch != "decouple":
             return _conv(x, self.weights[i], spec)
         fc, n = self.weight_net[i], x.shape[0]
         if self.mode == "loop":
@@ -145,14 +157,19 @@ class OperatorNet(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor, code: torch.Tensor | None = None, *, fixed=None):
-        if x.ndim != 4 or x.shape[1] != self.layout[0].cin:
-            raise ValueError(f"expected input (N, {self.layout[0].cin}, H, W), got {tuple(x.shape)}")
+        """``x`` (N, 4, H, W) from :func:`model.data.prepare`; ``code`` (N, m) for decouple (unless
+        ``fixed`` weights are given) and concat; returns (N, 3, H, W) on the 0–255 scale."""
+        if x.ndim != 4 or x.shape[1] != 4:
+            raise ValueError(f"expected input (N, 4, H, W), got {tuple(x.shape)}")
         if x.shape[2] % 2 or x.shape[3] % 2:
             raise ValueError(f"height and width must be even, got {tuple(x.shape[2:])}")
-        if self.arch == "decouple" and fixed is None:
+        if (self.arch == "decouple" and fixed is None) or self.arch == "concat":
             if code is None or code.shape != (x.shape[0], self.code_dim):
-                raise ValueError(f"decouple needs a code of shape (N, {self.code_dim}), got "
+                raise ValueError(f"{self.arch} needs a code of shape (N, {self.code_dim}), got "
                                  f"{None if code is None else tuple(code.shape)}")
+        if self.arch == "concat":  # the code on the input's scale (0–255 minus 128), tiled
+            planes = (code.to(x.dtype) * 255.0 - 128.0)[:, :, None, None]
+            x = torch.cat([x, planes.expand(-1, -1, *x.shape[2:])], dim=1)
         relu = F.relu
         h = relu(self.norms[0](self._apply_conv(0, x, code, fixed)))
         h = relu(self.norms[1](self._apply_conv(1, h, code, fixed)))

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 import operators
 
-from .checkpoint import build_model, load as load_state
+from .checkpoint import PER_GAMMA, build_model, load as load_state
 from .data import prepare
 
 
@@ -42,9 +42,9 @@ class Predictor:
         spec = operators.get(op)
         g = spec.check_gamma(gamma, strict=False)
         lo, hi = self.config["trained_range"][op]
-        if self.config["arch"] == "single":
+        if self.config["arch"] in PER_GAMMA:
             if not math.isclose(g, self.config["gamma"], rel_tol=1e-9):
-                msg = (f"this single-γ network was trained at {spec.gamma_name}="
+                msg = (f"this {self.config['arch']} network was trained at {spec.gamma_name}="
                        f"{self.config['gamma']:g} only, not {g:g}")
                 if strict:
                     raise ValueError(msg)
@@ -55,12 +55,12 @@ class Predictor:
         return g
 
     def weights(self, op: str, gamma: float):
+        """(code, fixed weights) for one (operator, γ), computed once."""
         key = (op, gamma)
         if self._cache is None or self._cache[0] != key:
             with torch.no_grad():
-                code = self.coder([op], [gamma])[0].to(self.device) \
-                    if self.config["arch"] == "decouple" else None
-                self._cache = (key, self.net.fixed_weights(code))
+                code = self.coder([op], [gamma])[0].to(self.device) if self.net.needs_code else None
+                self._cache = (key, (code, self.net.fixed_weights(code)))
         return self._cache[1]
 
     @torch.no_grad()
@@ -71,7 +71,8 @@ class Predictor:
         ph, pw = h % 2, w % 2
         if ph or pw:  # the stride-2 / transposed-conv round trip needs even sizes
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-        y = self.net(x, fixed=self.weights(op, float(gamma)))
+        code, fixed = self.weights(op, float(gamma))
+        y = self.net(x, None if code is None else code.expand(n, -1), fixed=fixed)
         return y[:, :, :h, :w]
 
     def apply(self, image, op: str, gamma, *, strict: bool = False) -> np.ndarray:

@@ -15,7 +15,7 @@ from datagen import code_version
 from datagen.dataset import PairDataset
 from datagen.store import open_file
 
-from .checkpoint import build_model, load, save
+from .checkpoint import ARCHS, PER_GAMMA, build_model, load, save
 from .data import prepare
 from .presets import Preset
 
@@ -50,7 +50,9 @@ def _collate(items):
             "gamma": [d["gamma"] for d in items], "op": [d["op"] for d in items]}
 
 
-def lr_at(preset: Preset, it: int) -> float:
+def lr_at(preset: Preset, it: int, arch: str = "decouple") -> float:
+    if arch == "hdrnet":  # the published constant rate of HDRNet
+        return preset.hdrnet_lr
     return preset.lr if it < int(preset.lr_drop * preset.iterations) else preset.lr_final
 
 
@@ -62,7 +64,9 @@ def train(data, ops, out, *, preset: Preset, arch: str = "decouple", gamma: floa
 
     ``arch="decouple"`` trains on the continuously sampled γ of the ``train`` split;
     ``arch="single"`` trains at one ``gamma`` on the ``single`` split (training crops at the
-    paper's test γ). Both see the same crops, iterations and batch size. ``stop_at`` ends the
+    paper's test γ). Both see the same crops, iterations and batch size. The baselines:
+    ``"concat"`` (γ as constant input channels) trains like decouple, ``"hdrnet"`` (DBL, see
+    :mod:`model.hdrnet`) like single, at its published learning rate. ``stop_at`` ends the
     run early at that iteration (with a checkpoint), to continue later with ``resume=True``
     exactly as if it had not stopped (the schedule is always the preset's).
     """
@@ -70,18 +74,20 @@ def train(data, ops, out, *, preset: Preset, arch: str = "decouple", gamma: floa
     ops = tuple(ops)
     for o in ops:
         operators.get(o)
-    if arch == "single":
+    if arch not in ARCHS:
+        raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+    if arch in PER_GAMMA:
         if gamma is None or len(ops) != 1:
-            raise ValueError("the single-γ baseline needs exactly one operator and --gamma")
+            raise ValueError(f"--arch {arch} needs exactly one operator and --gamma")
         operators.get(ops[0]).check_gamma(gamma)
     elif gamma is not None:
-        raise ValueError("--gamma is for --arch single; the decouple model trains on all γ")
+        raise ValueError(f"--gamma is for --arch {'/'.join(PER_GAMMA)}; {arch} trains on all γ")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     ckpt_path, log_path = out / "last.pt", out / "log.csv"
 
     with open_file(data) as f:
         data_digest = str(f.attrs["digest"])
-    split = "single" if arch == "single" else "train"
+    split = "single" if arch in PER_GAMMA else "train"
     dataset = PairDataset(data, ops, split, crop=preset.crop, flip=True, gamma=gamma)
     if len(dataset) == 0:
         raise ValueError(f"{data} has no '{split}' pairs for {ops}"
@@ -93,6 +99,7 @@ def train(data, ops, out, *, preset: Preset, arch: str = "decouple", gamma: floa
               "mode": mode, "init": init, "residual": residual, "gamma": gamma,
               "trained_range": {o: [float(g.min()), float(g.max())] for o, g in gammas.items()},
               "preset": preset.to_dict(), "seed": seed, "data": str(data),
+              **({"lowres": preset.hdrnet_lowres} if arch == "hdrnet" else {}),
               "data_digest": data_digest, "code": code_version()}
 
     torch.manual_seed(seed)
@@ -109,11 +116,11 @@ def train(data, ops, out, *, preset: Preset, arch: str = "decouple", gamma: floa
         start = state["iteration"]
     elif ckpt_path.exists() and not resume:
         raise FileExistsError(f"{ckpt_path} exists: add --resume to continue it, or use another --out")
-    opt = torch.optim.Adam(net.parameters(), lr=lr_at(preset, start))
+    opt = torch.optim.Adam(net.parameters(), lr=lr_at(preset, start, arch))
     if start:
         opt.load_state_dict(state["optimizer"])
         for g in opt.param_groups:
-            g["lr"] = lr_at(preset, start)
+            g["lr"] = lr_at(preset, start, arch)
 
     stop = preset.iterations if stop_at is None else min(stop_at, preset.iterations)
     loader = DataLoader(dataset, batch_sampler=EpochBatches(len(dataset), preset.batch, seed,
@@ -144,12 +151,12 @@ def train(data, ops, out, *, preset: Preset, arch: str = "decouple", gamma: floa
 
     try:
         for batch in loader:
-            if it == int(preset.lr_drop * preset.iterations) and it > 0:
+            if it == int(preset.lr_drop * preset.iterations) and it > 0 and arch != "hdrnet":
                 # the authors re-create the optimiser when the learning rate changes
                 opt = torch.optim.Adam(net.parameters(), lr=preset.lr_final)
             x = prepare(batch["input"]).to(device)
             y = batch["target"].to(device).float()
-            code = coder(batch["op"], batch["gamma"]).to(device) if arch == "decouple" else None
+            code = coder(batch["op"], batch["gamma"]).to(device) if net.needs_code else None
             loss = torch.nn.functional.mse_loss(net(x, code), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
