@@ -16,6 +16,7 @@ examples:
   python -m model train --data data/decouple.h5 --ops l0 --preset small --out runs/l0 --resume
   python -m model eval --ckpt runs/l0 --data data/decouple.h5 --csv runs/l0/eval.csv
   python -m model apply --ckpt runs/l0 --op l0 --gamma 0.05 in.png out.png
+  python -m model apply --method bgu --op l0 --gamma 0.02 in.png out.png
 """
 
 
@@ -69,8 +70,13 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--csv", type=Path, default=None, help="also write the table here")
     e.add_argument("--device", default=None)
 
-    a = sub.add_parser("apply", help="run a trained model on an image file", formatter_class=d)
-    a.add_argument("--ckpt", type=Path, required=True)
+    a = sub.add_parser("apply", help="run a trained model (or BGU) on an image file",
+                       formatter_class=d)
+    a.add_argument("--method", choices=("model", "bgu"), default="model",
+                   help="model: a trained checkpoint (any --arch); bgu: bilateral guided "
+                        "upsampling of the operator run at low resolution (no training)")
+    a.add_argument("--ckpt", type=Path, default=None, help="checkpoint or run folder (--method model)")
+    a.add_argument("--factor", type=int, default=4, help="BGU's downsampling factor per axis")
     a.add_argument("--op", required=True)
     a.add_argument("--gamma", type=float, required=True)
     a.add_argument("--strict", action="store_true", help="refuse γ outside the trained range")
@@ -119,8 +125,16 @@ def main(argv=None) -> int:
             if bgr is None:
                 raise FileNotFoundError(f"cannot read an image from {args.input}")
             operators.get(args.op)
-            out = load(args.ckpt, args.device).apply(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
-                                                     args.op, args.gamma, strict=args.strict)
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            if args.method == "bgu":
+                from .bgu import bgu
+
+                out = operators.to_uint8(bgu(rgb, args.op, args.gamma, factor=args.factor))
+            else:
+                if args.ckpt is None:
+                    raise ValueError("--ckpt is needed for --method model")
+                out = load(args.ckpt, args.device).apply(rgb, args.op, args.gamma,
+                                                         strict=args.strict)
             args.output.parent.mkdir(parents=True, exist_ok=True)
             if not cv2.imwrite(str(args.output), cv2.cvtColor(out, cv2.COLOR_RGB2BGR)):
                 raise ValueError(f"cannot write {args.output} (unknown extension?)")

@@ -13,7 +13,7 @@ from model.hdrnet import HDRNet, apply_affine, slice_grid
 from model.networks import OperatorNet, base_layout
 from model.train import train
 
-from test_model import TINY, data  # noqa: F401  (the tiny dataset fixture)
+from test_model import TINY
 
 
 # ------------------------------------------------------------------------------- concat
@@ -42,7 +42,7 @@ def test_concat_sees_gamma_and_needs_a_code():
         net(x)
 
 
-def test_concat_trains_on_all_gammas(data, tmp_path):  # noqa: F811
+def test_concat_trains_on_all_gammas(data, tmp_path):
     state = train(data, ["l0"], tmp_path / "c", preset=TINY, arch="concat", progress=False)
     assert state["config"]["arch"] == "concat" and state["iteration"] == TINY.iterations
     m = model.load(tmp_path / "c")
@@ -104,7 +104,7 @@ def test_hdrnet_shapes_and_bad_settings():
         net(torch.zeros(1, 3, 8, 8))
 
 
-def test_hdrnet_trains_applies_and_refuses_other_gammas(data, tmp_path):  # noqa: F811
+def test_hdrnet_trains_applies_and_refuses_other_gammas(data, tmp_path):
     preset = TINY.with_(batch=2, hdrnet_lowres=32, hdrnet_lr=1e-3)
     state = train(data, ["l0"], tmp_path / "h", preset=preset, arch="hdrnet", gamma=0.02,
                   progress=False)
@@ -121,7 +121,7 @@ def test_hdrnet_trains_applies_and_refuses_other_gammas(data, tmp_path):  # noqa
         train(data, ["l0"], tmp_path / "h2", preset=preset, arch="hdrnet", progress=False)
 
 
-def test_cli_trains_the_baselines(data, tmp_path):  # noqa: F811
+def test_cli_trains_the_baselines(data, tmp_path):
     common = ["--data", str(data), "--ops", "l0", "--preset", "smoke", "--iterations", "2",
               "--crop", "16", "--batch", "2", "--quiet"]
     assert main(["train", *common, "--arch", "concat", "--width", "4",

@@ -10,8 +10,6 @@ import pytest
 import torch
 
 import model
-from datagen.build import build
-from datagen.plan import Options, make_plan
 from model.checkpoint import build_model
 from model.cli import main
 from model.data import GammaCoder, edge_map, prepare
@@ -22,22 +20,6 @@ from model.train import train
 
 TINY = get_preset("smoke").with_(width=4, dilations=(2,), crop=16, batch=3, iterations=6,
                                  log_every=1, ckpt_every=3)
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("imgs")
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        img = cv2.resize(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), (40, 40),
-                         interpolation=cv2.INTER_CUBIC)
-        cv2.imwrite(str(d / f"{i}.png"), img)
-    files = tuple(sorted(str(p) for p in d.iterdir()))
-    opts = Options(ops=("l0", "wmf"), images=files, images_label="tiny", size=32, per_image=3,
-                   test_fraction=0.34, seed=0, max_crops=2, scales=(1.0,))
-    out = d / "tiny.h5"
-    build(make_plan(opts), out, workers=1, progress=False)
-    return out
 
 
 @pytest.mark.parametrize("code_dim", [1, 3])
