@@ -132,13 +132,16 @@ def test_table1(op, experiment, scale, table1):
 
 # ------------------------------------------------------------------------------- γ sweep
 def sweep_gammas(op: str, points: int) -> np.ndarray:
-    """``points`` γ evenly spaced in the sampling law's own scale (every integer for integer laws)."""
+    """``points`` γ evenly spaced in the sampling law's own scale (every integer for integer laws),
+    and the five test γ (where the single-γ networks were trained)."""
     spec = operators.get(op)
     if spec.law == "integer":
         lo, hi = spec.gamma_range
-        return np.arange(int(lo), int(hi) + 1, dtype=float)
-    gammas = np.asarray(spec.denormalize(np.linspace(0.0, 1.0, points)), dtype=float)
-    return np.array([float(f"{g:.6g}") for g in gammas])  # 0.002, not 0.0020000000000000005
+        gammas = np.arange(int(lo), int(hi) + 1, dtype=float)
+    else:
+        gammas = np.asarray(spec.denormalize(np.linspace(0.0, 1.0, points)), dtype=float)
+    gammas = [float(f"{g:.6g}") for g in gammas]  # 0.002, not 0.0020000000000000005
+    return np.array(sorted(set(gammas) | {float(g) for g in spec.test_gammas}))
 
 
 def _test_sources(data) -> np.ndarray:
@@ -180,6 +183,7 @@ def _plot_sweep(df: pd.DataFrame, out, scale: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     ops = [o for o in OPS if o in set(df.operator)]
     cols = min(3, len(ops))
@@ -193,8 +197,8 @@ def _plot_sweep(df: pd.DataFrame, out, scale: str) -> None:
         for k, m in enumerate(singles):
             s = d[d.model == m]
             ax.plot(s.gamma, s.psnr, "--", lw=1, color=cmap(k), label=m)
-            g0 = float(m.split("=")[1])
-            ax.plot([g0], s.psnr.to_numpy()[np.argmin(np.abs(s.gamma.to_numpy() - g0))], "o",
+            g0 = float(m.split("=")[1])  # where it was trained (a point of the sweep)
+            ax.plot([g0], s.psnr.to_numpy()[np.isclose(s.gamma.to_numpy(), g0)][:1], "o",
                     color=cmap(k), ms=4)
         i = d[d.model == "identity"]
         ax.plot(i.gamma, i.psnr, ":", color="gray", lw=1, label="identity")
@@ -202,6 +206,7 @@ def _plot_sweep(df: pd.DataFrame, out, scale: str) -> None:
         ax.plot(dd.gamma, dd.psnr, "-", color="crimson", lw=2.2, label="decouple")
         if spec.law == "log-uniform":
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_title(f"{op}: {spec.title}", fontsize=9)
         ax.set_xlabel(spec.gamma_name)
         ax.set_ylabel("PSNR (dB)")
