@@ -100,11 +100,21 @@ def table6(experiment, results_dir):
                              f"{get_preset(experiment.preset).hdrnet_lowres}², Adam "
                              f"{get_preset(experiment.preset).hdrnet_lr:g} constant, the preset's "
                              "iterations/batch/crop",
-                      paper_ours="the paper's single-layer variant trained on 10 operators"),
+                      paper_ours="the paper's single-layer variant trained on 10 operators",
+                      summary=_table6_summary(df, experiment.scale)),
                 caption="Other methods at each operator's default γ: PSNR (dB) / SSIM on the "
                         "test split; paper_*: TPAMI 2019 Table 6 (its 'ours' is the single-layer "
                         "variant trained jointly on ten operators)",
                 float_format="%.3f", tex=wide)
+
+
+def _table6_summary(df: pd.DataFrame, scale: str) -> str:
+    """Mean PSNR per method over the operators measured, ours and the paper's, in words."""
+    ours = ", ".join(f"{m} {df[f'{m}_psnr'].mean():.2f}" for m in METHODS)
+    paper = ", ".join(f"{k} {np.mean([PAPER_TABLE6[k][o][0] for o in df.operator]):.2f}"
+                      for k in ("bgu", "dbl", "ours"))
+    return (f"{scale} scale, {len(df)} operators; mean PSNR (dB): {ours}; identity "
+            f"{df.identity_psnr.mean():.2f}. Paper (same operators): {paper}.")
 
 
 @pytest.mark.parametrize("op", OPS)
@@ -151,7 +161,9 @@ def speed_rows(experiment, results_dir):
     if rows:
         size, repeats = SPEED[experiment.scale]
         preset = get_preset(experiment.preset)
-        write_table(pd.DataFrame(rows), "baseline_speed", results_dir,
+        df = pd.DataFrame(rows)
+        first = [c for c in ("method", "operator", "device", "preset", "setting", "ms") if c in df]
+        write_table(df[first + [c for c in df if c not in first]], "baseline_speed", results_dir,
                     provenance(experiment.scale, started, size=f"{size}x{size}", repeats=repeats,
                                width=preset.width, hdrnet_lowres=preset.hdrnet_lowres,
                                bgu_factor=BGU_FACTOR, torch=torch.__version__,
@@ -163,7 +175,7 @@ def speed_rows(experiment, results_dir):
                     float_format="%.1f")
 
 
-@pytest.mark.parametrize("op", ["l0", "rgf"])
+@pytest.mark.parametrize("op", OPS)
 def test_bgu_and_operator_speed(op, experiment, speed_rows):
     size, repeats = SPEED[experiment.scale]
     img = _test_image(size)
@@ -183,31 +195,40 @@ def test_bgu_and_operator_speed(op, experiment, speed_rows):
     assert total > 0 and full > 0
 
 
+def _speed_presets(scale: str) -> list[str]:
+    """The scale's own preset, and at small scale also the paper's (width 64, HDRNet at 256²)."""
+    return [scale] + (["paper"] if scale == "small" else [])
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("method", ["hdrnet", "concat", "single", "decouple"])
 def test_network_speed(method, device, experiment, speed_rows):
     """Inference only; the weights do not change the cost, so the architecture is built untrained
-    with the scale's preset (decouple: its weights generated from γ inside the timed call)."""
+    with the preset's settings (decouple: its weights generated from γ inside the timed call)."""
     size, repeats = SPEED[experiment.scale]
-    preset = get_preset(experiment.preset)
-    config = {"arch": method, "ops": ["l0"], "width": preset.width,
-              "dilations": list(preset.dilations), "residual": preset.residual,
-              "lowres": preset.hdrnet_lowres}
-    torch.manual_seed(0)
-    net, coder = build_model(config)
-    net.to(device).eval()
     x = prepare(torch.from_numpy(_test_image(size).transpose(2, 0, 1).copy())[None]).to(device)
-    code = coder(["l0"], [0.02]).to(device) if net.needs_code else None
+    for name in _speed_presets(experiment.scale):
+        preset = get_preset(name)
+        config = {"arch": method, "ops": ["l0"], "width": preset.width,
+                  "dilations": list(preset.dilations), "residual": preset.residual,
+                  "lowres": preset.hdrnet_lowres}
+        torch.manual_seed(0)
+        net, coder = build_model(config)
+        net.to(device).eval()
+        code = coder(["l0"], [0.02]).to(device) if net.needs_code else None
 
-    @torch.no_grad()
-    def run():
-        fixed = net.fixed_weights(None if code is None else code[0])
-        net(x, code, fixed=fixed)
-        _sync(device)
+        @torch.no_grad()
+        def run():
+            fixed = net.fixed_weights(None if code is None else code[0])
+            net(x, code, fixed=fixed)
+            _sync(device)
 
-    t = _best(run, repeats)
-    speed_rows.append({"method": method, "operator": "any", "device": device, "ms": 1e3 * t})
-    assert t > 0
+        t = _best(run, repeats)
+        speed_rows.append({"method": method, "operator": "any", "device": device,
+                           "preset": name, "ms": 1e3 * t,
+                           "setting": f"low-res {preset.hdrnet_lowres}²" if method == "hdrnet"
+                           else f"width {preset.width}"})
+        assert t > 0
 
 
 def _test_image(size: int) -> np.ndarray:
