@@ -21,7 +21,9 @@ def test_concat_shares_the_base_network():
     torch.manual_seed(0)
     concat = OperatorNet("concat", width=8, dilations=(2,), code_dim=2, residual=True)
     single = OperatorNet("single", width=8, dilations=(2,), residual=True)
-    assert concat.layout[1:] == single.layout[1:] == base_layout(8, (2,))[1:]
+    decouple = OperatorNet("decouple", width=8, dilations=(2,), code_dim=2, residual=True)
+    assert concat.layout[1:] == single.layout[1:] == decouple.layout[1:] == base_layout(8, (2,))[1:]
+    assert type(concat).forward is type(decouple).forward  # one forward for every arch
     assert concat.layout[0].cin == 4 + 2 and single.layout[0].cin == 4
     # with the γ channels' weights at zero, concat computes exactly what single computes
     with torch.no_grad():
