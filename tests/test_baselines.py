@@ -131,3 +131,13 @@ def test_cli_trains_the_baselines(data, tmp_path):
     assert main(["train", *common, "--arch", "hdrnet", "--gamma", "0.02",
                  "--out", str(tmp_path / "h")]) == 0
     assert main(["eval", "--ckpt", str(tmp_path / "h"), "--data", str(data)]) == 0
+    import cv2
+
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), np.random.default_rng(0).integers(0, 256, (70, 83, 3), dtype=np.uint8))
+    assert main(["apply", "--method", "bgu", "--op", "l0", "--gamma", "0.02", str(src),
+                 str(tmp_path / "bgu.png")]) == 0
+    assert cv2.imread(str(tmp_path / "bgu.png")).shape == (70, 83, 3)
+    assert main(["apply", "--method", "bgu", "--op", "l0", "--gamma", "0.02", "--factor", "8",
+                 str(src), str(tmp_path / "x.png")]) == 2  # too small for the grid at 8x
+    assert main(["apply", "--op", "l0", "--gamma", "0.02", str(src), str(tmp_path / "x.png")]) == 2
