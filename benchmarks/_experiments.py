@@ -52,10 +52,11 @@ class Run:
 
 
 def table1_runs(ops=operators.NAMES) -> list[Run]:
-    """Table 1: one decouple model per operator and one single-γ network per test γ."""
+    """Table 1 and the γ sweep: per operator one decouple model, one single-γ network per test γ
+    and the γ-as-input network (concat) the sweep compares with."""
     runs = []
     for op in ops:
-        runs.append(Run("decouple", op))
+        runs += [Run("decouple", op), Run("concat", op)]
         runs += [Run("single", op, float(g)) for g in operators.get(op).test_gammas]
     return runs
 

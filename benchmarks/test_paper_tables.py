@@ -6,7 +6,8 @@
   Table 1), their difference, the identity baseline, and per-operator ``ave.`` rows beside the
   paper's own averages. Every network gets the same preset (iterations, batch, crop).
 - ``gamma_sweep``: the decouple network at ~20 γ across each range, against the five single-γ
-  networks at every γ (their output does not depend on γ) and the identity, with the reference
+  networks at every γ (their output does not depend on γ), the γ-as-input network ("concat",
+  the other way to learn every γ) and the identity, with the reference
   output computed by the operator itself at each γ; plotted in ``figures/gamma_sweep.png``.
 - ``figures/visual_<op>.png``: a test crop, the operator's output and the networks' at the test γ.
 
@@ -190,8 +191,9 @@ def sweep(experiment, results_dir):
                 _meta(experiment, started, points=SWEEP_POINTS[experiment.scale],
                       figure="figures/gamma_sweep.png"),
                 caption="Continuity: PSNR/SSIM of the decouple network across each γ range "
-                        "(evenly spaced in the sampling law's scale), of the five single-γ "
-                        "networks at every γ, and of the identity", float_format="%.4g")
+                        "(evenly spaced in the sampling law's scale, and the test γ), of the five "
+                        "single-γ networks at every γ, of the γ-as-input network and of the "
+                        "identity", float_format="%.4g")
     _plot_sweep(df, results_dir / "figures" / "gamma_sweep.png", experiment.scale)
 
 
@@ -219,6 +221,8 @@ def _plot_sweep(df: pd.DataFrame, out, scale: str) -> None:
                     color=cmap(k), ms=4)
         i = d[d.model == "identity"]
         ax.plot(i.gamma, i.psnr, ":", color="gray", lw=1, label="identity")
+        c = d[d.model == "concat"]
+        ax.plot(c.gamma, c.psnr, "-", color="black", lw=1.2, label="concat (γ as input)")
         dd = d[d.model == "decouple"]
         ax.plot(dd.gamma, dd.psnr, "-", color="crimson", lw=2.2, label="decouple")
         if spec.law == "log-uniform":
@@ -246,13 +250,15 @@ def test_gamma_sweep(op, experiment, scale, sweep):
     gammas = sweep_gammas(op, SWEEP_POINTS[scale])
     spec = operators.get(op)
     dec = _predictor(experiment, Run("decouple", op))
+    concat = _predictor(experiment, Run("concat", op))
     singles = {float(g): _run_model(_predictor(experiment, Run("single", op, float(g))),
                                     sources, op, float(g)) for g in spec.test_gammas}
     rows = []
     for g in gammas:
         refs = np.stack([run_task(op, s, [g])[0] for s in sources])
         u = float(spec.normalize(g))
-        models = {"decouple": _run_model(dec, sources, op, g), "identity": sources}
+        models = {"decouple": _run_model(dec, sources, op, g),
+                  "concat": _run_model(concat, sources, op, g), "identity": sources}
         models.update({f"single {spec.gamma_name}={g0:g}": out for g0, out in singles.items()})
         for name, outs in models.items():
             p, s = _scores(outs, refs)
