@@ -119,6 +119,17 @@ class Experiment:
         except ValueError:  # unreadable: train again
             return False
 
+    def training_facts(self, runs: list[Run]) -> dict:
+        """Provenance of the trained models behind a table: how many, their training wall time
+        (as each checkpoint recorded it) and the code versions they were trained with."""
+        from model.checkpoint import load
+
+        states = [load(self.run_dir(r) / "last.pt") for r in runs if self.is_done(r)]
+        return {"models": len(states),
+                "training_wall_s_total": round(sum(s.get("elapsed_s", 0.0) for s in states), 1),
+                "training_code": sorted({str(s["config"].get("code")) for s in states}),
+                "models_dir": str(self.root / "runs")}
+
     def train_command(self, run: Run, quiet: bool = True) -> list[str]:
         cmd = [sys.executable, "-m", "model", "train", "--data", str(self.data()),
                "--ops", run.op, "--arch", run.arch, "--preset", self.preset,

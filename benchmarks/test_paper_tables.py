@@ -29,7 +29,7 @@ from model.evaluate import evaluate
 from model.metrics import psnr, ssim
 from model.predict import load, to_uint8
 
-from ._experiments import SWEEP_POINTS, Run
+from ._experiments import SWEEP_POINTS, Run, table1_runs
 from ._report import provenance, write_table
 
 # ECCV 2018 / TPAMI 2019 Table 1 averages: PSNR single, PSNR numerous, SSIM single, SSIM numerous
@@ -41,7 +41,8 @@ PAPER_TABLE1 = {
 OPS = operators.NAMES
 
 
-def _meta(experiment, started, **extra) -> dict:
+def _meta(experiment, started, runs=(), **extra) -> dict:
+    """Provenance of a model table: the dataset, the preset and the trained models behind it."""
     from model.presets import get_preset
 
     data = experiment.data()
@@ -49,11 +50,16 @@ def _meta(experiment, started, **extra) -> dict:
         digest, images = str(f.attrs["digest"]), str(f.attrs.get("command", ""))
     return provenance(experiment.scale, started, dataset=str(data), dataset_digest=digest,
                       dataset_command=images, preset=get_preset(experiment.preset).to_dict(),
-                      **extra)
+                      **experiment.training_facts(list(runs)), **extra)
 
 
 def _predictor(experiment, run):
     return load(experiment.ensure(run), experiment.device)
+
+
+def _runs(df: pd.DataFrame, archs) -> list[Run]:
+    """The models of ``archs`` behind a table's operators."""
+    return [r for r in table1_runs(list(dict.fromkeys(df.operator))) if r.arch in archs]
 
 
 # ----------------------------------------------------------------------------------- Table 1
@@ -67,7 +73,8 @@ def table1(experiment, results_dir):
     df = pd.DataFrame(rows)
     long, wide = _table1_frames(df)
     write_table(long, "table1_single_vs_decouple", results_dir,
-                _meta(experiment, started, table="ECCV 2018 / TPAMI 2019 Table 1",
+                _meta(experiment, started, _runs(df, ["decouple", "single"]),
+                      table="ECCV 2018 / TPAMI 2019 Table 1",
                       summary=_table1_summary(long, experiment.scale)),
                 caption="Single-γ networks vs the decouple network trained on continuously "
                         "sampled γ (\"numerous\"), PSNR (dB) / SSIM on the test split at the five "
@@ -188,7 +195,8 @@ def sweep(experiment, results_dir):
         return
     df = pd.DataFrame(rows)
     write_table(df, "gamma_sweep", results_dir,
-                _meta(experiment, started, points=SWEEP_POINTS[experiment.scale],
+                _meta(experiment, started, _runs(df, ["decouple", "single", "concat"]),
+                      points=SWEEP_POINTS[experiment.scale],
                       figure="figures/gamma_sweep.png"),
                 caption="Continuity: PSNR/SSIM of the decouple network across each γ range "
                         "(evenly spaced in the sampling law's scale, and the test γ), of the five "
