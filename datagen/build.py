@@ -216,11 +216,17 @@ def build(plan: Plan, out, *, workers: int = 0, scheduler: str | None = None, re
             if not pending:
                 break
             finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-            for fut in finished:
+            failed = None
+            for fut in finished:  # keep every finished task's work before raising a failure
                 name, slots = pending.pop(fut)
+                if fut.exception() is not None:
+                    failed = failed or fut
+                    continue
                 journal.add(name, slots, fut.result())
                 if bar is not None:
                     bar.update(len(slots))
+            if failed is not None:
+                failed.result()  # raises the task's exception
         journal.flush()
     except KeyboardInterrupt:
         _flush_quietly(journal)
