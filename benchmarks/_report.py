@@ -58,6 +58,36 @@ def provenance(scale: str, started: float, **extra) -> dict:
     }
 
 
+_TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                "^": r"\textasciicircum{}"}
+_TEX_UNICODE = {"γ": r"$\gamma$", "σ": r"$\sigma$", "λ": r"$\lambda$", "Δ": r"$\Delta$",
+                "²": r"$^2$", "×": r"$\times$", "−": "-", "–": "--", "≤": r"$\leq$",
+                "≥": r"$\geq$", "→": r"$\to$", "·": r"$\cdot$"}
+
+
+def latex_text(text) -> str:
+    """Plain text (column names, cells, captions) made safe for LaTeX, with the Greek letters
+    and symbols we use written as math, so the .tex compiles with pdflatex too."""
+    out = []
+    for ch in str(text):
+        out.append(_TEX_SPECIAL.get(ch) or _TEX_UNICODE.get(ch) or ch)
+    return "".join(out)
+
+
+def _latex_frame(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    if isinstance(df.columns, pd.MultiIndex):
+        df.columns = pd.MultiIndex.from_tuples([tuple(latex_text(c) for c in col)
+                                                for col in df.columns])
+    else:
+        df.columns = [latex_text(c) for c in df.columns]
+    for c in df.columns:
+        if df[c].dtype == object or pd.api.types.is_string_dtype(df[c]):
+            df[c] = [v if not isinstance(v, str) else latex_text(v) for v in df[c]]
+    return df
+
+
 def write_table(df: pd.DataFrame, name: str, results_dir: Path, meta: dict,
                 *, caption: str, float_format: str = "%.3g", tex: pd.DataFrame | None = None) -> None:
     """Write ``name``.csv/.tex/.meta.json into ``results_dir`` and refresh its README.
@@ -67,10 +97,10 @@ def write_table(df: pd.DataFrame, name: str, results_dir: Path, meta: dict,
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     df.to_csv(results_dir / f"{name}.csv", index=False)
-    tex = (df if tex is None else tex).to_latex(
+    tex = _latex_frame(df if tex is None else tex).to_latex(
         index=False, float_format=lambda v: float_format % v, na_rep="--", multicolumn_format="c",
-        caption=f"{caption} ({meta['scale']} scale; {meta['hardware']}; "
-        f"commit {meta['commit']})", label=f"tab:{name}")
+        escape=False, caption=latex_text(f"{caption} ({meta['scale']} scale; {meta['hardware']}; "
+                                         f"commit {meta['commit']})"), label=f"tab:{name}")
     (results_dir / f"{name}.tex").write_text(tex)
     (results_dir / f"{name}.meta.json").write_text(json.dumps({"caption": caption, **meta},
                                                               indent=1) + "\n")
