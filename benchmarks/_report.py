@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from datetime import datetime, timezone
@@ -47,7 +48,8 @@ def hardware() -> str:
 def provenance(scale: str, started: float, **extra) -> dict:
     """The facts that make a table re-runnable: command, scale, hardware, commit, wall time."""
     return {
-        "command": "pytest " + " ".join(sys.argv[1:]) if "pytest" in sys.argv[0] else " ".join(sys.argv),
+        "command": ("pytest " + shlex.join(sys.argv[1:]) if "pytest" in sys.argv[0]
+                    else shlex.join(sys.argv)),
         "scale": scale,
         "hardware": hardware(),
         "python": platform.python_version(),
