@@ -5,6 +5,7 @@ Layout of the cache (``--cache``, default ``~/.cache/decouple``)::
     <cache>/<scale>/data.h5                    the scale's dataset (built on first use)
     <cache>/<scale>/runs/decouple-l0/last.pt   one run folder per trained model
     <cache>/<scale>/runs/single-l0-0.02/...
+    <cache>/<scale>/runs-<digest>/...          models trained on a dataset given with --data
 
 A run that is missing is trained, one that stopped early is resumed (exactly, see
 :func:`model.train.train`), one that is complete is only loaded. So a second ``pytest benchmarks``
@@ -104,8 +105,19 @@ class Experiment:
                 raise RuntimeError(f"building {path} failed")
         return path
 
+    def digest(self) -> str:
+        """The dataset's content digest (``datagen`` stores it in the file)."""
+        if getattr(self, "_digest", None) is None:
+            from datagen.store import open_file
+
+            with open_file(self.data()) as f:
+                self._digest = str(f.attrs["digest"])
+        return self._digest
+
     def run_dir(self, run: Run) -> Path:
-        return self.root / "runs" / run.name
+        """``runs/`` for the scale's own dataset, ``runs-<digest>/`` for one given with ``data``."""
+        runs = "runs" if self._data is None else f"runs-{self.digest()[:12]}"
+        return self.root / runs / run.name
 
     def is_done(self, run: Run) -> bool:
         from model.checkpoint import load
@@ -115,9 +127,13 @@ class Experiment:
         if not path.is_file():
             return False
         try:
-            return load(path)["iteration"] >= get_preset(self.preset).iterations
-        except ValueError:  # unreadable: train again
+            state = load(path)
+        except ValueError:  # unreadable: training it reports the problem
             return False
+        if state["config"].get("data_digest") != self.digest():
+            raise ValueError(f"{path} was trained on another dataset than {self.data()} "
+                             "(digests differ): delete its run folder or use another --cache")
+        return state["iteration"] >= get_preset(self.preset).iterations
 
     def training_facts(self, runs: list[Run]) -> dict:
         """Provenance of the trained models behind a table: how many, their training wall time
