@@ -51,7 +51,7 @@ def _collate(items):
 
 
 def lr_at(preset: Preset, it: int, arch: str = "decouple") -> float:
-    if arch == "hdrnet":  # the published constant rate of HDRNet
+    if arch == "hdrnet":  # HDRNet trains at a constant rate (see Preset.hdrnet_lr)
         return preset.hdrnet_lr
     return preset.lr if it < int(preset.lr_drop * preset.iterations) else preset.lr_final
 
@@ -66,7 +66,7 @@ def train(data, ops, out, *, preset: Preset, arch: str = "decouple", gamma: floa
     ``arch="single"`` trains at one ``gamma`` on the ``single`` split (training crops at the
     paper's test γ). Both see the same crops, iterations and batch size. The baselines:
     ``"concat"`` (γ as constant input channels) trains like decouple, ``"hdrnet"`` (DBL, see
-    :mod:`model.hdrnet`) like single, at its published learning rate. ``stop_at`` ends the
+    :mod:`model.hdrnet`) like single, at a constant learning rate (``preset.hdrnet_lr``). ``stop_at`` ends the
     run early at that iteration (with a checkpoint), to continue later with ``resume=True``
     exactly as if it had not stopped (the schedule is always the preset's).
     """
@@ -109,8 +109,8 @@ def train(data, ops, out, *, preset: Preset, arch: str = "decouple", gamma: floa
     if resume and ckpt_path.is_file():
         state = load(ckpt_path, map_location=device)
         keys = ("arch", "ops", "width", "dilations", "norm", "op_code", "init", "residual", "gamma",
-                "data_digest", "seed")
-        if any(state["config"][k] != config[k] for k in keys):
+                "data_digest", "seed", "lowres")
+        if any(state["config"].get(k) != config.get(k) for k in keys):
             raise ValueError(f"{ckpt_path} was trained with other settings; use another --out")
         net.load_state_dict(state["model"])
         start = state["iteration"]
