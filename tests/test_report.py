@@ -18,8 +18,11 @@ def test_latex_is_escaped_ascii(tmp_path):
     write_table(df, "t", tmp_path, meta, caption="Δ of γ_1 (dB)")
     write_table(df, "w", tmp_path, meta, caption="wide", tex=wide)
     for name in ("t", "w"):
-        tex = (tmp_path / f"{name}.tex").read_text()
-        assert tex.isascii(), tex
+        text = (tmp_path / f"{name}.tex").read_text()
+        assert text.isascii(), text
+        comments = [line for line in text.splitlines() if line.startswith("%")]
+        assert "% scale: smoke" in comments and "% commit: abc" in comments  # provenance inside
+        tex = "\n".join(line for line in text.splitlines() if not line.startswith("%"))
         assert not re.search(r"(?<![\\])_", tex.replace("\\_", "")), tex
     assert r"psnr\_db" in (tmp_path / "t.tex").read_text()
     assert r"64$^2$ \& 5\%" in (tmp_path / "t.tex").read_text()
