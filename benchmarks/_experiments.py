@@ -135,6 +135,21 @@ class Experiment:
                              "(digests differ): delete its run folder or use another --cache")
         return state["iteration"] >= get_preset(self.preset).iterations
 
+    def provenance(self, started: float, runs=(), **extra) -> dict:
+        """Provenance of a model table: the dataset, the preset and the trained models behind it,
+        besides the command, hardware, commit and wall time (:func:`benchmarks._report.provenance`)."""
+        from datagen.store import open_file
+        from model.presets import get_preset
+
+        from ._report import provenance
+
+        with open_file(self.data()) as f:
+            command = str(f.attrs.get("command", ""))
+        return provenance(self.scale, started, dataset=str(self.data()),
+                          dataset_digest=self.digest(), dataset_command=command,
+                          preset=get_preset(self.preset).to_dict(),
+                          **self.training_facts(list(runs)), **extra)
+
     def training_facts(self, runs: list[Run]) -> dict:
         """Provenance of the trained models behind a table: how many, their training wall time
         (as each checkpoint recorded it) and the code versions they were trained with."""

@@ -31,7 +31,6 @@ from model.presets import get_preset
 
 from ._experiments import Run, baseline_runs, middle_gamma
 from ._report import provenance, write_table
-from .test_paper_tables import _meta
 
 OPS = operators.NAMES
 METHODS = ("bgu", "hdrnet", "concat", "single", "decouple")
@@ -89,7 +88,7 @@ def table6(experiment, results_dir):
     wide = pd.DataFrame(wide)
     wide.columns = pd.MultiIndex.from_tuples(wide.columns)
     write_table(df, "table6_baselines", results_dir,
-                _meta(experiment, started, baseline_runs(list(df.operator)),
+                experiment.provenance(started, baseline_runs(list(df.operator)),
                       table="TPAMI 2019 Table 6",
                       gamma="the middle of each operator's five test γ",
                       bgu="operator on a box-downsampled input (bgu_factor: 4x, less for crops "

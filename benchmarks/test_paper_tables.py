@@ -30,7 +30,7 @@ from model.metrics import psnr, ssim
 from model.predict import load, to_uint8
 
 from ._experiments import SWEEP_POINTS, Run, table1_runs
-from ._report import provenance, write_table
+from ._report import write_table
 
 # ECCV 2018 / TPAMI 2019 Table 1 averages: PSNR single, PSNR numerous, SSIM single, SSIM numerous
 PAPER_TABLE1 = {
@@ -39,18 +39,6 @@ PAPER_TABLE1 = {
     "wmf": (39.66, 38.40, 0.985, 0.980), "llf": (32.93, 32.94, 0.983, 0.983),
 }
 OPS = operators.NAMES
-
-
-def _meta(experiment, started, runs=(), **extra) -> dict:
-    """Provenance of a model table: the dataset, the preset and the trained models behind it."""
-    from model.presets import get_preset
-
-    data = experiment.data()
-    with open_file(data) as f:
-        digest, images = str(f.attrs["digest"]), str(f.attrs.get("command", ""))
-    return provenance(experiment.scale, started, dataset=str(data), dataset_digest=digest,
-                      dataset_command=images, preset=get_preset(experiment.preset).to_dict(),
-                      **experiment.training_facts(list(runs)), **extra)
 
 
 def _predictor(experiment, run):
@@ -73,7 +61,7 @@ def table1(experiment, results_dir):
     df = pd.DataFrame(rows)
     long, wide = _table1_frames(df)
     write_table(long, "table1_single_vs_decouple", results_dir,
-                _meta(experiment, started, _runs(df, ["decouple", "single"]),
+                experiment.provenance(started, _runs(df, ["decouple", "single"]),
                       table="ECCV 2018 / TPAMI 2019 Table 1",
                       summary=_table1_summary(long, experiment.scale)),
                 caption="Single-γ networks vs the decouple network trained on continuously "
@@ -195,7 +183,7 @@ def sweep(experiment, results_dir):
         return
     df = pd.DataFrame(rows)
     write_table(df, "gamma_sweep", results_dir,
-                _meta(experiment, started, _runs(df, ["decouple", "single", "concat"]),
+                experiment.provenance(started, _runs(df, ["decouple", "single", "concat"]),
                       points=SWEEP_POINTS[experiment.scale],
                       figure="figures/gamma_sweep.png"),
                 caption="Continuity: PSNR/SSIM of the decouple network across each γ range "
