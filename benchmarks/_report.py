@@ -96,6 +96,17 @@ def _latex_frame(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def collect_rows(write):
+    """The body of a module fixture that gathers rows from its tests, then writes them:
+    ``yield from collect_rows(lambda df, started: ...)``; ``write`` gets the rows as a DataFrame
+    and the start time, and is not called when no test added a row (e.g. all deselected)."""
+    started = time.perf_counter()
+    rows: list = []
+    yield rows
+    if rows:
+        write(pd.DataFrame(rows), started)
+
+
 def write_table(df: pd.DataFrame, name: str, results_dir: Path, meta: dict,
                 *, caption: str, float_format: str = "%.3g", tex: pd.DataFrame | None = None) -> None:
     """Write ``name``.csv/.tex/.meta.json into ``results_dir`` and refresh its README.

@@ -30,7 +30,7 @@ from model.predict import load
 from model.presets import get_preset
 
 from ._experiments import Run, baseline_runs, middle_gamma
-from ._report import provenance, write_table
+from ._report import collect_rows, provenance, write_table
 
 OPS = operators.NAMES
 METHODS = ("bgu", "hdrnet", "concat", "single", "decouple")
@@ -70,12 +70,10 @@ def _bgu_scores(data, op: str, gamma: float) -> tuple[float, float, int, int]:
 
 @pytest.fixture(scope="module")
 def table6(experiment, results_dir):
-    started = time.perf_counter()
-    rows: list = []
-    yield rows
-    if not rows:
-        return
-    df = pd.DataFrame(rows)
+    yield from collect_rows(lambda df, started: _write_table6(df, started, experiment, results_dir))
+
+
+def _write_table6(df: pd.DataFrame, started: float, experiment, results_dir) -> None:
     for method, figures in PAPER_TABLE6.items():
         df[f"paper_{method}_psnr"] = [figures[o][0] for o in df.operator]
         df[f"paper_{method}_ssim"] = [figures[o][1] for o in df.operator]
@@ -87,21 +85,19 @@ def table6(experiment, results_dir):
         wide[(r.operator.upper(), f"{operators.get(r.operator).gamma_name}={r.gamma:g}")] = cells
     wide = pd.DataFrame(wide)
     wide.columns = pd.MultiIndex.from_tuples(wide.columns)
-    write_table(df, "table6_baselines", results_dir,
-                experiment.provenance(started, baseline_runs(list(df.operator)),
-                      table="TPAMI 2019 Table 6",
-                      gamma="the middle of each operator's five test γ",
-                      bgu="operator on a box-downsampled input (bgu_factor: 4x, less for crops "
-                          "too small for it); grid round(h/16) x "
-                          "round(w/16) x 8 of the low-res image, 3x4 affines, lambda_spatial 1, "
-                          "second-derivative intensity smoothness 4e-7, luminance guide "
-                          "(google/bgu defaults)",
-                      hdrnet=f"16x16x8 grid, low-res stream at "
-                             f"{get_preset(experiment.preset).hdrnet_lowres}², Adam "
-                             f"{get_preset(experiment.preset).hdrnet_lr:g} constant, the preset's "
-                             "iterations/batch/crop",
-                      paper_ours="the paper's single-layer variant trained on 10 operators",
-                      summary=_table6_summary(df, experiment.scale)),
+    preset = get_preset(experiment.preset)
+    meta = experiment.provenance(
+        started, baseline_runs(list(df.operator)), table="TPAMI 2019 Table 6",
+        gamma="the middle of each operator's five test γ",
+        bgu="operator on a box-downsampled input (bgu_factor: 4x, less for crops too small for "
+            "it); grid round(h/16) x round(w/16) x 8 of the low-res image, 3x4 affines, "
+            "lambda_spatial 1, second-derivative intensity smoothness 4e-7, luminance guide "
+            "(google/bgu defaults)",
+        hdrnet=f"16x16x8 grid, low-res stream at {preset.hdrnet_lowres}², Adam "
+               f"{preset.hdrnet_lr:g} constant, the preset's iterations/batch/crop",
+        paper_ours="the paper's single-layer variant trained on 10 operators",
+        summary=_table6_summary(df, experiment.scale))
+    write_table(df, "table6_baselines", results_dir, meta,
                 caption="Other methods at each operator's default γ: PSNR (dB) / SSIM on the "
                         "test split; paper_*: TPAMI 2019 Table 6 (its 'ours' is the single-layer "
                         "variant trained jointly on ten operators)",
@@ -155,24 +151,24 @@ def _best(fn, repeats):
 
 @pytest.fixture(scope="module")
 def speed_rows(experiment, results_dir):
-    started = time.perf_counter()
-    rows: list = []
-    yield rows
-    if rows:
-        size, repeats = SPEED[experiment.scale]
-        preset = get_preset(experiment.preset)
-        df = pd.DataFrame(rows)
-        first = [c for c in ("method", "operator", "device", "preset", "setting", "ms") if c in df]
-        write_table(df[first + [c for c in df if c not in first]], "baseline_speed", results_dir,
-                    provenance(experiment.scale, started, size=f"{size}x{size}", repeats=repeats,
-                               width=preset.width, hdrnet_lowres=preset.hdrnet_lowres,
-                               bgu_factor=BGU_FACTOR, torch=torch.__version__,
-                               threads=torch.get_num_threads(), timing="best of the repeats, "
-                               "after one warm-up call; inference only"),
-                    caption="Inference time per image of each method (ms); BGU split into "
-                            "downsampling, the operator at low resolution, fit and slice; the "
-                            "operator itself at full resolution for reference",
-                    float_format="%.1f")
+    yield from collect_rows(lambda df, started: _write_speed(df, started, experiment.scale,
+                                                             results_dir))
+
+
+def _write_speed(df: pd.DataFrame, started: float, scale: str, results_dir) -> None:
+    size, repeats = SPEED[scale]
+    preset = get_preset(scale)
+    first = [c for c in ("method", "operator", "device", "preset", "setting", "ms") if c in df]
+    write_table(df[first + [c for c in df if c not in first]], "baseline_speed", results_dir,
+                provenance(scale, started, size=f"{size}x{size}", repeats=repeats,
+                           width=preset.width, hdrnet_lowres=preset.hdrnet_lowres,
+                           bgu_factor=BGU_FACTOR, torch=torch.__version__,
+                           threads=torch.get_num_threads(),
+                           timing="best of the repeats, after one warm-up call; inference only"),
+                caption="Inference time per image of each method (ms); BGU split into "
+                        "downsampling, the operator at low resolution, fit and slice; the "
+                        "operator itself at full resolution for reference",
+                float_format="%.1f")
 
 
 @pytest.mark.parametrize("op", OPS)

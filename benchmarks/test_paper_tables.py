@@ -15,8 +15,6 @@ Models and the dataset come from the cache (``--cache``), trained there on first
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -30,7 +28,7 @@ from model.metrics import psnr, ssim
 from model.predict import load, to_uint8
 
 from ._experiments import SWEEP_POINTS, Run, table1_runs
-from ._report import write_table
+from ._report import collect_rows, write_table
 
 # ECCV 2018 / TPAMI 2019 Table 1 averages: PSNR single, PSNR numerous, SSIM single, SSIM numerous
 PAPER_TABLE1 = {
@@ -53,17 +51,15 @@ def _runs(df: pd.DataFrame, archs) -> list[Run]:
 # ----------------------------------------------------------------------------------- Table 1
 @pytest.fixture(scope="module")
 def table1(experiment, results_dir):
-    started = time.perf_counter()
-    rows: list = []
-    yield rows
-    if not rows:
-        return
-    df = pd.DataFrame(rows)
+    yield from collect_rows(lambda df, started: _write_table1(df, started, experiment, results_dir))
+
+
+def _write_table1(df: pd.DataFrame, started: float, experiment, results_dir) -> None:
     long, wide = _table1_frames(df)
-    write_table(long, "table1_single_vs_decouple", results_dir,
-                experiment.provenance(started, _runs(df, ["decouple", "single"]),
-                      table="ECCV 2018 / TPAMI 2019 Table 1",
-                      summary=_table1_summary(long, experiment.scale)),
+    meta = experiment.provenance(started, _runs(df, ["decouple", "single"]),
+                                 table="ECCV 2018 / TPAMI 2019 Table 1",
+                                 summary=_table1_summary(long, experiment.scale))
+    write_table(long, "table1_single_vs_decouple", results_dir, meta,
                 caption="Single-γ networks vs the decouple network trained on continuously "
                         "sampled γ (\"numerous\"), PSNR (dB) / SSIM on the test split at the five "
                         "test γ; paper_* columns: the paper's averages (ave. rows)",
@@ -176,16 +172,14 @@ def _run_model(pred, sources: np.ndarray, op: str, gamma: float) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def sweep(experiment, results_dir):
-    started = time.perf_counter()
-    rows: list = []
-    yield rows
-    if not rows:
-        return
-    df = pd.DataFrame(rows)
-    write_table(df, "gamma_sweep", results_dir,
-                experiment.provenance(started, _runs(df, ["decouple", "single", "concat"]),
-                      points=SWEEP_POINTS[experiment.scale],
-                      figure="figures/gamma_sweep.png"),
+    yield from collect_rows(lambda df, started: _write_sweep(df, started, experiment, results_dir))
+
+
+def _write_sweep(df: pd.DataFrame, started: float, experiment, results_dir) -> None:
+    meta = experiment.provenance(started, _runs(df, ["decouple", "single", "concat"]),
+                                 points=SWEEP_POINTS[experiment.scale],
+                                 figure="figures/gamma_sweep.png")
+    write_table(df, "gamma_sweep", results_dir, meta,
                 caption="Continuity: PSNR/SSIM of the decouple network across each γ range "
                         "(evenly spaced in the sampling law's scale, and the test γ), of the five "
                         "single-γ networks at every γ, of the γ-as-input network and of the "
