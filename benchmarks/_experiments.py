@@ -82,6 +82,7 @@ class Experiment:
         self.root = Path(cache) / scale
         self._data = Path(data) if data else None
         self.device = device
+        self._attrs: tuple[str, str] | None = None
 
     @property
     def preset(self) -> str:
@@ -105,14 +106,18 @@ class Experiment:
                 raise RuntimeError(f"building {path} failed")
         return path
 
-    def digest(self) -> str:
-        """The dataset's content digest (``datagen`` stores it in the file)."""
-        if getattr(self, "_digest", None) is None:
+    def _dataset_attrs(self) -> tuple[str, str]:
+        """The dataset's content digest and the command that built it (read once)."""
+        if self._attrs is None:
             from datagen.store import open_file
 
             with open_file(self.data()) as f:
-                self._digest = str(f.attrs["digest"])
-        return self._digest
+                self._attrs = (str(f.attrs["digest"]), str(f.attrs.get("command", "")))
+        return self._attrs
+
+    def digest(self) -> str:
+        """The dataset's content digest (``datagen`` stores it in the file)."""
+        return self._dataset_attrs()[0]
 
     def run_dir(self, run: Run) -> Path:
         """``runs/`` for the scale's own dataset, ``runs-<digest>/`` for one given with ``data``."""
@@ -138,15 +143,13 @@ class Experiment:
     def provenance(self, started: float, runs=(), **extra) -> dict:
         """Provenance of a model table: the dataset, the preset and the trained models behind it,
         besides the command, hardware, commit and wall time (:func:`benchmarks._report.provenance`)."""
-        from datagen.store import open_file
         from model.presets import get_preset
 
         from ._report import provenance
 
-        with open_file(self.data()) as f:
-            command = str(f.attrs.get("command", ""))
+        digest, command = self._dataset_attrs()
         return provenance(self.scale, started, dataset=str(self.data()),
-                          dataset_digest=self.digest(), dataset_command=command,
+                          dataset_digest=digest, dataset_command=command,
                           preset=get_preset(self.preset).to_dict(),
                           **self.training_facts(list(runs)), **extra)
 

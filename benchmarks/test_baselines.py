@@ -29,6 +29,7 @@ from model.metrics import psnr, ssim
 from model.predict import load
 from model.presets import get_preset
 
+from ._bench import bench_image, sync
 from ._experiments import Run, baseline_runs, middle_gamma
 from ._report import collect_rows, provenance, write_table
 
@@ -134,11 +135,6 @@ def test_table6(op, experiment, scale, table6):
 
 
 # ----------------------------------------------------------------------------- speed
-def _sync(device):
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
 def _best(fn, repeats):
     fn()  # warm-up (allocations, caches, kernel choice)
     times = []
@@ -174,7 +170,7 @@ def _write_speed(df: pd.DataFrame, started: float, scale: str, results_dir) -> N
 @pytest.mark.parametrize("op", OPS)
 def test_bgu_and_operator_speed(op, experiment, speed_rows):
     size, repeats = SPEED[experiment.scale]
-    img = _test_image(size)
+    img = bench_image(size)
     g = middle_gamma(op)
     best = {}
     for _ in range(repeats + 1):
@@ -202,7 +198,7 @@ def test_network_speed(method, device, experiment, speed_rows):
     """Inference only; the weights do not change the cost, so the architecture is built untrained
     with the preset's settings (decouple: its weights generated from γ inside the timed call)."""
     size, repeats = SPEED[experiment.scale]
-    x = prepare(torch.from_numpy(_test_image(size).transpose(2, 0, 1).copy())[None]).to(device)
+    x = prepare(torch.from_numpy(bench_image(size).transpose(2, 0, 1).copy())[None]).to(device)
     for name in _speed_presets(experiment.scale):
         preset = get_preset(name)
         config = {"arch": method, "ops": ["l0"], "width": preset.width,
@@ -217,7 +213,7 @@ def test_network_speed(method, device, experiment, speed_rows):
         def run():
             fixed = net.fixed_weights(None if code is None else code[0])
             net(x, code, fixed=fixed)
-            _sync(device)
+            sync(device)
 
         t = _best(run, repeats)
         speed_rows.append({"method": method, "operator": "any", "device": device,
@@ -225,11 +221,3 @@ def test_network_speed(method, device, experiment, speed_rows):
                            "setting": f"low-res {preset.hdrnet_lowres}²" if method == "hdrnet"
                            else f"width {preset.width}"})
         assert t > 0
-
-
-def _test_image(size: int) -> np.ndarray:
-    """A natural test photograph (scikit-image's astronaut) resized to size²."""
-    import cv2
-    from skimage import data
-
-    return cv2.resize(data.astronaut(), (size, size), interpolation=cv2.INTER_AREA)

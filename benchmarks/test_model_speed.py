@@ -15,6 +15,7 @@ import torch
 from model.data import prepare
 from model.networks import PAPER_DILATIONS, OperatorNet
 
+from ._bench import sync
 from ._report import provenance, write_table
 
 # (width, training crop, timed training steps, inference size, inference repeats)
@@ -22,11 +23,6 @@ SETTINGS = {"smoke": (16, 48, 2, 128, 2), "small": (64, 96, 3, 512, 3),
             "paper": (64, 128, 5, 512, 5)}
 BATCH = 8
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
-
-def _sync(device):
-    if device == "cuda":
-        torch.cuda.synchronize()
 
 
 def _train_rate(net, device, crop, steps) -> float:
@@ -44,11 +40,11 @@ def _train_rate(net, device, crop, steps) -> float:
         opt.step()
 
     step()  # warm-up (allocations, kernel selection)
-    _sync(device)
+    sync(device)
     t = time.perf_counter()
     for _ in range(steps):
         step()
-    _sync(device)
+    sync(device)
     return steps * BATCH / (time.perf_counter() - t)
 
 
@@ -57,12 +53,12 @@ def _infer_time(net, device, size, repeats, fixed) -> float:
     x = prepare(torch.randint(0, 256, (1, 3, size, size), dtype=torch.uint8)).to(device)
     net.eval()
     net(x, fixed=fixed)
-    _sync(device)
+    sync(device)
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         net(x, fixed=fixed)
-        _sync(device)
+        sync(device)
         times.append(time.perf_counter() - t)
     return min(times)
 
@@ -109,7 +105,7 @@ def test_inference_time(rows, scale, device):
     t_single = _infer_time(single, device, size, repeats, None)
     t = time.perf_counter()
     fixed = dec.fixed_weights(torch.tensor([0.5]))  # once per (operator, γ)
-    _sync(device)
+    sync(device)
     t_weights = time.perf_counter() - t
     t_dec = _infer_time(dec, device, size, repeats, fixed)
     rows += [

@@ -17,13 +17,13 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-import skimage.data
 
 import operators
 from datagen.sources import read_rgb
 from operators.fidelity import agreement, known_issue, reference_entries
 from operators.wmf import stretched_guide
 
+from ._bench import bench_image
 from ._report import provenance, write_table
 
 REFERENCE = Path(os.environ.get("DECOUPLE_REFERENCE",
@@ -58,13 +58,6 @@ COUNTERPARTS = {
                 numOfIter=4)),
     "wmf": ("cv2.ximgproc.weightedMedianFilter", _opencv_wmf),
 }
-
-
-def bench_image(size: int) -> np.ndarray:
-    """A natural RGB test image (scikit-image's astronaut) resized to size x size."""
-    img = skimage.data.astronaut()
-    interp = cv2.INTER_AREA if size < img.shape[0] else cv2.INTER_CUBIC
-    return cv2.resize(img, (size, size), interpolation=interp)
 
 
 

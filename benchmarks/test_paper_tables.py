@@ -153,10 +153,14 @@ def sweep_gammas(op: str, points: int) -> np.ndarray:
     return np.array(sorted(set(gammas) | {float(g) for g in spec.test_gammas}))
 
 
-def _test_sources(data) -> np.ndarray:
+@pytest.fixture(scope="module")
+def sources(experiment) -> np.ndarray:
+    """The test split's source crops (N, S, S, 3) uint8, read once for the sweep and figures."""
+    data = experiment.data()
     with open_file(data) as f:
         test = np.flatnonzero(f["sources/split"][:] == SPLITS["test"])
-        return f["sources/pixels"][test.tolist()] if len(test) else np.zeros((0,))
+        assert len(test), f"{data} has no test crops"
+        return f["sources/pixels"][test.tolist()]
 
 
 def _scores(outs: np.ndarray, refs: np.ndarray) -> tuple[float, float]:
@@ -233,10 +237,7 @@ def _plot_sweep(df: pd.DataFrame, out, scale: str) -> None:
 
 
 @pytest.mark.parametrize("op", OPS)
-def test_gamma_sweep(op, experiment, scale, sweep):
-    data = experiment.data()
-    sources = _test_sources(data)
-    assert len(sources), f"{data} has no test crops"
+def test_gamma_sweep(op, experiment, scale, sweep, sources):
     gammas = sweep_gammas(op, SWEEP_POINTS[scale])
     spec = operators.get(op)
     dec = _predictor(experiment, Run("decouple", op))
@@ -265,15 +266,13 @@ def test_gamma_sweep(op, experiment, scale, sweep):
 
 # ----------------------------------------------------------------------------- figures
 @pytest.mark.parametrize("op", OPS)
-def test_visual(op, experiment, results_dir):
+def test_visual(op, experiment, results_dir, sources):
     """Figure: a test crop, the operator's output and the networks' at the five test γ."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    data = experiment.data()
-    sources = _test_sources(data)
     src = sources[int(np.argmax([s.std() for s in sources]))]  # the busiest crop
     spec = operators.get(op)
     dec = _predictor(experiment, Run("decouple", op))
