@@ -6,12 +6,10 @@ from functools import lru_cache
 
 import numpy as np
 
+from ._color import RGB2GRAY
 from ._validate import MATLAB_EPS, as_count, as_float_image, as_gamma, as_positive, restore_shape
 
 __all__ = ["local_laplacian", "pyramid_depth", "RGB2GRAY"]
-
-#: MATLAB's ``rgb2gray`` weights: the first row of the inverse NTSC (YIQ) matrix, unrounded.
-RGB2GRAY = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])
 
 
 def pyramid_depth(h: int, w: int) -> int:
