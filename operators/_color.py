@@ -20,6 +20,7 @@ YCBCR_T = np.array([[65.481, 128.553, 24.966],
                     [112.0, -93.786, -18.214]])
 YCBCR_OFFSET = np.array([16.0, 128.0, 128.0])
 _T_INV = np.linalg.inv(YCBCR_T)
+_SHIFT = _T_INV @ YCBCR_OFFSET
 
 
 def rgb2gray(rgb: np.ndarray) -> np.ndarray:
@@ -29,34 +30,37 @@ def rgb2gray(rgb: np.ndarray) -> np.ndarray:
 
 
 def rgb2ycbcr(rgb: np.ndarray) -> np.ndarray:
-    """MATLAB ``rgb2ycbcr`` of an HxWx3 double image in [0, 1]: HxWx3 Y, Cb, Cr in [0, 1]."""
+    """MATLAB ``rgb2ycbcr`` of an HxWx3 double image in [0, 1]: HxWx3 Y, Cb, Cr in [0, 1].
+
+    Evaluated as MATLAB does (``imlincomb`` with the coefficients T/255 and the offset added last),
+    not as (offset + T·rgb)/255: the two differ in the last bit, which decides exact rounding ties
+    (the shock filter's reference has such ties).
+    """
     rgb = np.asarray(rgb, dtype=np.float64)
     out = np.empty_like(rgb)
     for c in range(3):
-        t = YCBCR_T[c]
-        out[..., c] = (YCBCR_OFFSET[c] + t[0] * rgb[..., 0] + t[1] * rgb[..., 1]
-                       + t[2] * rgb[..., 2]) / 255.0
+        out[..., c] = _lincomb(rgb, YCBCR_T[c] / 255.0, YCBCR_OFFSET[c] / 255.0)
     return out
 
 
 def rgb2y(rgb: np.ndarray) -> np.ndarray:
     """The Y channel of :func:`rgb2ycbcr` alone (HxW), as ``rgb2ycbcr(I)(:,:,1)``."""
-    rgb = np.asarray(rgb, dtype=np.float64)
-    t = YCBCR_T[0]
-    return (YCBCR_OFFSET[0] + t[0] * rgb[..., 0] + t[1] * rgb[..., 1] + t[2] * rgb[..., 2]) / 255.0
+    return _lincomb(np.asarray(rgb, dtype=np.float64), YCBCR_T[0] / 255.0, YCBCR_OFFSET[0] / 255.0)
+
+
+def _lincomb(planes: np.ndarray, coef: np.ndarray, offset: float) -> np.ndarray:
+    """``imlincomb(c1, P1, c2, P2, c3, P3, offset)``: accumulated left to right in double."""
+    return planes[..., 0] * coef[0] + planes[..., 1] * coef[1] + planes[..., 2] * coef[2] + offset
 
 
 def ycbcr2rgb(ycc: np.ndarray) -> np.ndarray:
     """MATLAB ``ycbcr2rgb`` of an HxWx3 double YCbCr image: RGB clipped to [0, 1].
 
-    RGB = 255·T⁻¹·YCbCr − T⁻¹·offset with the inverse of the same rounded matrix, then clipped as
-    MATLAB does for double output.
+    RGB = (255·T⁻¹)·YCbCr − T⁻¹·offset with the inverse of the same rounded matrix (``imlincomb``
+    order), then clipped as MATLAB does for double output.
     """
     ycc = np.asarray(ycc, dtype=np.float64)
-    shift = _T_INV @ YCBCR_OFFSET
     out = np.empty_like(ycc)
     for c in range(3):
-        t = _T_INV[c]
-        out[..., c] = (255.0 * (t[0] * ycc[..., 0] + t[1] * ycc[..., 1] + t[2] * ycc[..., 2])
-                       - shift[c])
+        out[..., c] = _lincomb(ycc, 255.0 * _T_INV[c], -_SHIFT[c])
     return np.clip(out, 0.0, 1.0, out=out)
