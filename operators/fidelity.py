@@ -58,6 +58,21 @@ def unregistered(entry: dict) -> str | None:
     return None
 
 
+#: The authors' auxiliary images, read from the reference folder at run time (third-party files,
+#: never shipped): the keyword each operator takes them by, and the file under ``inputs/``.
+AUXILIARY = {"style": ("exemplar", "style_ruins.png"), "pencil": ("texture", "pencil0.jpg")}
+
+
+def reference_overrides(entry: dict, reference_dir) -> dict:
+    """The keyword arguments that reproduce ``entry``'s call: its solver, and the auxiliary image
+    (style exemplar, pencil texture) the authors' code used, as a path in ``reference_dir``."""
+    kw = {"solver": entry["solver"]} if entry.get("solver") else {}
+    if entry["operator"] in AUXILIARY:
+        key, name = AUXILIARY[entry["operator"]]
+        kw[key] = str(Path(reference_dir) / "inputs" / name)
+    return kw
+
+
 def reference_entries(reference_dir) -> Iterator[dict]:
     """The entries of a reference folder's ``manifest.json`` with absolute ``input``/``output``."""
     root = Path(reference_dir)
