@@ -79,7 +79,8 @@ class Experiment:
         if scale not in DATA_ARGS:
             raise ValueError(f"unknown scale {scale!r}")
         self.scale = scale
-        self.root = Path(cache) / scale
+        self.cache = Path(cache)
+        self.root = self.cache / scale
         self._data = Path(data) if data else None
         self.device = device
         self._attrs: tuple[str, str] | None = None
@@ -145,24 +146,29 @@ class Experiment:
         besides the command, hardware, commit and wall time (:func:`benchmarks._report.provenance`)."""
         from model.presets import get_preset
 
-        from ._report import provenance
+        from ._report import portable_meta, portable_path, provenance
 
         digest, command = self._dataset_attrs()
-        return provenance(self.scale, started, dataset=str(self.data()),
-                          dataset_digest=digest, dataset_command=command,
-                          preset=get_preset(self.preset).to_dict(),
-                          **self.training_facts(list(runs)), **extra)
+        # paths relative to the cache (<cache>/small/data.h5), never this machine's directories
+        return portable_meta(
+            provenance(self.scale, started, dataset=portable_path(self.data(), self.cache),
+                       dataset_digest=digest, dataset_command=command,
+                       preset=get_preset(self.preset).to_dict(),
+                       **self.training_facts(list(runs)), **extra), self.cache)
 
     def training_facts(self, runs: list[Run]) -> dict:
         """Provenance of the trained models behind a table: how many, their training wall time
         (as each checkpoint recorded it) and the code versions they were trained with."""
         from model.checkpoint import load
 
+        from ._report import portable_path
+
         states = [load(self.run_dir(r) / "last.pt") for r in runs if self.is_done(r)]
         return {"models": len(states),
                 "training_wall_s_total": round(sum(s.get("elapsed_s", 0.0) for s in states), 1),
                 "training_code": sorted({str(s["config"].get("code")) for s in states}),
-                "models_dir": str(self.root / "runs")}
+                "models_dir": portable_path(self.run_dir(Run("decouple", "l0")).parent,
+                                            self.cache)}
 
     def train_command(self, run: Run, quiet: bool = True) -> list[str]:
         cmd = [sys.executable, "-m", "model", "train", "--data", str(self.data()),

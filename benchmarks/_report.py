@@ -2,13 +2,18 @@
 
 Every table in ``results/`` is written here, never by hand: ``NAME.csv``, ``NAME.tex`` and
 ``NAME.meta.json`` (command, scale, hardware, commit, wall time), and ``results/README.md`` is
-regenerated from all sidecars.
+regenerated from all sidecars. The ``.tex`` is made from the CSV as written (read back), by the
+table's layout in :mod:`benchmarks._latex`, so ``python -m benchmarks.render`` re-makes the same
+``.tex`` from a committed CSV and sidecar without re-running anything. No absolute path of this
+machine is recorded: paths are written relative to the benchmark cache (``<cache>/...``), the
+repository or the home directory (:func:`portable_path`, :func:`portable_meta`).
 """
 from __future__ import annotations
 
 import json
 import os
 import platform
+import re
 import shlex
 import sys
 import time
@@ -60,40 +65,91 @@ def provenance(scale: str, started: float, **extra) -> dict:
     }
 
 
-_TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-                "^": r"\textasciicircum{}"}
-_TEX_UNICODE = {"γ": r"$\gamma$", "σ": r"$\sigma$", "λ": r"$\lambda$", "Δ": r"$\Delta$",
-                "²": r"$^2$", "×": r"$\times$", "−": "-", "–": "--", "≤": r"$\leq$",
-                "≥": r"$\geq$", "→": r"$\to$", "·": r"$\cdot$"}
-
-
-def latex_text(text) -> str:
-    """Plain text (column names, cells, captions) made safe for LaTeX, with the Greek letters
-    and symbols we use written as math, so the .tex compiles with pdflatex too."""
-    out = []
-    for ch in str(text):
-        out.append(_TEX_SPECIAL.get(ch) or _TEX_UNICODE.get(ch) or ch)
-    return "".join(out)
-
-
 def latex_comment(value) -> str:
     """A provenance value on one LaTeX comment line (ASCII, no line breaks)."""
     text = json.dumps(value, ensure_ascii=True) if not isinstance(value, str) else value
     return text.replace("\n", " ").encode("ascii", "backslashreplace").decode()
 
 
-def _latex_frame(df: pd.DataFrame) -> pd.DataFrame:
-    df = df.copy()
-    if isinstance(df.columns, pd.MultiIndex):
-        df.columns = pd.MultiIndex.from_tuples([tuple(latex_text(c) for c in col)
-                                                for col in df.columns])
-    else:
-        df.columns = [latex_text(c) for c in df.columns]
-    for c in df.columns:
-        if df[c].dtype == object or pd.api.types.is_string_dtype(df[c]):
-            df[c] = [v if not isinstance(v, str) else latex_text(v) for v in df[c]]
-    return df
+def portable_path(path, cache=None) -> str:
+    """``path`` without this machine's directories: ``<cache>/...`` under the benchmark cache,
+    relative to the repository inside it, ``~/...`` under the home directory, else its name."""
+    p = Path(path).expanduser()
+    if not p.is_absolute():
+        return p.as_posix()
+    p = Path(os.path.abspath(p))
+    for root, label in ((cache, "<cache>"), (REPO, None), (Path.home(), "~")):
+        if root is None:
+            continue
+        root = Path(os.path.abspath(Path(root).expanduser()))
+        try:
+            rel = p.relative_to(root)
+        except ValueError:
+            continue
+        if label is None:
+            return rel.as_posix()
+        return label if rel == Path(".") else f"{label}/{rel.as_posix()}"
+    return p.name
+
+
+def _portable_text(text: str, cache=None) -> str:
+    """Absolute paths inside free text (a command line) made portable as in
+    :func:`portable_path` (the repository as ``.``)."""
+    for root, label in ((cache, "<cache>"), (REPO, "."), (Path.home(), "~")):
+        if root is None:
+            continue
+        root = os.path.abspath(Path(root).expanduser())
+        if root == os.sep:
+            continue
+        text = re.sub(re.escape(root) + r"(?=/|[\s'\"]|$)", lambda _m, s=label: s, text)
+    return text
+
+
+def _portable_command(command: str, cache=None) -> str:
+    """A command line whose absolute path arguments (``--results /x/y``, ``--data=/x/d.h5``)
+    are made portable by :func:`portable_path`."""
+    try:
+        words = shlex.split(command)
+    except ValueError:  # unbalanced quotes: substitute the known roots only
+        return _portable_text(command, cache)
+    out = []
+    for w in words:
+        opt, eq, val = w.partition("=") if w.startswith("-") else ("", "", w)
+        if os.path.isabs(val):
+            w = opt + eq + portable_path(val, cache)
+        out.append(w)
+    if out == words:
+        return _portable_text(command, cache)
+    # quoted as the shell needs, except the <cache> placeholder (a reader's, not a shell's)
+    return " ".join(w if re.fullmatch(r"[\w@%+=:,./<>~-]+", w) else shlex.quote(w) for w in out)
+
+
+def portable_meta(meta: dict, cache=None, *, cache_layout: bool = False) -> dict:
+    """``meta`` with every absolute path made portable: values of ``dataset`` and ``*_dir`` keys
+    by :func:`portable_path`, paths inside other strings (the command) by their root. With
+    ``cache_layout`` (sidecars of older versions, whose cache folder is unknown), a path that
+    follows the cache layout, ``.../<scale>/data.h5`` or ``.../<scale>/runs``, becomes
+    ``<cache>/<scale>/...``."""
+    scale = str(meta.get("scale", ""))
+
+    def fix(key, v):
+        if isinstance(v, dict):
+            return {k: fix(k, x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [fix(key, x) for x in v]
+        if not isinstance(v, str):
+            return v
+        if key == "command" or key.endswith("_command"):
+            return _portable_command(v, cache)
+        if (key == "dataset" or key.endswith("_dir")) and os.path.isabs(v):
+            parts = Path(v).parts
+            if cache_layout and scale and scale in parts[:-1]:
+                i = len(parts) - 1 - parts[::-1].index(scale)
+                return "<cache>/" + "/".join(parts[i:])
+            return portable_path(v, cache)
+        return _portable_text(v, cache)
+
+    return {k: fix(k, v) for k, v in meta.items()}
 
 
 def collect_rows(write):
@@ -107,52 +163,106 @@ def collect_rows(write):
         write(pd.DataFrame(rows), started)
 
 
-def write_table(df: pd.DataFrame, name: str, results_dir: Path, meta: dict,
-                *, caption: str, float_format: str = "%.3g", tex: pd.DataFrame | None = None) -> None:
+def write_table(df: pd.DataFrame, name: str, results_dir: Path, meta: dict, *,
+                caption: str) -> None:
     """Write ``name``.csv/.tex/.meta.json into ``results_dir`` and refresh its README.
 
-    ``tex`` is another layout of the same table for the LaTeX file (e.g. the paper's wide one).
+    ``caption`` describes the CSV (it goes into the sidecar and the README); the LaTeX layout and
+    its caption come from :mod:`benchmarks._latex` and depend on the CSV rows only.
     """
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     df.to_csv(results_dir / f"{name}.csv", index=False)
-    tex = _latex_frame(df if tex is None else tex).to_latex(
-        index=False, float_format=lambda v: float_format % v, na_rep="--", multicolumn_format="c",
-        escape=False, caption=latex_text(f"{caption} ({meta['scale']} scale; {meta['hardware']}; "
-                                         f"commit {meta['commit']})"), label=f"tab:{name}")
-    header = "".join(f"% {k}: {latex_comment(v)}\n" for k, v in meta.items())
-    (results_dir / f"{name}.tex").write_text(
-        f"% {name}: generated by the benchmark suite, do not edit (see {name}.meta.json)\n"
-        + header + tex)
-    (results_dir / f"{name}.meta.json").write_text(json.dumps({"caption": caption, **meta},
-                                                              indent=1) + "\n")
+    meta = portable_meta({"caption": caption, **{k: v for k, v in meta.items()
+                                                 if k != "caption"}})
+    (results_dir / f"{name}.meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    write_tex(results_dir, name)
     update_index(results_dir)
 
 
+def write_tex(results_dir: Path, name: str) -> Path:
+    """``name``.tex from ``name``.csv and ``name``.meta.json (provenance as ``%`` comments)."""
+    from ._latex import PACKAGES, render
+
+    results_dir = Path(results_dir)
+    meta = json.loads((results_dir / f"{name}.meta.json").read_text())
+    df = pd.read_csv(results_dir / f"{name}.csv")
+    header = [f"% {name}: generated from {name}.csv, do not edit (provenance: {name}.meta.json)",
+              f"% needs \\usepackage{{{','.join(PACKAGES)}}}"]
+    header += [f"% {k}: {latex_comment(v)}" for k, v in meta.items() if k != "caption"]
+    path = results_dir / f"{name}.tex"
+    path.write_text("\n".join(header) + "\n" + render(name, df, meta["caption"]))
+    return path
+
+
+#: tables longer than this are summarised in the README (the CSV has every row)
+README_MAX_ROWS = 40
+
+
 def update_index(results_dir: Path) -> None:
-    """Regenerate ``results_dir/README.md`` from the tables' sidecars."""
+    """Regenerate ``results_dir/README.md`` from the tables' sidecars: per table its caption,
+    files, how it was made, its summary, and the table itself when short (else a summary)."""
     results_dir = Path(results_dir)
     lines = ["# Results", "",
-             "Generated by `pytest benchmarks` (see the repository README); do not edit by hand.",
-             "Each table has a CSV (for pandas), a booktabs LaTeX file and a `.meta.json` with how",
-             "it was made.", ""]
-    for meta_path in sorted(results_dir.glob("*.meta.json")):
-        meta = json.loads(meta_path.read_text())
-        name = meta_path.name.removesuffix(".meta.json")
-        lines += [f"## {name}", "", meta["caption"], "",
-                  f"- files: [`{name}.csv`]({name}.csv), [`{name}.tex`]({name}.tex)",
-                  f"- command: `{meta['command']}`",
-                  f"- scale: {meta['scale']}; hardware: {meta['hardware']}; python {meta['python']}",
-                  f"- commit: {meta['commit']}; created {meta['created']}; "
-                  f"wall time {meta['wall_time_s']} s"]
-        lines += [f"- {k}: {v}" for k, v in meta.items()
-                  if k not in {"caption", "command", "scale", "hardware", "python", "commit",
-                               "created", "wall_time_s"}]
-        csv = results_dir / f"{name}.csv"
-        if csv.is_file():
-            lines += ["", markdown(pd.read_csv(csv))]
+             "Generated from the tables' sidecars by `pytest benchmarks` (see the repository "
+             "README) and by `python -m benchmarks.render results/`; do not edit by hand. Each "
+             "table has a CSV (every number, for pandas), a LaTeX file to `\\input` (booktabs, "
+             "`array`) and a `.meta.json` with how it was made (command, scale, hardware, "
+             "commit, dataset, models).", ""]
+    metas = {p.name.removesuffix(".meta.json"): json.loads(p.read_text())
+             for p in sorted(results_dir.glob("*.meta.json"))}
+    if metas:
+        lines += ["| table | what | rows |", "| --- | --- | --- |"]
+        for name, meta in metas.items():
+            csv = results_dir / f"{name}.csv"
+            n = len(pd.read_csv(csv)) if csv.is_file() else 0
+            what = meta["caption"].split(":")[0].split(";")[0]
+            lines.append(f"| [{name}](#{name}) | {what} | {n} |")
         lines.append("")
+    for name, meta in metas.items():
+        csv = results_dir / f"{name}.csv"
+        files = [f"[`{name}.csv`]({name}.csv)", f"[`{name}.tex`]({name}.tex)",
+                 f"[`{name}.meta.json`]({name}.meta.json)"]
+        for key in ("figure",):
+            if meta.get(key):
+                files.append(f"[`{meta[key]}`]({meta[key]})")
+        lines += [f"## {name}", "", meta["caption"], "", "- files: " + ", ".join(files),
+                  f"- made by `{meta['command']}` ({meta['scale']} scale) on {meta['hardware']}, "
+                  f"commit {meta['commit']}, {meta['created']}, {meta['wall_time_s']} s"]
+        if meta.get("rendered"):
+            r = meta["rendered"]
+            lines.append(f"- LaTeX re-rendered by `{r['command']}` at commit {r['commit']}")
+        if meta.get("dataset"):
+            lines.append(f"- dataset: `{meta['dataset']}` (digest "
+                         f"`{str(meta.get('dataset_digest', ''))[:12]}`)")
+        if meta.get("summary"):
+            lines += ["", meta["summary"]]
+        if csv.is_file():
+            df = pd.read_csv(csv)
+            if len(df) <= README_MAX_ROWS:
+                lines += ["", markdown(df)]
+            else:
+                summary = _readme_summary(name, df)
+                lines += ["", f"{len(df)} rows: see the CSV."
+                          + (" Summary (as in the LaTeX table):" if summary is not None else "")]
+                if summary is not None:
+                    lines += ["", markdown(summary)]
+        if meta.get("figure"):
+            lines += ["", f"![{name}]({meta['figure']})"]
+        lines.append("")
+    others = sorted(p.name for p in results_dir.glob("*.md") if p.name != "README.md")
+    if others:  # reports written by other tools (e.g. mutation testing)
+        lines += ["## Other reports", ""] + [f"- [`{n}`]({n})" for n in others] + [""]
     (results_dir / "README.md").write_text("\n".join(lines))
+
+
+def _readme_summary(name: str, df: pd.DataFrame) -> pd.DataFrame | None:
+    """The short form of a long table (the γ sweep: one row per operator), if it has one."""
+    if name == "gamma_sweep":
+        from ._latex import gamma_sweep_summary
+
+        return gamma_sweep_summary(df)
+    return None
 
 
 def markdown(df: pd.DataFrame, float_format: str = "{:.4g}") -> str:

@@ -28,6 +28,7 @@ from model.metrics import psnr, ssim
 from model.predict import load, to_uint8
 
 from ._experiments import SWEEP_POINTS, Run, table1_runs
+from ._figures import plot_gamma_sweep
 from ._report import collect_rows, write_table
 
 # ECCV 2018 / TPAMI 2019 Table 1 averages: PSNR single, PSNR numerous, SSIM single, SSIM numerous
@@ -55,15 +56,14 @@ def table1(experiment, results_dir):
 
 
 def _write_table1(df: pd.DataFrame, started: float, experiment, results_dir) -> None:
-    long, wide = _table1_frames(df)
+    long = _table1_frame(df)
     meta = experiment.provenance(started, _runs(df, ["decouple", "single"]),
                                  table="ECCV 2018 / TPAMI 2019 Table 1",
                                  summary=_table1_summary(long, experiment.scale))
     write_table(long, "table1_single_vs_decouple", results_dir, meta,
                 caption="Single-γ networks vs the decouple network trained on continuously "
                         "sampled γ (\"numerous\"), PSNR (dB) / SSIM on the test split at the five "
-                        "test γ; paper_* columns: the paper's averages (ave. rows)",
-                float_format="%.3f", tex=wide)
+                        "test γ; paper_* columns: the paper's averages (ave. rows)")
 
 
 def _table1_summary(long: pd.DataFrame, scale: str) -> str:
@@ -73,22 +73,25 @@ def _table1_summary(long: pd.DataFrame, scale: str) -> str:
     p = get_preset(scale)
     ave = long[long.gamma == "ave."]
     ours = ", ".join(f"{o} {d:+.2f}" for o, d in zip(ave.operator, ave.diff_psnr))
-    paper = ", ".join(f"{o} {PAPER_TABLE1[o][1] - PAPER_TABLE1[o][0]:+.2f}" for o in ave.operator)
+    known = [o for o in ave.operator if o in PAPER_TABLE1]  # operators the paper's Table 1 has
+    paper = ", ".join(f"{o} {PAPER_TABLE1[o][1] - PAPER_TABLE1[o][0]:+.2f}" for o in known)
     return (f"{scale} scale: width {p.width}, {p.iterations} iterations of batch {p.batch} on "
             f"{p.crop}² crops per network (the paper: width 64, 100 epochs on VOC2012, GPU), so "
             f"absolute PSNR is far below the paper's; the claim to compare is the difference at "
             f"equal budget. Decouple − single, average PSNR (dB): ours {ours} (mean "
             f"{ave.diff_psnr.mean():+.2f}); paper {paper} (mean "
-            f"{np.mean([PAPER_TABLE1[o][1] - PAPER_TABLE1[o][0] for o in ave.operator]):+.2f}).")
+            f"{np.mean([PAPER_TABLE1[o][1] - PAPER_TABLE1[o][0] for o in known]):+.2f}).")
 
 
-def _table1_frames(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The long table (one row per operator and γ, plus ``ave.``) and the paper's wide layout."""
+def _table1_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per operator and γ, plus ``ave.`` rows with the paper's averages (the LaTeX
+    layout, operators as blocks of rows and the five γ across, is made from these rows by
+    :func:`benchmarks._latex.table1`)."""
     parts = []
     for op in [o for o in OPS if o in set(df.operator)]:
         d = df[df.operator == op].sort_values("gamma")
         ave = d.drop(columns=["operator", "gamma"]).mean().to_dict()
-        ps, pn, ss, sn = PAPER_TABLE1[op]
+        ps, pn, ss, sn = PAPER_TABLE1.get(op, (float("nan"),) * 4)  # not in the paper: NaN
         d = d.assign(gamma=[f"{g:g}" for g in d.gamma])
         ave.update(operator=op, gamma="ave.", paper_single_psnr=ps, paper_decouple_psnr=pn,
                    paper_diff_psnr=round(pn - ps, 2), paper_single_ssim=ss,
@@ -102,21 +105,7 @@ def _table1_frames(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             "paper_single_psnr", "paper_decouple_psnr", "paper_diff_psnr", "paper_single_ssim",
             "paper_decouple_ssim"]
     long = long[cols]
-    # the paper's layout: operators side by side, γ rows, ave. and the paper's ave. at the bottom
-    wide = {}
-    for op in dict.fromkeys(long.operator):
-        d = long[long.operator == op].reset_index(drop=True)
-        name = operators.get(op).title.split(" (")[0]
-        gname = operators.get(op).gamma_name
-        cells = [f"{a:.2f} / {b:.2f}" for a, b in zip(d.single_psnr, d.decouple_psnr)]
-        scells = [f"{a:.3f} / {b:.3f}" for a, b in zip(d.single_ssim, d.decouple_ssim)]
-        ps, pn, ss, sn = PAPER_TABLE1[op]
-        wide[(name, gname)] = list(d.gamma) + ["paper ave."]
-        wide[(name, "PSNR single / nume.")] = cells + [f"{ps:.2f} / {pn:.2f}"]
-        wide[(name, "SSIM single / nume.")] = scells + [f"{ss:.3f} / {sn:.3f}"]
-    wide = pd.DataFrame(wide)
-    wide.columns = pd.MultiIndex.from_tuples(wide.columns)
-    return long, wide
+    return long
 
 
 @pytest.mark.parametrize("op", OPS)
@@ -187,53 +176,8 @@ def _write_sweep(df: pd.DataFrame, started: float, experiment, results_dir) -> N
                 caption="Continuity: PSNR/SSIM of the decouple network across each γ range "
                         "(evenly spaced in the sampling law's scale, and the test γ), of the five "
                         "single-γ networks at every γ, of the γ-as-input network and of the "
-                        "identity", float_format="%.4g")
-    _plot_sweep(df, results_dir / "figures" / "gamma_sweep.png", experiment.scale)
-
-
-def _plot_sweep(df: pd.DataFrame, out, scale: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    ops = [o for o in OPS if o in set(df.operator)]
-    cols = min(3, len(ops))
-    rows = -(-len(ops) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
-    for ax, op in zip(axes.flat, ops):
-        spec = operators.get(op)
-        d = df[df.operator == op]
-        singles = [m for m in dict.fromkeys(d.model) if m.startswith("single")]
-        cmap = plt.get_cmap("viridis", max(2, len(singles)))
-        for k, m in enumerate(singles):
-            s = d[d.model == m]
-            ax.plot(s.gamma, s.psnr, "--", lw=1, color=cmap(k), label=m)
-            g0 = float(m.split("=")[1])  # where it was trained (a point of the sweep)
-            ax.plot([g0], s.psnr.to_numpy()[np.isclose(s.gamma.to_numpy(), g0)][:1], "o",
-                    color=cmap(k), ms=4)
-        i = d[d.model == "identity"]
-        ax.plot(i.gamma, i.psnr, ":", color="gray", lw=1, label="identity")
-        c = d[d.model == "concat"]
-        ax.plot(c.gamma, c.psnr, "-", color="black", lw=1.2, label="concat (γ as input)")
-        dd = d[d.model == "decouple"]
-        ax.plot(dd.gamma, dd.psnr, "-", color="crimson", lw=2.2, label="decouple")
-        if spec.law == "log-uniform":
-            ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_title(f"{op}: {spec.title}", fontsize=9)
-        ax.set_xlabel(spec.gamma_name)
-        ax.set_ylabel("PSNR (dB)")
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(ops):]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=6, loc="lower left")
-    fig.suptitle(f"Decouple network across γ vs single-γ networks ({scale} scale)", fontsize=11)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+                        "identity")
+    plot_gamma_sweep(df, results_dir / "figures" / "gamma_sweep.png", experiment.scale)
 
 
 @pytest.mark.parametrize("op", OPS)

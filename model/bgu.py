@@ -34,6 +34,12 @@ first and second differences) unless some pixels have clamped luminance (below `
 solution; it does not change the sliced output of that null space, and moves a well-posed fit by
 far less than the other terms.
 
+The normal equations are assembled block by block (4x4 blocks between neighbouring cells, in a
+pattern that depends on the grid shape only) and solved by sparse Cholesky: MKL PARDISO, loaded
+as for WLS (:mod:`operators._sparse_solve`), with its ordering and symbolic analysis cached per
+grid shape; SuperLU where MKL cannot be loaded (``fit(..., backend=...)``). Both give the same
+output to rounding; at 1024² (factor 4) the fit is about 4x faster than SuperLU on one core.
+
 Note on γ: :func:`bgu` runs the operator at low resolution **with the same γ**. Spatial
 parameters (RGF's ``sigma_s``, WMF's radius, the spatial extent of L0/WLS/RTV smoothing) therefore
 act at ``factor`` times their scale on the full-resolution image, exactly as BGU itself does when it
@@ -41,19 +47,23 @@ accelerates an operator; the baseline is compared with the operator run at full 
 """
 from __future__ import annotations
 
+import ctypes
 import functools
 import math
 import numbers
+import threading
 import time
+from collections import OrderedDict
 
 import cv2
+import numba
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from numba import njit, prange
 
 import operators
-from operators import as_float_image
+from operators import _sparse_solve, as_float_image
 from operators._validate import as_gamma
 
 __all__ = ["fit", "slice_apply", "bgu", "default_grid_size", "luminance", "MIN_LOWRES"]
@@ -194,9 +204,299 @@ def _nested_dissection(gh: int, gw: int, gd: int, leaf: int = 16) -> np.ndarray:
     return perm
 
 
+# --------------------------------------------------------------------------- the system
+# The unknowns are numbered cell-major, cell = (y*gw + x)*gd + z, 4 coefficients per cell. A cell
+# interacts with the 26 cells around it (the data term: the 2x2x2 corners of a pixel share its
+# row) and with the cells two bins away in z (second differences). The blocks to cells after it
+# (in that order) have these offsets (dy, dx, dz), the diagonal block first; the blocks before it
+# are their transposes. Every block is a symmetric 4x4 matrix (a sum of w*w'*f*f^T and multiples
+# of the identity), stored as its 10 entries j <= k.
+_UPPER = ((0, 0, 0), (0, 0, 1), (0, 0, 2), (0, 1, -1), (0, 1, 0), (0, 1, 1),
+          (1, -1, -1), (1, -1, 0), (1, -1, 1), (1, 0, -1), (1, 0, 0), (1, 0, 1),
+          (1, 1, -1), (1, 1, 0), (1, 1, 1))
+_N_UPPER = len(_UPPER)
+#: (dy + 1, dx + 1, dz + 2) -> position in _UPPER (-1: no block)
+_OFFSET_INDEX = np.full((3, 3, 5), -1, np.int64)
+for _i, (_dy, _dx, _dz) in enumerate(_UPPER):
+    _OFFSET_INDEX[_dy + 1, _dx + 1, _dz + 2] = _i
+#: entry (j, k) of a symmetric 4x4 block -> its place among the 10 stored entries
+_SYM = np.array([[0, 1, 2, 3], [1, 4, 5, 6], [2, 5, 7, 8], [3, 6, 8, 9]])
+_SYM_DIAG = np.diagonal(_SYM).copy()
+
+
+@functools.lru_cache(maxsize=16)
+def _pattern(gh: int, gw: int, gd: int):
+    """Upper-triangular CSR pattern of the normal matrix of a ``gh x gw x gd`` grid.
+
+    The pattern holds every block of :data:`_UPPER` that lies inside the grid, whatever the image
+    (a superset of any one image's nonzeros), so its fill-reducing analysis can be cached per grid
+    shape. Returns ``(indptr, indices, source, diagonal)``: int32 CSR arrays, the index of each
+    entry in the flattened ``(cells, 15, 10)`` block array, and the positions of the diagonal.
+    """
+    n = gh * gw * gd * 4
+    iy, ix, iz = (a.ravel() for a in np.meshgrid(np.arange(gh), np.arange(gw), np.arange(gd),
+                                                 indexing="ij"))
+    cell = (iy * gw + ix) * gd + iz
+    full_j, full_k = (a.ravel() for a in np.indices((4, 4)))
+    upper_j, upper_k = np.triu_indices(4)
+    rows, cols, src = [], [], []
+    for nb, (dy, dx, dz) in enumerate(_UPPER):
+        y2, x2, z2 = iy + dy, ix + dx, iz + dz
+        ok = (y2 >= 0) & (y2 < gh) & (x2 >= 0) & (x2 < gw) & (z2 >= 0) & (z2 < gd)
+        c1, c2 = cell[ok], ((y2 * gw + x2) * gd + z2)[ok]
+        j, k = (upper_j, upper_k) if nb == 0 else (full_j, full_k)
+        rows.append((c1[:, None] * 4 + j).ravel())
+        cols.append((c2[:, None] * 4 + k).ravel())
+        src.append(((c1[:, None] * _N_UPPER + nb) * 10 + _SYM[j, k]).ravel())
+    rows, cols, src = np.concatenate(rows), np.concatenate(cols), np.concatenate(src)
+    order = np.lexsort((cols, rows))
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    out = (indptr.astype(np.int32), cols[order].astype(np.int32), src[order],
+           indptr[:-1].copy())  # the diagonal is the first (smallest) column of each upper row
+    for a in out:
+        a.setflags(write=False)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def _data_term(image, target, y0, y1, fy, x0, x1, fx, z0, z1, fz, gw, gd, n_cells, offset_index,
+               chunks):  # pragma: no cover - numba
+    """Normal-equation blocks and right-hand side of the data term, one partial sum per chunk of
+    rows: ``blocks[t, cell, offset, 10]`` (the upper blocks, symmetric 4x4 each) and
+    ``rhs[t, cell, 4, 3]``."""
+    h, w = image.shape[0], image.shape[1]
+    blocks = np.zeros((chunks, n_cells, 15, 10))
+    rhs = np.zeros((chunks, n_cells, 4, 3))
+    per = (h + chunks - 1) // chunks
+    for t in prange(chunks):
+        cells = np.empty(8, np.int64)
+        cy = np.empty(8, np.int64)
+        cx = np.empty(8, np.int64)
+        cz = np.empty(8, np.int64)
+        wts = np.empty(8)
+        f = np.empty(4)
+        ff = np.empty(10)
+        for r in range(t * per, min(h, (t + 1) * per)):
+            for c in range(w):
+                p = r * w + c
+                f[0], f[1], f[2], f[3] = image[r, c, 0], image[r, c, 1], image[r, c, 2], 1.0
+                q = 0
+                for j in range(4):
+                    for k in range(j, 4):
+                        ff[q] = f[j] * f[k]
+                        q += 1
+                k = 0
+                for a in range(2):
+                    yi = y0[r] if a == 0 else y1[r]
+                    wy = 1.0 - fy[r] if a == 0 else fy[r]
+                    for b in range(2):
+                        xi = x0[c] if b == 0 else x1[c]
+                        wx = 1.0 - fx[c] if b == 0 else fx[c]
+                        for d in range(2):
+                            zi = z0[p] if d == 0 else z1[p]
+                            cy[k], cx[k], cz[k] = yi, xi, zi
+                            cells[k] = (yi * gw + xi) * gd + zi
+                            wts[k] = wy * wx * (1.0 - fz[p] if d == 0 else fz[p])
+                            k += 1
+                for k in range(8):
+                    wk = wts[k]
+                    if wk == 0.0:
+                        continue
+                    ck = cells[k]
+                    for ch in range(3):
+                        o = wk * target[r, c, ch]
+                        for j in range(4):
+                            rhs[t, ck, j, ch] += o * f[j]
+                    for m in range(k, 8):
+                        wm = wts[m]
+                        if wm == 0.0:
+                            continue
+                        cm = cells[m]
+                        ww = wk * wm
+                        if ck == cm:
+                            nb, base = 0, ck
+                            if m != k:  # (k, m) and (m, k) land on the same diagonal block
+                                ww *= 2.0
+                        elif ck < cm:
+                            nb = offset_index[cy[m] - cy[k] + 1, cx[m] - cx[k] + 1,
+                                              cz[m] - cz[k] + 2]
+                            base = ck
+                        else:
+                            nb = offset_index[cy[k] - cy[m] + 1, cx[k] - cx[m] + 1,
+                                              cz[k] - cz[m] + 2]
+                            base = cm
+                        for q in range(10):
+                            blocks[t, base, nb, q] += ww * ff[q]
+    return blocks, rhs
+
+
+def _add_smoothness(blocks: np.ndarray, weights, gh: int, gw: int, gd: int) -> None:
+    """Add ``w_y^2 Dy^T Dy + w_x^2 Dx^T Dx + w_z^2 Dzz^T Dzz`` (each times the 4x4 identity) to
+    ``blocks`` (``(gh, gw, gd, 15, 10)``) in place."""
+    wy2, wx2, wz2 = (w ** 2 for w in weights)
+    d = _SYM_DIAG
+    oi = lambda dy, dx, dz: int(_OFFSET_INDEX[dy + 1, dx + 1, dz + 2])  # noqa: E731
+    gy = _diff_gram(gh, 1).toarray()
+    gx = _diff_gram(gw, 1).toarray()
+    gz = _diff_gram(gd, 2).toarray()
+    blocks[..., 0, d] += (wy2 * np.diag(gy))[:, None, None, None]
+    blocks[:-1, :, :, oi(1, 0, 0), d] += (wy2 * np.diag(gy, 1))[:, None, None, None]
+    blocks[..., 0, d] += (wx2 * np.diag(gx))[None, :, None, None]
+    blocks[:, :-1, :, oi(0, 1, 0), d] += (wx2 * np.diag(gx, 1))[None, :, None, None]
+    blocks[..., 0, d] += (wz2 * np.diag(gz))[None, None, :, None]
+    blocks[:, :, :-1, oi(0, 0, 1), d] += (wz2 * np.diag(gz, 1))[None, None, :, None]
+    blocks[:, :, :-2, oi(0, 0, 2), d] += (wz2 * np.diag(gz, 2))[None, None, :, None]
+
+
+# --------------------------------------------------------------------------- the solve
+class _PardisoFit:
+    """MKL PARDISO (real SPD: sparse Cholesky) for the normal matrices of one grid shape.
+
+    The library is the one WLS uses (:mod:`operators._sparse_solve` loads it from the
+    ``pypardiso`` wheel). The ordering (METIS nested dissection) and symbolic analysis are done
+    once per shape on a fixed matrix with the shape's pattern (:func:`_pattern`), so results do
+    not depend on what was fitted before; each fit runs the numeric factorisation and the solve of
+    its three right-hand sides in one call. As for WLS, every call is pinned to the MKL thread
+    count in force at the analysis (PARDISO is not safe otherwise) and serialised by a lock.
+    """
+
+    MTYPE = 2  # real symmetric positive definite
+
+    def __init__(self, shape):
+        self.mkl = _sparse_solve._load_mkl()
+        self.nthreads = max(1, int(self.mkl.get_max_threads()))
+        self.indptr, self.indices, _, diagonal = _pattern(*shape)
+        self.n = len(self.indptr) - 1
+        self.pt = np.zeros(64, np.int64)
+        self.iparm = np.zeros(64, np.int32)
+        self.iparm[0] = 1    # we supply iparm
+        self.iparm[1] = 2    # METIS nested dissection (fewest flops on these 3-D grids)
+        self.iparm[34] = 1   # zero-based indices
+        self.perm = np.zeros(1, np.int32)
+        self.lock = threading.Lock()
+        self.alive = False
+        data = np.full(len(self.indices), -1e-3)  # diagonally dominant: SPD, any image's pattern
+        data[diagonal] = 1.0
+        self._call(11, data, 1, None, None)
+        self.alive = True
+
+    def _call(self, phase, data, nrhs, b, x):
+        err = ctypes.c_int32(0)
+        dummy = np.zeros(1)
+        one = ctypes.c_int32(1)
+        args = (self.pt.ctypes.data, ctypes.byref(one), ctypes.byref(one),
+                ctypes.byref(ctypes.c_int32(self.MTYPE)), ctypes.byref(ctypes.c_int32(phase)),
+                ctypes.byref(ctypes.c_int32(self.n)), data.ctypes.data, self.indptr.ctypes.data,
+                self.indices.ctypes.data, self.perm.ctypes.data,
+                ctypes.byref(ctypes.c_int32(nrhs)), self.iparm.ctypes.data,
+                ctypes.byref(ctypes.c_int32(0)), (dummy if b is None else b).ctypes.data,
+                (dummy if x is None else x).ctypes.data, ctypes.byref(err))
+        prev = self.mkl.set_threads_local(self.nthreads)
+        try:
+            self.mkl.pardiso(*args)
+        finally:
+            self.mkl.set_threads_local(prev)
+        if err.value != 0:
+            raise RuntimeError(f"MKL PARDISO phase {phase} failed with error {err.value}")
+
+    def solve(self, data: np.ndarray, rhs: np.ndarray):
+        """``x`` with ``A x = rhs`` (``rhs``: n x k), or None if this handle was released."""
+        data = np.ascontiguousarray(data, dtype=np.float64)
+        b = np.ascontiguousarray(rhs.T, dtype=np.float64)  # one right-hand side after another
+        x = np.zeros_like(b)
+        with self.lock:
+            if not self.alive:
+                return None
+            self._call(23, data, b.shape[0], b, x)  # numeric Cholesky, then the solves
+        return x.T
+
+    def release(self):
+        with self.lock:
+            if self.alive:
+                self.alive = False
+                try:
+                    self._call(-1, np.zeros(1), 1, None, None)
+                except RuntimeError:  # pragma: no cover - nothing sensible to do
+                    pass
+
+    def __del__(self):  # pragma: no cover - depends on interpreter shutdown order
+        try:
+            self.release()
+        except Exception:
+            pass
+
+
+#: PARDISO handles of the most recently used grid shapes (a 16x16x8 grid's factor: ~25 MB)
+_HANDLES: OrderedDict = OrderedDict()
+_HANDLES_LOCK = threading.Lock()
+_MAX_HANDLES = 4
+
+
+def _pardiso_handle(shape) -> _PardisoFit:
+    with _HANDLES_LOCK:
+        hd = _HANDLES.get(shape)
+        if hd is not None:
+            _HANDLES.move_to_end(shape)
+            return hd
+    hd = _PardisoFit(shape)  # analysis outside the lock
+    evicted = []
+    with _HANDLES_LOCK:
+        other = _HANDLES.get(shape)
+        if other is not None:  # built meanwhile by another thread: keep that one
+            evicted.append(hd)
+            hd = other
+        else:
+            _HANDLES[shape] = hd
+            while len(_HANDLES) > _MAX_HANDLES:
+                evicted.append(_HANDLES.popitem(last=False)[1])
+    for e in evicted:
+        e.release()
+    return hd
+
+
+def _solve_superlu(shape, data: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """The same SPD system by SuperLU in symmetric mode without pivoting, on a nested-dissection
+    order of the cells (the fallback where MKL cannot be loaded)."""
+    indptr, indices, _, _ = _pattern(*shape)
+    n = len(indptr) - 1
+    upper = sp.csr_matrix((data, indices, indptr), shape=(n, n))
+    system = (upper + sp.triu(upper, k=1).T).tocsc()
+    perm = _nested_dissection(*shape)
+    lu = spla.splu(system[perm][:, perm].tocsc(), permc_spec="NATURAL", diag_pivot_thresh=0.0,
+                   options={"SymmetricMode": True})
+    coef = np.empty((n, rhs.shape[1]), np.float64)
+    coef[perm] = lu.solve(np.asarray(rhs, dtype=np.float64)[perm])
+    return coef
+
+
+BACKENDS = ("auto", "pardiso", "scipy")
+
+
+def _solve(shape, data: np.ndarray, rhs: np.ndarray, backend: str) -> np.ndarray:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, "
+                         f"got {backend!r}")
+    if backend != "scipy":
+        if _sparse_solve.pardiso_available():
+            try:
+                while True:  # retry only if another thread evicted the handle meanwhile
+                    x = _pardiso_handle(shape).solve(data, rhs)
+                    if x is not None:
+                        return x
+            except RuntimeError:
+                if backend == "pardiso":
+                    raise
+                # "auto": e.g. a numerically indefinite matrix (zero pivot); SuperLU decides
+        elif backend == "pardiso":
+            raise RuntimeError("MKL PARDISO is unavailable (pip install pypardiso on x86-64 "
+                               "Linux/Windows), use backend='scipy'")
+    return _solve_superlu(shape, data, rhs)
+
+
 # --------------------------------------------------------------------------- fit
 def fit(lo_in, lo_out, *, grid=None, lambda_spatial: float = 1.0,
-        lambda_intensity: float = 4e-7) -> np.ndarray:
+        lambda_intensity: float = 4e-7, backend: str = "auto") -> np.ndarray:
     """Fit a bilateral grid of affine colour models mapping ``lo_in`` to ``lo_out``.
 
     Parameters
@@ -205,12 +505,18 @@ def fit(lo_in, lo_out, *, grid=None, lambda_spatial: float = 1.0,
         in [0, 1] (its luminance is the guide), ``lo_out`` any finite values.
     grid : ``(gh, gw, gd)`` or None for :func:`default_grid_size`.
     lambda_spatial, lambda_intensity : smoothness weights (authors' defaults 1 and 4e-7).
+    backend : solver of the (symmetric positive definite) normal equations: ``"pardiso"`` (MKL
+        PARDISO sparse Cholesky, as WLS), ``"scipy"`` (SuperLU) or ``"auto"`` (PARDISO where
+        it loads, else SuperLU). They agree to rounding.
 
     Returns
     -------
     float64 array ``(gh, gw, gd, 3, 4)``: in each cell, output channel ``i`` is
     ``A[i, 0]*r + A[i, 1]*g + A[i, 2]*b + A[i, 3]``.
     """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, "
+                         f"got {backend!r}")
     lo_in = _rgb(lo_in, "lo_in")
     lo_out = _finite_rgb(lo_out, "lo_out")
     if lo_out.shape != lo_in.shape:
@@ -223,54 +529,28 @@ def fit(lo_in, lo_out, *, grid=None, lambda_spatial: float = 1.0,
     h, w, _ = lo_in.shape
     gh, gw, gd = _grid_size(grid, h, w)
     n_cells = gh * gw * gd
-    n_unk = n_cells * 4
     bin_y, bin_x, bin_z = h / gh, w / gw, 1.0 / gd
 
-    # ---- data term: one row per pixel (shared by the 3 output channels), 8 corners x 4 inputs
+    # ---- data term: the normal equations of one row per pixel (8 corners x [r, g, b, 1]),
+    # accumulated block by block (never forming the rectangular matrix)
     y0, y1, fy = _axis(h, gh)
     x0, x1, fx = _axis(w, gw)
-    z0, z1, fz = _axis(0, gd, luminance(lo_in) * gd - 0.5)
-    n_pix = h * w
-    cols = np.empty((n_pix, 8, 4), np.int64)
-    vals = np.empty((n_pix, 8, 4), np.float64)
-    feat = np.concatenate([lo_in.reshape(n_pix, 3), np.ones((n_pix, 1))], axis=1)
-    zc = (z0.ravel(), z1.ravel())
-    wz = (1.0 - fz.ravel(), fz.ravel())
-    k = 0
-    for yi, wy in ((y0, 1.0 - fy), (y1, fy)):
-        for xi, wx in ((x0, 1.0 - fx), (x1, fx)):
-            base = ((yi[:, None] * gw + xi[None, :]) * gd).ravel()
-            wyx = (wy[:, None] * wx[None, :]).ravel()
-            for zi, wzz in zip(zc, wz):
-                cols[:, k, :] = ((base + zi) * 4)[:, None] + np.arange(4)
-                vals[:, k, :] = (wyx * wzz)[:, None] * feat
-                k += 1
-    a = sp.csr_matrix((vals.ravel(), cols.ravel(), np.arange(0, 32 * n_pix + 1, 32)),
-                      shape=(n_pix, n_unk))
-    at = a.T.tocsr()
-    normal = at @ a
-    rhs = at @ lo_out.reshape(n_pix, 3)
+    z0, z1, fz = _axis(0, gd, luminance(lo_in).ravel() * gd - 0.5)
+    chunks = max(1, min(numba.get_num_threads(), h))
+    parts, rhs_parts = _data_term(np.ascontiguousarray(lo_in), np.ascontiguousarray(lo_out),
+                                  y0, y1, fy, x0, x1, fx, z0, z1, fz, gw, gd, n_cells,
+                                  _OFFSET_INDEX, chunks)
+    blocks = parts.sum(axis=0).reshape(gh, gw, gd, _N_UPPER, 10)
+    rhs = rhs_parts.sum(axis=0).reshape(n_cells * 4, 3)
 
-    # ---- smoothness: D^T D on each axis, Kronecker-expanded to (y, x, z, coefficient) order
-    wy_s = bin_x * bin_z / bin_y * lam_s
-    wx_s = bin_y * bin_z / bin_x * lam_s
-    wz_s = bin_x * bin_y / bin_z ** 2 * lam_i
-    eye = lambda n: sp.identity(n, format="csr")  # noqa: E731
-    smooth = (wy_s ** 2 * sp.kron(_diff_gram(gh, 1), eye(gw * gd * 4))
-              + wx_s ** 2 * sp.kron(sp.kron(eye(gh), _diff_gram(gw, 1)), eye(gd * 4))
-              + wz_s ** 2 * sp.kron(eye(gh * gw), sp.kron(_diff_gram(gd, 2), eye(4))))
-    system = (normal + smooth).tocsc()
-    ridge = RIDGE * max(float(system.diagonal().mean()), 1e-300)
-    system = system + ridge * sp.identity(n_unk, format="csc")
+    # ---- smoothness: first differences along y and x, second differences along z
+    _add_smoothness(blocks, (bin_x * bin_z / bin_y * lam_s, bin_y * bin_z / bin_x * lam_s,
+                             bin_x * bin_y / bin_z ** 2 * lam_i), gh, gw, gd)
+    _, _, source, diagonal = _pattern(gh, gw, gd)
+    data = blocks.ravel()[source]
+    data[diagonal] += RIDGE * max(float(data[diagonal].mean()), 1e-300)
 
-    # SPD system: symmetric-mode SuperLU without pivoting, on a nested-dissection order of the
-    # cells (about half the fill and factorisation time of SuperLU's own minimum-degree orders)
-    perm = _nested_dissection(gh, gw, gd)
-    system = system[perm][:, perm].tocsc()
-    lu = spla.splu(system, permc_spec="NATURAL", diag_pivot_thresh=0.0,
-                   options={"SymmetricMode": True})
-    coef = np.empty((n_unk, 3), np.float64)
-    coef[perm] = lu.solve(np.asarray(rhs, dtype=np.float64)[perm])
+    coef = _solve((gh, gw, gd), data, rhs, backend)
     if not np.isfinite(coef).all():  # pragma: no cover - SPD system, should not happen
         raise FloatingPointError("BGU fit: the least-squares solve produced non-finite values")
     # coef[(cell)*4 + j, i]  ->  grid[y, x, z, i, j]

@@ -180,6 +180,59 @@ def test_fit_degenerate_flat_image_is_finite():
     np.testing.assert_allclose(slice_apply(grid, np.full((64, 64, 3), 0.4)), 0.3, atol=1e-6)
 
 
+def _pardiso_or_skip():
+    if not bgu_module._sparse_solve.pardiso_available():
+        pytest.skip("MKL PARDISO (pypardiso) is not available here: only SuperLU runs")
+
+
+@pytest.mark.parametrize("size", [(14, 11, None), (64, 80, None), (40, 40, (3, 2, 5))])
+def test_pardiso_cholesky_matches_superlu(size):
+    """The sparse Cholesky (MKL PARDISO, as WLS) and SuperLU give the same upsampling.
+
+    On these smooth images no luminance is clamped, so the fit has the null space described in
+    the module docstring: the ridge picks the solution there only up to rounding (grids may
+    differ by ~1e-4 in those directions, as between any two solvers), the output does not.
+    """
+    _pardiso_or_skip()
+    h, w, grid = size
+    lo_in = smooth_image(h, w, seed=7, sigma=2.0)
+    lo_out = operators.apply("l0", lo_in, 0.02)
+    chol = fit(lo_in, lo_out, grid=grid, backend="pardiso")
+    lu = fit(lo_in, lo_out, grid=grid, backend="scipy")
+    assert chol.shape == lu.shape
+    big = cv2.resize(lo_in, (3 * w, 3 * h), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_allclose(slice_apply(chol, big), slice_apply(lu, big), rtol=0, atol=1e-10)
+    assert psnr(slice_apply(lu, lo_in), lo_out) > psnr(lo_in, lo_out)  # a real fit
+    # a second fit of the same grid shape reuses the cached analysis: same answer
+    np.testing.assert_allclose(fit(lo_in, lo_out, grid=grid, backend="pardiso"), chol,
+                               rtol=0, atol=1e-9)
+
+
+def test_pardiso_cholesky_matches_superlu_grid(astronaut):
+    """On a natural image (dark and bright pixels clamp the guide: no null space) the two
+    solvers give the same grid to rounding, not only the same output."""
+    _pardiso_or_skip()
+    lo_in = cv2.resize(astronaut, (64, 64), interpolation=cv2.INTER_AREA) / 255.0
+    lo_out = operators.apply("wls", lo_in, 1.0)
+    chol = fit(lo_in, lo_out, backend="pardiso")
+    lu = fit(lo_in, lo_out, backend="scipy")
+    np.testing.assert_allclose(chol, lu, rtol=0, atol=1e-9 * np.abs(lu).max())
+    np.testing.assert_allclose(fit(lo_in, lo_out), chol, rtol=0, atol=1e-9)  # auto = pardiso
+
+
+def test_fit_backends_agree_on_degenerate_data():
+    lo = np.full((32, 32, 3), 0.4)
+    for backend in ("auto", "scipy"):
+        grid = fit(lo, lo * 0.5 + 0.1, backend=backend)
+        np.testing.assert_allclose(slice_apply(grid, lo), 0.3, atol=1e-6)
+
+
+def test_fit_bad_backend():
+    lo = np.full((20, 20, 3), 0.5)
+    with pytest.raises(ValueError, match=r"backend must be one of 'auto', 'pardiso', 'scipy'"):
+        fit(lo, lo, backend="cholmod")
+
+
 # --------------------------------------------------------------------------- pipeline
 def test_bgu_l0_closer_than_identity(astronaut):
     timings = {}

@@ -1,37 +1,303 @@
-"""The result tables' writer: LaTeX that compiles (escaped, ASCII), CSV, provenance, index."""
+"""The result tables' writer: LaTeX that a paper can \\input (compiles and fits a page, checked
+with pdflatex where it is installed), provenance without machine paths, the render command and
+the figures made from CSV rows."""
 from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pytest
 
-from benchmarks._report import latex_text, write_table
+import operators
+from benchmarks import _latex, render
+from benchmarks._figures import log_ticks, plot_gamma_sweep
+from benchmarks._latex import latex_text
+from benchmarks._report import portable_meta, portable_path, write_table, write_tex
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "results"
+PDFLATEX = shutil.which("pdflatex")
+META = {"command": "pytest benchmarks", "scale": "smoke", "hardware": "Acme CPU_X, 2 cores",
+        "python": "3.11", "commit": "0.1.0+gabc1234", "created": "now", "wall_time_s": 1.0}
 
 
-def test_latex_is_escaped_ascii(tmp_path):
+# --------------------------------------------------------------------------- text
+def test_latex_text():
+    assert latex_text("γ=0.5, σ_s") == r"$\gamma$=0.5, $\sigma$\_s"
+    assert latex_text("a\\b{c}") == r"a\textbackslash{}b\{c\}"
+    assert latex_text("<= 0.6 s, >= 1.8x & 5%") == r"$\leq$ 0.6 s, $\geq$ 1.8x \& 5\%"
+
+
+def test_gamma_symbols_are_math():
+    assert _latex.gamma_symbol("lambda") == r"$\lambda$"
+    assert _latex.gamma_symbol("sigma_s") == r"$\sigma_{s}$"
+    assert _latex.gamma_symbol("r") == "$r$"
+    assert _latex.gamma_symbol("fact") == r"$\mathit{fact}$"
+    assert _latex.gamma_symbol("") == ""  # an operator without a parameter
+    for name in getattr(operators, "ALL", operators.NAMES):  # every registered operator's γ
+        g = operators.get(name).gamma_name
+        if g:
+            sym = _latex.gamma_symbol(g)
+            assert sym.startswith("$") and sym.endswith("$") and "_" not in sym.replace("_{", "")
+            assert "mathit{}" not in sym
+
+
+def test_numbers_fixed_decimals():
+    assert _latex.number(31.6349, 2) == "31.63"
+    assert _latex.number(-0.861, 2) == "$-$0.86"
+    assert _latex.number(-0.0001, 2) == "0.00"
+    assert _latex.number(float("nan"), 2) == "--"
+    assert _latex.scientific(5.9091953e-08) == r"$5.9\times10^{-8}$"
+    assert _latex.decimals_for([18.9, 23.3]) == 1 and _latex.decimals_for([0.0012]) == 4
+
+
+# --------------------------------------------------------------------------- writer
+def _sweep_rows(ops=("l0", "rgf")) -> pd.DataFrame:
+    rows = []
+    for op in ops:
+        spec = operators.get(op)
+        for g in np.linspace(*spec.gamma_range, 4):
+            for m in ["decouple", "concat", "identity"] + [
+                    f"single {spec.gamma_name}={t:g}" for t in spec.test_gammas]:
+                rows.append({"operator": op, "gamma": float(g), "gamma_effective": float(g),
+                             "gamma_norm": 0.5, "model": m, "psnr": 30 + g, "ssim": 0.9,
+                             "images": 3})
+    return pd.DataFrame(rows)
+
+
+def test_tex_is_ascii_escaped_and_provenance_only_in_comments(tmp_path):
     df = pd.DataFrame({"psnr_db": [31.5], "setting": ["low-res 64² & 5%"], "γ": ["σs=1"]})
-    wide = pd.DataFrame({("L0", "lambda_x"): ["0.02"], ("L0", "PSNR single / nume."): ["1 / 2"]})
-    wide.columns = pd.MultiIndex.from_tuples(wide.columns)
-    meta = {"scale": "smoke", "hardware": "cpu_x", "commit": "abc", "command": "pytest",
-            "python": "3.11", "created": "now", "wall_time_s": 1.0}
-    write_table(df, "t", tmp_path, meta, caption="Δ of γ_1 (dB)")
-    write_table(df, "w", tmp_path, meta, caption="wide", tex=wide)
-    for name in ("t", "w"):
-        text = (tmp_path / f"{name}.tex").read_text()
-        assert text.isascii(), text
-        comments = [line for line in text.splitlines() if line.startswith("%")]
-        assert "% scale: smoke" in comments and "% commit: abc" in comments  # provenance inside
-        tex = "\n".join(line for line in text.splitlines() if not line.startswith("%"))
-        assert not re.search(r"(?<![\\])_", tex.replace("\\_", "")), tex
-    assert r"psnr\_db" in (tmp_path / "t.tex").read_text()
-    assert r"64$^2$ \& 5\%" in (tmp_path / "t.tex").read_text()
-    assert r"lambda\_x" in (tmp_path / "w.tex").read_text()
+    write_table(df, "t", tmp_path, META, caption="Δ of γ_1 (dB)")
+    text = (tmp_path / "t.tex").read_text()
+    assert text.isascii(), text
+    comments = [line for line in text.splitlines() if line.startswith("%")]
+    body = "\n".join(line for line in text.splitlines() if not line.startswith("%"))
+    assert "% scale: smoke" in comments and "% commit: 0.1.0+gabc1234" in comments
+    assert "Acme" not in body and "abc1234" not in body  # no hardware/commit in the caption
+    assert "\\toprule" in body and "\\bottomrule" in body
+    assert r"64$^2$ \& 5\%" in body and "psnr & " in body and "(dB)" in body
+    assert not re.search(r"(?<![\\])_", body.replace("\\_", "").replace("_{", ""))
     assert pd.read_csv(tmp_path / "t.csv").psnr_db[0] == 31.5  # the CSV keeps plain names
     assert json.loads((tmp_path / "t.meta.json").read_text())["caption"] == "Δ of γ_1 (dB)"
     assert "## t" in (tmp_path / "README.md").read_text()
 
 
-def test_latex_text():
-    assert latex_text("γ=0.5, σ_s") == r"$\gamma$=0.5, $\sigma$\_s"
-    assert latex_text("a\\b{c}") == r"a\textbackslash{}b\{c\}"
+def test_render_remakes_the_same_tex(tmp_path):
+    """The benchmark's writer and ``python -m benchmarks.render`` give the same table."""
+    write_table(_sweep_rows(), "gamma_sweep", tmp_path, {**META, "figure": "figures/g.png"},
+                caption="sweep")
+    before = (tmp_path / "gamma_sweep.tex").read_text()
+    csv_before = (tmp_path / "gamma_sweep.csv").read_bytes()
+    assert render.main([str(tmp_path), "--check"]) == 0  # nothing would change
+    assert render.main([str(tmp_path)]) == 0
+    after = (tmp_path / "gamma_sweep.tex").read_text()
+    assert render._body(after) == render._body(before)
+    assert (tmp_path / "gamma_sweep.csv").read_bytes() == csv_before  # numbers untouched
+    meta = json.loads((tmp_path / "gamma_sweep.meta.json").read_text())
+    assert meta["command"] == "pytest benchmarks"  # the provenance of the numbers stays
+    assert meta["rendered"]["command"].startswith("python -m benchmarks.render")
+    assert re.fullmatch(r"[0-9a-f]{7,}(\+dirty)?|.+", meta["rendered"]["commit"])
+    assert (tmp_path / "figures" / "g.png").stat().st_size > 10_000  # re-drawn from the CSV
+    assert render.main([str(tmp_path / "missing")]) == 2
+
+
+def test_long_table_is_summarised(tmp_path):
+    df = _sweep_rows()
+    write_table(df, "gamma_sweep", tmp_path, META, caption="sweep")
+    tex = (tmp_path / "gamma_sweep.tex").read_text()
+    assert tex.count("\\\\") < 10  # one row per operator, not one per γ and model
+    assert f"{len(df)} rows" in tex
+    readme = (tmp_path / "README.md").read_text()
+    assert f"{len(df)} rows: see the CSV" in readme and len(readme.splitlines()) < 40
+    s = _latex.gamma_sweep_summary(df)
+    assert list(s.operator) == ["l0", "rgf"] and (s.points == 4).all()
+    d = df[(df.operator == "l0") & (df.model == "decouple")]
+    assert s.decouple_mean[0] == pytest.approx(d.psnr.mean())
+    assert s.decouple_min[0] == pytest.approx(d.psnr.min())
+
+
+def test_layout_that_does_not_fit_the_rows_falls_back(tmp_path):
+    df = pd.DataFrame({"operator": ["l0"], "gamma": [0.02], "ours": [1.0]})  # renamed columns
+    with pytest.warns(UserWarning, match="layout does not fit"):
+        write_table(df, "operator_speed", tmp_path, META, caption="speed")
+    assert "ours" in (tmp_path / "operator_speed.tex").read_text()
+
+
+# --------------------------------------------------------------------------- paths
+def test_paths_are_portable(tmp_path):
+    cache = tmp_path / "cache"
+    assert portable_path(cache / "small" / "data.h5", cache) == "<cache>/small/data.h5"
+    assert portable_path(Path.home() / "x" / "d.h5") == "~/x/d.h5"
+    assert portable_path(REPO / "results" / "a.csv") == "results/a.csv"
+    assert portable_path("/elsewhere/d.h5") == "d.h5"
+    meta = portable_meta({"scale": "small", "dataset": str(cache / "small" / "data.h5"),
+                          "models_dir": str(cache / "small" / "runs"),
+                          "command": f"pytest benchmarks --cache {cache} --results {REPO}/r"},
+                         cache)
+    assert meta["dataset"] == "<cache>/small/data.h5"
+    assert meta["models_dir"] == "<cache>/small/runs"
+    assert meta["command"] == "pytest benchmarks --cache <cache> --results r"
+    other = portable_meta({"command": "pytest benchmarks --results /scratch/x/res "
+                                      "--data=/scratch/d.h5 -k 'a b'"})
+    assert other["command"] == "pytest benchmarks --results res --data=d.h5 -k 'a b'"
+    # an old sidecar (cache folder unknown) that follows the cache layout
+    old = portable_meta({"scale": "small", "dataset": "/root/.cache/decouple/small/data.h5",
+                         "models_dir": "/root/.cache/decouple/small/runs"}, cache_layout=True)
+    assert old == {"scale": "small", "dataset": "<cache>/small/data.h5",
+                   "models_dir": "<cache>/small/runs"}
+
+
+def test_experiment_provenance_is_portable(tmp_path):
+    """The model tables' provenance names the dataset and models relative to the cache."""
+    import time
+
+    from benchmarks._experiments import Experiment
+
+    cache = tmp_path / "cache"
+    exp = Experiment("smoke", cache)
+    (cache / "smoke").mkdir(parents=True)
+    (cache / "smoke" / "data.h5").touch()
+    exp._attrs = ("ab" * 32, f"python -m datagen build --out {cache}/smoke/data.h5")
+    meta = exp.provenance(time.perf_counter(), [])
+    assert meta["dataset"] == "<cache>/smoke/data.h5"
+    assert meta["models_dir"] == "<cache>/smoke/runs"
+    assert meta["dataset_command"] == "python -m datagen build --out <cache>/smoke/data.h5"
+    assert str(tmp_path) not in json.dumps(meta)
+
+
+def test_committed_sidecars_have_no_machine_paths():
+    home = str(Path.home())
+    for p in RESULTS.glob("*.meta.json"):
+        text = p.read_text()
+        assert "/root/" not in text and home + "/" not in text and str(REPO) not in text, p
+
+
+def test_committed_readme_summarises():
+    readme = (RESULTS / "README.md").read_text()
+    assert len(readme.splitlines()) < 400
+    for p in RESULTS.glob("*.meta.json"):
+        name = p.name.removesuffix(".meta.json")
+        assert f"]({name}.csv)" in readme and f"]({name}.tex)" in readme
+
+
+def test_committed_tex_is_rendered_from_committed_csv(tmp_path):
+    """Each committed .tex is what the writer makes from the committed CSV (no hand edits)."""
+    shutil.copytree(RESULTS, tmp_path / "r", ignore=shutil.ignore_patterns("figures"))
+    for name in render.tables(tmp_path / "r"):
+        committed = (RESULTS / f"{name}.tex").read_text()
+        assert render._body(write_tex(tmp_path / "r", name).read_text()) == \
+            render._body(committed), name
+
+
+# --------------------------------------------------------------------------- pdflatex
+def _compile(tex: Path, tmp_path: Path) -> str:
+    doc = tmp_path / f"doc_{tex.stem}.tex"
+    doc.write_text("\\documentclass{article}\n"
+                   f"\\usepackage{{{','.join(_latex.PACKAGES)}}}\n"
+                   "\\begin{document}\n"
+                   f"\\input{{{tex.as_posix()}}}\n"
+                   "\\end{document}\n")
+    run = subprocess.run([PDFLATEX, "-interaction=nonstopmode", "-halt-on-error",
+                          f"-output-directory={tmp_path}", str(doc)], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    log = (tmp_path / f"doc_{tex.stem}.log").read_text(errors="replace")
+    assert run.returncode == 0, f"{tex.name} does not compile:\n{log[-3000:]}"
+    return log
+
+
+def _fits(log: str, name: str) -> None:
+    over = [float(x) for x in re.findall(r"Overfull \\hbox \((\d+(?:\.\d+)?)pt too wide", log)]
+    assert all(x <= 1.0 for x in over), f"{name}: overfull by {max(over)} pt"
+    tall = re.findall(r"Overfull \\vbox \((\d+(?:\.\d+)?)pt too high", log)
+    assert not tall, f"{name}: {tall} pt too high for the page"
+    assert "Float too large for page" not in log, f"{name}: float too large for the page"
+
+
+@pytest.mark.skipif(PDFLATEX is None, reason="pdflatex is not installed (apt-get install "
+                                             "texlive-latex-base texlive-latex-recommended)")
+@pytest.mark.parametrize("tex", sorted(RESULTS.glob("*.tex")), ids=lambda p: p.stem)
+def test_committed_tables_compile_and_fit(tex, tmp_path):
+    _fits(_compile(tex, tmp_path), tex.name)
+
+
+@pytest.mark.skipif(PDFLATEX is None, reason="pdflatex is not installed (apt-get install "
+                                             "texlive-latex-base texlive-latex-recommended)")
+def test_written_tables_compile_and_fit(tmp_path):
+    """Tables from fresh rows, with every registered operator (more than the committed six)."""
+    ops = list(operators.NAMES)
+    write_table(_sweep_rows(ops), "gamma_sweep", tmp_path, META, caption="sweep")
+    df = pd.DataFrame({"psnr_db": [31.5, 2.25], "setting": ["low-res 64² & 5%", "x"]})
+    write_table(df, "generic", tmp_path, META, caption="A generic table")
+    for name in ("gamma_sweep", "generic"):
+        _fits(_compile(tmp_path / f"{name}.tex", tmp_path), name)
+
+
+def _paper_tables(tmp_path) -> list[str]:
+    """Table 1 and Table 6 written from synthetic rows by the benchmark's own builders, for every
+    registered operator (operators the paper does not have get no paper figures)."""
+    from benchmarks.test_baselines import METHODS, PAPER_TABLE6
+    from benchmarks.test_paper_tables import _table1_frame
+
+    rng = np.random.default_rng(0)
+    rows, rows6 = [], []
+    for op in operators.NAMES:
+        for g in operators.get(op).test_gammas:
+            rows.append({"operator": op, "gamma": float(g), "single_psnr": rng.uniform(20, 40),
+                         "decouple_psnr": rng.uniform(20, 40), "single_ssim": rng.random(),
+                         "decouple_ssim": rng.random(), "identity_psnr": 20.0,
+                         "identity_ssim": 0.5, "images": 3})
+        r6 = {"operator": op, "gamma": float(operators.get(op).test_gammas[2]),
+              "identity_psnr": 20.0, "identity_ssim": 0.5, "images": 3, "bgu_factor": 4}
+        for m in METHODS:
+            r6.update({f"{m}_psnr": rng.uniform(20, 40), f"{m}_ssim": rng.random()})
+        for k, figs in PAPER_TABLE6.items():
+            r6.update({f"paper_{k}_psnr": figs.get(op, (np.nan,))[0],
+                       f"paper_{k}_ssim": figs.get(op, (np.nan, np.nan))[1]})
+        rows6.append(r6)
+    long = _table1_frame(pd.DataFrame(rows))
+    assert (long.gamma == "ave.").sum() == len(operators.NAMES)
+    write_table(long, "table1_single_vs_decouple", tmp_path, META, caption="t1")
+    write_table(pd.DataFrame(rows6), "table6_baselines", tmp_path, META, caption="t6")
+    tex = (tmp_path / "table1_single_vs_decouple.tex").read_text()
+    assert "lambda" not in tex.replace("\\lambda", "")  # γ symbols in math, not spelled out
+    return ["table1_single_vs_decouple", "table6_baselines"]
+
+
+@pytest.mark.skipif(PDFLATEX is None, reason="pdflatex is not installed (apt-get install "
+                                             "texlive-latex-base texlive-latex-recommended)")
+def test_paper_tables_from_fresh_rows_compile_and_fit(tmp_path):
+    for name in _paper_tables(tmp_path):
+        _fits(_compile(tmp_path / f"{name}.tex", tmp_path), name)
+
+
+def test_paper_tables_from_fresh_rows(tmp_path):
+    names = _paper_tables(tmp_path)
+    for name in names:
+        body = render._body((tmp_path / f"{name}.tex").read_text())
+        assert "\\toprule" in body and "nan" not in body.lower()
+
+
+# --------------------------------------------------------------------------- figures
+def test_gamma_sweep_figure_legend_and_ticks(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = plot_gamma_sweep(_sweep_rows(("l0", "rtv", "rgf")), tmp_path / "f.png", "smoke")
+    assert out.stat().st_size > 10_000
+    fig, ax = plt.subplots()
+    ax.set_xscale("log")
+    ax.plot([0.002, 0.05], [1, 2])
+    log_ticks(ax, 0.002, 0.05)  # RTV's range: less than two decades
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_visible() and t.get_text()]
+    lo, hi = ax.get_xlim()
+    shown = [float(x) for x in labels if lo <= float(x) <= hi]
+    assert len(shown) >= 4 and "0.01" in labels and "0.005" in labels, labels
+    plt.close(fig)

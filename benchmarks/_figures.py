@@ -1,0 +1,114 @@
+"""Figures made from the result tables' CSV rows (so ``python -m benchmarks.render`` re-makes them).
+
+- :func:`plot_gamma_sweep`: ``figures/gamma_sweep.png`` from ``gamma_sweep.csv``, one panel per
+  operator (PSNR across its γ range), one legend that is correct for every panel.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import operators
+
+from ._latex import gamma_symbol
+
+
+def _ops(df: pd.DataFrame) -> list[str]:
+    seen = list(dict.fromkeys(df.operator))
+    order = {n: i for i, n in enumerate(operators.NAMES)}
+    return sorted(seen, key=lambda o: (order.get(o, len(order)), seen.index(o)))
+
+
+def _single_gamma(model: str) -> float:
+    """Where a single-γ network was trained, from its name (``single lambda=0.02``)."""
+    return float(str(model).rsplit("=", 1)[1])
+
+
+def log_ticks(ax, lo: float, hi: float) -> None:
+    """Readable ticks on a log x axis over [lo, hi]: 1-2-5 steps labelled as plain numbers
+    (a range of less than two decades, like RTV's, otherwise gets one labelled tick)."""
+    import matplotlib.ticker as mticker
+
+    ax.xaxis.set_major_locator(mticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_locator(mticker.LogLocator(base=10, subs=np.arange(1, 10)))
+    ax.xaxis.set_minor_formatter(mticker.NullFormatter())
+    ax.set_xlim(lo / 1.08, hi * 1.08)
+
+
+def plot_gamma_sweep(df: pd.DataFrame, out, scale: str) -> Path:
+    """PSNR across each operator's γ range: the decouple network, the γ-as-input network, the
+    input, and the five single-γ networks (dashed, a dot where each was trained, coloured by
+    the rank of that γ among the five: the same rank has the same colour in every panel)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    ops = _ops(df)
+    cols = min(3, len(ops))
+    rows = -(-len(ops) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.3 * rows + 0.6), squeeze=False)
+    cmap = plt.get_cmap("viridis")
+    n_single = 1
+    for ax, op in zip(axes.flat, ops):
+        spec = operators.get(op)
+        d = df[df.operator == op]
+        singles = sorted((m for m in dict.fromkeys(d.model) if str(m).startswith("single")),
+                         key=_single_gamma)
+        n_single = max(n_single, len(singles))
+        for k, m in enumerate(singles):
+            s = d[d.model == m]
+            colour = cmap(k / max(1, len(singles) - 1) * 0.9)
+            ax.plot(s.gamma, s.psnr, "--", lw=1, color=colour)
+            g0 = _single_gamma(m)
+            at = np.isclose(s.gamma.to_numpy(), g0)
+            ax.plot(s.gamma.to_numpy()[at][:1], s.psnr.to_numpy()[at][:1], "o", color=colour,
+                    ms=4)
+        i = d[d.model == "identity"]
+        ax.plot(i.gamma, i.psnr, ":", color="gray", lw=1)
+        c = d[d.model == "concat"]
+        ax.plot(c.gamma, c.psnr, "-", color="black", lw=1.2)
+        dd = d[d.model == "decouple"]
+        ax.plot(dd.gamma, dd.psnr, "-", color="crimson", lw=2.2)
+        if spec.law == "log-uniform":
+            ax.set_xscale("log")
+            log_ticks(ax, float(d.gamma.min()), float(d.gamma.max()))
+        symbol = gamma_symbol(spec.gamma_name)
+        ax.set_title(f"{op.upper()}: {spec.title}", fontsize=9)
+        ax.set_xlabel(symbol + (" (log scale)" if spec.law == "log-uniform" else ""))
+        ax.set_ylabel("PSNR (dB)")
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3, which="major")
+        # the five single-γ networks of this panel, named with this operator's own γ
+        names = ", ".join(f"{_single_gamma(m):g}" for m in singles)
+        if singles:
+            ax.text(0.02, 0.02, f"single-γ networks at {symbol} = {names}", fontsize=6,
+                    transform=ax.transAxes, va="bottom", ha="left",
+                    bbox=dict(facecolor="white", alpha=0.7, lw=0, pad=1))
+    for ax in list(axes.flat)[len(ops):]:
+        ax.axis("off")
+    handles = [Line2D([], [], color="crimson", lw=2.2, label="decouple (all γ)"),
+               Line2D([], [], color="black", lw=1.2, label="concat (γ as input)"),
+               Line2D([], [], color="gray", lw=1, ls=":", label="identity (the input)")]
+    for k in range(n_single):
+        handles.append(Line2D([], [], color=cmap(k / max(1, n_single - 1) * 0.9), lw=1, ls="--",
+                              marker="o", ms=4,
+                              label=f"single-γ network, {_ordinal(k + 1)} test γ "
+                                    f"(● where trained)"))
+    fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=7,
+               frameon=False)
+    fig.suptitle(f"Decouple network across γ vs single-γ networks ({scale} scale)", fontsize=11)
+    fig.tight_layout(rect=(0, 0.55 / (3.3 * rows + 0.6), 1, 1))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def _ordinal(n: int) -> str:
+    return {1: "1st", 2: "2nd", 3: "3rd"}.get(n, f"{n}th")

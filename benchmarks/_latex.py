@@ -1,0 +1,497 @@
+"""LaTeX for the result tables: one layout per table that a paper can ``\\input``.
+
+Every table is a ``table`` float with booktabs rules, numbers right-aligned with a fixed number of
+decimals per column (or per block of rows measuring the same thing), γ symbols in math
+(:func:`gamma_symbol`), and a layout that fits the text width of a plain ``article`` (checked by
+``tests/test_report.py`` with pdflatex). Packages needed: ``booktabs`` and ``array``.
+
+The layout is a function of the table's CSV rows only (:data:`LAYOUTS`; a table without its own
+layout gets :func:`generic`), so the benchmark run and ``python -m benchmarks.render`` write the
+same ``.tex`` from the same CSV. Provenance goes into ``%`` comments (written by
+:mod:`benchmarks._report`), never into captions.
+"""
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+PACKAGES = ("booktabs", "array")
+
+_TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                "^": r"\textasciicircum{}"}
+_TEX_UNICODE = {"γ": r"$\gamma$", "σ": r"$\sigma$", "λ": r"$\lambda$", "Δ": r"$\Delta$",
+                "²": r"$^2$", "×": r"$\times$", "−": "$-$", "–": "--", "≤": r"$\leq$",
+                "≥": r"$\geq$", "→": r"$\to$", "·": r"$\cdot$", "°": r"$^\circ$"}
+_GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
+          "lambda", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi",
+          "omega"}
+
+
+def latex_text(text) -> str:
+    """Plain text (column names, cells, captions) made safe for LaTeX, with the Greek letters
+    and symbols we use written as math (``<=``/``>=`` as ≤/≥), so pdflatex compiles it."""
+    text = str(text).replace("<=", "≤").replace(">=", "≥")
+    return "".join(_TEX_SPECIAL.get(ch) or _TEX_UNICODE.get(ch) or ch for ch in text)
+
+
+def gamma_symbol(name: str) -> str:
+    """An operator's ``gamma_name`` as LaTeX math: ``lambda`` -> ``$\\lambda$``, ``sigma_s`` ->
+    ``$\\sigma_s$``, ``r`` -> ``$r$``, ``fact`` -> ``$\\mathit{fact}$``; ``""`` (an operator
+    without a parameter) -> ``""``."""
+    if not str(name):
+        return ""
+    base, _, sub = str(name).partition("_")
+
+    def part(p: str) -> str:
+        if p.lower() in _GREEK:
+            return "\\" + (p if p[0].islower() else p.capitalize())
+        return p if len(p) == 1 else r"\mathit{" + p.replace("_", r"\_") + "}"
+
+    return "$" + part(base) + ("" if not sub else "_{" + part(sub) + "}") + "$"
+
+
+def op_label(op: str) -> str:
+    """The paper's name of an operator in tables (L0, WLS, ...)."""
+    return latex_text(str(op).upper())
+
+
+def _is_missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or (
+        isinstance(v, str) and v.strip() == "")
+
+
+def number(v, decimals: int) -> str:
+    """A fixed-decimal number for a right-aligned column (``--`` when missing, ``$-$`` sign)."""
+    if _is_missing(v):
+        return "--"
+    v = float(v)
+    if math.isinf(v):
+        return r"$\infty$" if v > 0 else r"$-\infty$"
+    s = f"{v:.{decimals}f}"
+    if s.startswith("-") and float(s) == 0:
+        s = s[1:]
+    return s.replace("-", "$-$", 1) if s.startswith("-") else s
+
+
+def scientific(v, digits: int = 2) -> str:
+    """``5.9e-08`` as ``$5.9\\times10^{-8}$`` (0 as ``0``)."""
+    if _is_missing(v):
+        return "--"
+    v = float(v)
+    if v == 0:
+        return "0"
+    m, e = f"{v:.{digits - 1}e}".split("e")
+    return f"${m}\\times10^{{{int(e)}}}$"
+
+
+def decimals_for(values, significant: int = 3, most: int = 4) -> int:
+    """Decimals that show the smallest nonzero magnitude with ``significant`` digits (0..most)."""
+    vals = [abs(float(v)) for v in values if not _is_missing(v) and float(v) != 0
+            and math.isfinite(float(v))]
+    if not vals:
+        return 0
+    return int(min(most, max(0, significant - 1 - math.floor(math.log10(min(vals))))))
+
+
+def gamma_value(v) -> str:
+    """A γ value with at most three significant digits (``0.21544`` -> ``0.215``)."""
+    try:
+        return f"{float(v):.3g}"
+    except (TypeError, ValueError):
+        return latex_text(v)
+
+
+# --------------------------------------------------------------------------- tabular
+@dataclass
+class Col:
+    """A column: its header (one string per header line), alignment and the LaTeX of a cell."""
+
+    header: tuple[str, ...]
+    align: str = "r"
+
+    @property
+    def lines(self) -> int:
+        return len(self.header)
+
+
+MIDRULE = "\\midrule"
+SPACE = "\\addlinespace"
+
+
+def section(text: str, ncols: int) -> str:
+    """A row naming the block of rows below it."""
+    return f"\\multicolumn{{{ncols}}}{{@{{}}l}}{{\\emph{{{text}}}}} \\\\"
+
+
+def tabular(cols: list[Col], rows: list, *, top: list[str] | None = None,
+            headers: bool = True) -> str:
+    """A booktabs ``tabular``: ``rows`` holds lists of LaTeX cells, or finished lines
+    (:data:`MIDRULE`, :data:`SPACE`, :func:`section`); ``top`` lines go above the column headers
+    (or replace them, with ``headers=False``)."""
+    spec = "@{}" + "".join(c.align for c in cols) + "@{}"
+    depth = max(c.lines for c in cols) if headers else 0
+    out = [f"\\begin{{tabular}}{{{spec}}}", "\\toprule", *(top or [])]
+    for i in range(depth):
+        cells = []
+        for c in cols:
+            pad = depth - c.lines  # short headers sit on the last line
+            cells.append(c.header[i - pad] if i >= pad else "")
+        out.append(" & ".join(_header_cell(x, c.align) for x, c in zip(cells, cols)) + " \\\\")
+    out.append(MIDRULE)
+    for r in rows:
+        out.append(r if isinstance(r, str) else " & ".join(r) + " \\\\")
+    out += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(out)
+
+
+def _header_cell(text: str, align: str) -> str:
+    # headers of number columns are right-aligned like the numbers; of text columns, left
+    if not text:
+        return ""
+    return text if align in ("r", "l") else f"\\multicolumn{{1}}{{@{{}}l}}{{{text}}}"
+
+
+def wrap(width: str) -> str:
+    """A left-aligned column that wraps its text at ``width`` (needs the array package)."""
+    return f">{{\\raggedright\\arraybackslash}}p{{{width}}}"
+
+
+def table_env(name: str, caption: str, body: str, note: str = "") -> str:
+    """The float: small type, tighter columns, caption above, label ``tab:<name>``."""
+    lines = ["\\begin{table}[tbp]", "\\centering", "\\small", "\\setlength{\\tabcolsep}{4pt}",
+             f"\\caption{{{caption}}}", f"\\label{{tab:{name}}}", body]
+    if note:
+        lines.append(f"\\par\\smallskip\\parbox{{\\linewidth}}{{\\footnotesize {note}}}")
+    lines.append("\\end{table}")
+    return "\n".join(lines) + "\n"
+
+
+def _col_header(key: str) -> tuple[str, ...]:
+    """A readable header for a CSV column name (``ours_s`` -> ``ours (s)``)."""
+    units = {"_s": "s", "_ms": "ms", "_db": "dB", "_pct": r"\%"}
+    for suffix, unit in units.items():
+        if key.endswith(suffix):
+            return (latex_text(key[: -len(suffix)].replace("_", " ")), f"({unit})")
+    return (latex_text(key.replace("_", " ")),)
+
+
+def generic_columns(df: pd.DataFrame, keys) -> tuple[list[Col], list[Callable]]:
+    """Columns and cell formatters for CSV columns shown as they are (numbers right-aligned with
+    the decimals :func:`decimals_for` picks per column, text left-aligned)."""
+    cols, fmts = [], []
+    for k in keys:
+        s = df[k]
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            if pd.api.types.is_integer_dtype(s) or (
+                    s.dropna().size and np.all(np.mod(s.dropna(), 1) == 0)
+                    and s.dropna().abs().max() >= 1):
+                d = 0
+            else:
+                d = decimals_for(s)
+            fmts.append(lambda v, d=d: number(v, d))
+            cols.append(Col(_col_header(k), "r"))
+        else:
+            fmts.append(lambda v: "" if _is_missing(v) else latex_text(v))
+            cols.append(Col(_col_header(k), "l"))
+    return cols, fmts
+
+
+def generic(name: str, df: pd.DataFrame, caption: str) -> str:
+    """Any table: its CSV columns as they are."""
+    cols, fmts = generic_columns(df, list(df.columns))
+    rows = [[f(v) for f, v in zip(fmts, r)] for r in df.itertuples(index=False)]
+    return table_env(name, latex_text(caption), tabular(cols, rows))
+
+
+# --------------------------------------------------------------------------- layouts
+def _spec(op: str):
+    import operators
+
+    try:
+        return operators.get(op)
+    except (KeyError, ValueError):
+        return None
+
+
+def _gamma_name(op: str) -> str:
+    spec = _spec(op)
+    return (gamma_symbol(spec.gamma_name) if spec is not None else "") or r"$\gamma$"
+
+
+def _ops(df: pd.DataFrame) -> list[str]:
+    import operators
+
+    seen = list(dict.fromkeys(df.operator))
+    order = {n: i for i, n in enumerate(operators.NAMES)}
+    return sorted(seen, key=lambda o: (order.get(o, len(order)), seen.index(o)))
+
+
+def table1(name: str, df: pd.DataFrame) -> str:
+    """ECCV 2018 / TPAMI 2019 Table 1: per operator a block of rows, its five test γ across."""
+    ops = _ops(df)
+    per_op = {op: df[(df.operator == op) & (df.gamma.astype(str) != "ave.")] for op in ops}
+    k = max(len(d) for d in per_op.values())
+    cols = [Col(("",), "l")] + [Col(("",), "r") for _ in range(k)] + [Col(("ave.",), "r"),
+                                                                       Col(("paper",), "r")]
+    metrics = [("PSNR single", "single_psnr", 2), ("PSNR nume.", "decouple_psnr", 2),
+               ("SSIM single", "single_ssim", 3), ("SSIM nume.", "decouple_ssim", 3)]
+    paper = {"single_psnr": "paper_single_psnr", "decouple_psnr": "paper_decouple_psnr",
+             "single_ssim": "paper_single_ssim", "decouple_ssim": "paper_decouple_ssim"}
+    rows: list = []
+    for i, op in enumerate(ops):
+        d = per_op[op]
+        ave = df[(df.operator == op) & (df.gamma.astype(str) == "ave.")]
+        gammas = [gamma_value(g) for g in d.gamma] + [""] * (k - len(d))
+        if i:
+            rows.append(MIDRULE)
+        rows.append([f"\\textbf{{{op_label(op)}}}, {_gamma_name(op)}"] + gammas + ["", ""])
+        for label, key, dec in metrics:
+            vals = [number(v, dec) for v in d[key]] + ["--"] * (k - len(d))
+            a = number(ave[key].iloc[0], dec) if len(ave) else "--"
+            p = (number(ave[paper[key]].iloc[0], dec)
+                 if len(ave) and paper[key] in ave else "--")
+            rows.append([f"\\quad {label}"] + vals + [a, p])
+    top = [f"& \\multicolumn{{{k}}}{{c}}{{test $\\gamma$}} & ave. & paper \\\\"]
+    caption = ("Single-$\\gamma$ networks (single, one trained at each test $\\gamma$) vs the "
+               "decouple network trained on continuously sampled $\\gamma$ (nume.): PSNR (dB) "
+               "and SSIM on the test split at each operator's five test $\\gamma$, their "
+               "average, and the paper's average (ECCV 2018 / TPAMI 2019 Table 1).")
+    return table_env(name, caption, tabular(cols, rows, top=top, headers=False))
+
+
+_T6_METHODS = (("bgu", "BGU"), ("hdrnet", "HDRNet (DBL)"), ("concat", "$\\gamma$ as input"),
+               ("single", "single-$\\gamma$"), ("decouple", "decouple"),
+               ("identity", "input (identity)"))
+_T6_PAPER = (("paper_bgu", "paper: BGU"), ("paper_dbl", "paper: DBL"),
+             ("paper_ours", "paper: ours$^*$"))
+
+
+def table6(name: str, df: pd.DataFrame) -> str:
+    """TPAMI 2019 Table 6's layout: methods as rows (PSNR block, SSIM block), operators across."""
+    ops = _ops(df)
+    d = df.set_index("operator").loc[ops]
+    cols = [Col(("", ""), "l")] + [
+        Col((op_label(op), f"{_gamma_name(op)}\\,=\\,{gamma_value(d.loc[op, 'gamma'])}"), "r")
+        for op in ops] + [Col(("", "mean"), "r")]
+    rows: list = []
+    for metric, dec, unit in (("psnr", 2, "PSNR (dB)"), ("ssim", 3, "SSIM")):
+        if rows:
+            rows.append(MIDRULE)
+        rows.append(section(unit, len(cols)))
+        for group in (_T6_METHODS, _T6_PAPER):
+            if group is _T6_PAPER:
+                rows.append(SPACE)
+            for key, label in group:
+                col = f"{key}_{metric}"
+                if col not in d:
+                    continue
+                vals = d[col].astype(float)
+                rows.append([label] + [number(v, dec) for v in vals] + [number(vals.mean(), dec)])
+    caption = ("Other methods at each operator's default $\\gamma$ (the middle of its five test "
+               "$\\gamma$): PSNR (dB) and SSIM on the test split, and the paper's figures (TPAMI "
+               "2019 Table 6). BGU is fitted per image; HDRNet and the single-$\\gamma$ network "
+               "are trained at that $\\gamma$, the decouple and $\\gamma$-as-input networks on "
+               "all $\\gamma$.")
+    note = ("$^*$The paper's ``ours'' is its single-layer variant trained jointly on ten "
+            "operators. Means are over the operators shown (the paper's rows: over those it "
+            "reports).")
+    return table_env(name, caption, tabular(cols, rows), note)
+
+
+def gamma_sweep_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """The γ sweep in one row per operator: mean PSNR over the sweep's γ of each model (the
+    single-γ networks: the mean over the five), the decouple network's worst γ, and the count."""
+    out = []
+    for op in _ops(df):
+        d = df[df.operator == op]
+        by = d.groupby("model", sort=False).psnr
+        singles = [m for m in by.groups if str(m).startswith("single")]
+        dec = d[d.model == "decouple"].psnr
+        out.append({"operator": op, "points": int(d.gamma.nunique()),
+                    "decouple_mean": dec.mean(), "decouple_min": dec.min(),
+                    "concat_mean": d[d.model == "concat"].psnr.mean(),
+                    "single_mean": float(np.mean([by.get_group(m).mean() for m in singles]))
+                    if singles else float("nan"),
+                    "single_best": float(max(by.get_group(m).mean() for m in singles))
+                    if singles else float("nan"),
+                    "identity_mean": d[d.model == "identity"].psnr.mean()})
+    return pd.DataFrame(out)
+
+
+def gamma_sweep(name: str, df: pd.DataFrame) -> str:
+    """The sweep (hundreds of rows) summarised; the rows themselves stay in the CSV."""
+    s = gamma_sweep_summary(df)
+    cols = [Col(("", ""), "l"), Col(("", "\\#$\\gamma$"), "r"),
+            Col(("decouple", "mean"), "r"), Col(("", "worst"), "r"),
+            Col(("$\\gamma$ as", "input"), "r"), Col(("single-$\\gamma$", "mean"), "r"),
+            Col(("", "best"), "r"), Col(("", "input"), "r")]
+    rows = [[f"{op_label(r.operator)} ({_gamma_name(r.operator)})", str(r.points),
+             number(r.decouple_mean, 2), number(r.decouple_min, 2), number(r.concat_mean, 2),
+             number(r.single_mean, 2), number(r.single_best, 2), number(r.identity_mean, 2)]
+            for r in s.itertuples(index=False)]
+    caption = ("Continuity across each $\\gamma$ range: PSNR (dB) on the test split averaged "
+               "over the sweep's $\\gamma$ (evenly spaced in the sampling law's scale, and the "
+               "five test $\\gamma$) for the decouple network (and at its worst $\\gamma$), the "
+               "$\\gamma$-as-input network, the five single-$\\gamma$ networks applied at every "
+               "$\\gamma$ (their mean, and the best of the five) and the input itself.")
+    note = (f"The sweep itself ({len(df)} rows: every $\\gamma$ and model) is in "
+            "\\texttt{gamma\\_sweep.csv} and plotted in \\texttt{figures/gamma\\_sweep.png}.")
+    return table_env(name, caption, tabular(cols, rows), note)
+
+
+def _size(v) -> str:
+    m = re.fullmatch(r"(\d+)x(\d+)", str(v))
+    return f"{m.group(1)}$^2$" if m and m.group(1) == m.group(2) else latex_text(v)
+
+
+def operator_speed(name: str, df: pd.DataFrame) -> str:
+    """Operator wall times: ours, the OpenCV counterpart and their ratio, first-call times."""
+    known = {"operator", "gamma", "size", "ours_s", "counterpart", "counterpart_s", "ratio",
+             "target", "first_call_cold_s", "first_call_cached_s"}
+    extra = [c for c in df.columns if c not in known]
+    ecols, efmts = generic_columns(df, extra)
+    cols = [Col(("", ""), "l"), Col(("", "$\\gamma$"), "l"), Col(("", "size"), "r"),
+            Col(("ours", "(s)"), "r"), Col(("OpenCV", "(s)"), "r"), Col(("", "ratio"), "r"),
+            *ecols, Col(("first call (s)", "cold"), "r"), Col(("", "cached"), "r"),
+            Col(("", "target"), wrap("1.8cm"))]
+    rows: list = []
+    last = None
+    for r in df.itertuples(index=False):
+        if last is not None and r.operator != last:
+            rows.append(SPACE)
+        first = r.operator != last
+        last = r.operator
+        rows.append([op_label(r.operator) if first else "",
+                     f"{_gamma_name(r.operator)}\\,=\\,{gamma_value(r.gamma)}", _size(r.size),
+                     number(r.ours_s, 3), number(r.counterpart_s, 3), number(r.ratio, 2),
+                     *[f(getattr(r, k)) for f, k in zip(efmts, extra)],
+                     number(r.first_call_cold_s, 1), number(r.first_call_cached_s, 1),
+                     "" if _is_missing(r.target) else latex_text(r.target)])
+    counterparts = sorted({str(c) for c in df.counterpart if not _is_missing(c)})
+    caption = ("Operator wall time per RGB image (median of the rounds); OpenCV's counterpart "
+               "timed in the same run, ratio = ours / OpenCV; first call: a fresh process on a "
+               "32$^2$ image with an empty (cold) and a filled (cached) Numba cache.")
+    note = ("OpenCV: " + ", ".join(f"\\texttt{{{latex_text(c)}}}" for c in counterparts)
+            + " (not faithful to the reference; timed for scale).") if counterparts else ""
+    return table_env(name, caption, tabular(cols, rows), note)
+
+
+def operator_fidelity(name: str, df: pd.DataFrame) -> str:
+    cols = [Col(("", ""), wrap("3.1cm")), Col(("", "entries"), "r"), Col(("", "pass"), "r"),
+            Col(("min equal", "(\\%)"), "r"), Col(("max", "levels"), "r"),
+            Col(("min PSNR", "(dB)"), "r"), Col(("max", "$|$diff$|$"), "r")]
+    rows = []
+    for r in df.itertuples(index=False):
+        p = float(r.min_psnr_db)
+        rows.append([latex_text(r.operator), str(int(r.entries)), str(int(r.passing)),
+                     number(r.min_equal_pct, 3), str(int(r.max_levels)),
+                     "$\\infty$" if p >= 999 else number(p, 1), scientific(r.max_abs_diff)])
+    caption = ("Agreement with the authors' reference outputs (MATLAB/Octave) per operator: "
+               "entries passing the bar (uint8 outputs: $\\geq$ 99.9\\,\\% of values equal and "
+               "none more than one level apart; float outputs: PSNR $\\geq$ 60 dB), the worst "
+               "entry's share of equal values, largest level difference, PSNR and absolute "
+               "difference ($\\infty$: identical).")
+    return table_env(name, caption, tabular(cols, rows))
+
+
+def baseline_speed(name: str, df: pd.DataFrame) -> str:
+    """(a) BGU's stages per operator beside the operator at full resolution; (b) the networks."""
+    bgu = df[df.method == "bgu"]
+    full = df[df.method == "operator (full resolution)"].set_index("operator").ms
+    stages = [c for c in ("downsample_ms", "operator_ms", "fit_ms", "slice_ms") if c in df]
+    heads = {"downsample_ms": ("down-", "sample"), "operator_ms": ("operator", "low-res"),
+             "fit_ms": ("", "fit"), "slice_ms": ("", "slice")}
+    cols = [Col(("", ""), "l")] + [Col(heads[s], "r") for s in stages] + [
+        Col(("BGU", "total"), "r"), Col(("operator", "full-res"), "r")]
+    rows = [[op_label(r.operator)] + [number(getattr(r, s), 1) for s in stages]
+            + [number(r.ms, 1), number(full.get(r.operator), 1)]
+            for r in bgu.itertuples(index=False)]
+    a = tabular(cols, rows)
+    nets = df[~df.method.isin(["bgu", "operator (full resolution)"])]
+    devices = nets.device.nunique() > 1 if len(nets) else False
+    cols = [Col(("",), "l")] + ([Col(("device",), "l")] if devices else []) + [
+        Col(("setting",), "l"), Col(("ms",), "r")]
+    rows = []
+    for r in nets.itertuples(index=False):
+        setting = latex_text(r.setting) if not _is_missing(r.setting) else ""
+        if not _is_missing(getattr(r, "preset", None)):
+            setting += f" ({latex_text(r.preset)} preset)"
+        rows.append([latex_text(r.method)] + ([latex_text(r.device)] if devices else [])
+                    + [setting, number(r.ms, 0)])
+    b = tabular(cols, rows) if rows else ""
+    body = ("\\textit{(a) BGU, by stage (ms)}\\\\[2pt]\n" + a
+            + ("\n\n\\medskip\n\\textit{(b) networks (ms)}\\\\[2pt]\n" + b if b else ""))
+    caption = ("Inference time per image (ms, best of the repeats after a warm-up): (a) BGU "
+               "split into downsampling, the operator at low resolution, the fit and the "
+               "slicing, beside the operator itself at full resolution; (b) the networks, "
+               "untrained, at the preset's width (HDRNet: its low-resolution input).")
+    return table_env(name, caption, body)
+
+
+def model_speed(name: str, df: pd.DataFrame) -> str:
+    """One block per (device, measure): the models, the value, the ratio to the block's
+    reference and the target."""
+    cols = [Col(("",), "l"), Col(("value",), "r"), Col(("vs.\\ ref.",), "r"),
+            Col(("target",), "l")]
+    rows: list = []
+    for (device, measure), d in df.groupby(["device", "measure"], sort=False):
+        ref = [str(x) for x in d.reference if not _is_missing(x)]
+        head = f"{latex_text(device)}: {latex_text(measure)}"
+        if ref:
+            head += f" (ref.: {latex_text(ref[0])})"
+        if rows:
+            rows.append(SPACE)
+        rows.append(section(head, len(cols)))
+        dec = decimals_for(d.value)
+        for r in d.itertuples(index=False):
+            rows.append([f"\\quad {latex_text(r.model)}", number(r.value, dec),
+                         number(r.vs_reference, 2),
+                         "" if _is_missing(r.target) else latex_text(r.target)])
+    caption = ("Network speed on this machine: training samples per second and inference time "
+               "per image, each against its reference model (vs.\\ ref.: ratio, higher is "
+               "better for samples/s, lower for time).")
+    return table_env(name, caption, tabular(cols, rows))
+
+
+def datagen_speed(name: str, df: pd.DataFrame) -> str:
+    cols = [Col(("",), wrap("3.6cm")), Col(("pairs",), "r"), Col(("wall (s)",), "r"),
+            Col(("pairs/s",), "r"), Col(("vs.\\ bare",), "r"), Col(("target",), wrap("2.8cm"))]
+    rows = [[latex_text(r.setting), str(int(r.pairs)), number(r.wall_s, 1),
+             number(r.pairs_per_s, 1), number(r.vs_bare, 2),
+             "" if _is_missing(r.target) else latex_text(r.target)]
+            for r in df.itertuples(index=False)]
+    caption = ("Dataset generation speed: training pairs per second of the bare operator calls "
+               "and of \\texttt{datagen build} with one and two workers (vs.\\ bare: wall time "
+               "relative to the bare calls).")
+    return table_env(name, caption, tabular(cols, rows))
+
+
+#: The table-specific layouts, by table name; other tables get :func:`generic`.
+LAYOUTS: dict[str, Callable[[str, pd.DataFrame], str]] = {
+    "table1_single_vs_decouple": table1, "table6_baselines": table6,
+    "gamma_sweep": gamma_sweep, "operator_speed": operator_speed,
+    "operator_fidelity": operator_fidelity, "baseline_speed": baseline_speed,
+    "model_speed": model_speed, "datagen_speed": datagen_speed,
+}
+
+
+def render(name: str, df: pd.DataFrame, caption: str) -> str:
+    """The LaTeX float of table ``name`` from its CSV rows (``caption``: for tables without a
+    layout of their own, and for one whose layout does not fit the rows, e.g. after a column was
+    renamed: then a warning and :func:`generic`)."""
+    layout = LAYOUTS.get(name)
+    if layout is None:
+        return generic(name, df, caption)
+    try:
+        return layout(name, df)
+    except (KeyError, AttributeError, ValueError) as e:
+        warnings.warn(f"{name}: its LaTeX layout does not fit these rows ({e!r}); writing all "
+                      "columns as they are instead (update benchmarks/_latex.py)", stacklevel=2)
+        return generic(name, df, caption)

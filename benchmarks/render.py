@@ -1,0 +1,137 @@
+"""Re-make the LaTeX tables, the README and the figures of a results folder from its CSVs.
+
+    python -m benchmarks.render results/            # every table with a CSV and a sidecar
+    python -m benchmarks.render results/ --check    # only report .tex files that would change
+
+The numbers are not recomputed: each ``NAME.tex`` is written from ``NAME.csv`` and
+``NAME.meta.json`` by the same writer the benchmark suite uses (:func:`benchmarks._report.
+write_tex`), so a benchmark run and a render of its CSV give the same table. Figures whose data
+is a CSV (``figures/gamma_sweep.png``) are re-drawn; the others need the trained models (run
+``pytest benchmarks``). Each sidecar keeps its provenance (the command that computed the
+numbers) and gains ``rendered``: this command, the commit (``git rev-parse --short HEAD``) and
+the time. Absolute paths recorded by older versions are made portable on the way
+(:func:`benchmarks._report.portable_meta`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from ._report import REPO, portable_meta, portable_path, update_index, write_tex
+
+
+def head_commit() -> str:
+    """``git rev-parse --short HEAD`` of the repository, ``+dirty`` when tracked files differ
+    (the code version otherwise, e.g. outside a git checkout)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, check=True,
+                              capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=REPO, check=True, capture_output=True, text=True).stdout
+        return head + ("+dirty" if dirty.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        from datagen import code_version
+
+        return code_version()
+
+
+def tables(results_dir: Path) -> list[str]:
+    """Names of the tables that have both a CSV and a sidecar."""
+    return [p.name.removesuffix(".meta.json") for p in sorted(results_dir.glob("*.meta.json"))
+            if (results_dir / (p.name.removesuffix(".meta.json") + ".csv")).is_file()]
+
+
+def render(results_dir, *, command: str, check: bool = False) -> list[str]:
+    """Re-write every table's ``.tex`` (and sidecar, figures, README) in ``results_dir``.
+
+    Returns the names whose ``.tex`` changed (with ``check``: would change; nothing written).
+    """
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise FileNotFoundError(f"no results folder at {results_dir}")
+    names = tables(results_dir)
+    if not names:
+        raise FileNotFoundError(f"{results_dir} has no table (NAME.csv with NAME.meta.json)")
+    commit = head_commit()
+    changed = []
+    for name in names:
+        meta_path = results_dir / f"{name}.meta.json"
+        tex_path = results_dir / f"{name}.tex"
+        before = tex_path.read_text() if tex_path.is_file() else None
+        meta = json.loads(meta_path.read_text())
+        meta = portable_meta({k: v for k, v in meta.items() if k != "rendered"},
+                             cache_layout=True)
+        meta["rendered"] = {"command": command, "commit": commit,
+                            "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                            "note": "LaTeX, README and CSV-based figures re-made from the CSV; "
+                                    "the numbers are those of `command` above"}
+        if check:
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                tmp = Path(tmp)
+                (tmp / f"{name}.csv").write_bytes((results_dir / f"{name}.csv").read_bytes())
+                (tmp / f"{name}.meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+                after = write_tex(tmp, name).read_text()
+            if _body(after) != _body(before):
+                changed.append(name)
+            continue
+        meta_path.write_text(json.dumps(meta, indent=1, ensure_ascii=True) + "\n")
+        after = write_tex(results_dir, name).read_text()
+        if _body(after) != _body(before):
+            changed.append(name)
+        _figures(results_dir, name, meta)
+    if not check:
+        update_index(results_dir)
+    return changed
+
+
+def _body(tex: str | None) -> str | None:
+    """A .tex without its comment lines (provenance), to tell a changed table from a re-stamp."""
+    if tex is None:
+        return None
+    return "\n".join(line for line in tex.splitlines() if not line.startswith("%"))
+
+
+def _figures(results_dir: Path, name: str, meta: dict) -> None:
+    if name == "gamma_sweep":
+        from ._figures import plot_gamma_sweep
+
+        plot_gamma_sweep(pd.read_csv(results_dir / "gamma_sweep.csv"),
+                         results_dir / meta.get("figure", "figures/gamma_sweep.png"),
+                         str(meta.get("scale", "")))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.render",
+        description="Re-make the LaTeX tables, results/README.md and the CSV-based figures from "
+                    "the committed CSVs and sidecars (no benchmark is re-run).")
+    parser.add_argument("results", nargs="?", default="results",
+                        help="results folder (default: results)")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 if a .tex would change")
+    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = shlex.join(["python", "-m", "benchmarks.render",
+                          *[portable_path(a) if Path(a).is_absolute() else a for a in argv]])
+    try:
+        changed = render(args.results, command=command, check=args.check)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    verb = "would change" if args.check else "changed"
+    print(f"{len(tables(Path(args.results)))} tables rendered; {verb}: "
+          + (", ".join(changed) or "none"))
+    return 1 if args.check and changed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
