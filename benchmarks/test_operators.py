@@ -20,7 +20,7 @@ import pytest
 
 import operators
 from datagen.sources import read_rgb
-from operators.fidelity import agreement, reference_entries, unregistered
+from operators.fidelity import agreement, reference_entries, reference_overrides, unregistered
 from operators.wmf import stretched_guide
 
 from ._bench import bench_image
@@ -157,14 +157,13 @@ def test_operator_fidelity_table(scale, results_dir):
             continue
         img = read_rgb(e["input"])
         solver = e.get("solver")
-        out = operators.apply(e["operator"], img, e["gamma"],
-                              **({"solver": solver} if solver else {}))
+        out = operators.apply(e["operator"], img, e["gamma"], **reference_overrides(e, REFERENCE))
         a = agreement(out, np.load(e["output"])["output"])
         rows.append({"operator": e["operator"] + (f" ({solver})" if solver else ""),
                      "equal": a.equal, "max_levels": a.max_levels, "psnr": a.psnr_db,
                      "max_abs": a.max_abs, "ok": a.ok})
     df = pd.DataFrame(rows)
-    order = {n: i for i, n in enumerate(operators.NAMES)}
+    order = {n: i for i, n in enumerate(operators.ALL)}
     table = (df.groupby("operator", sort=False)
                .agg(entries=("ok", "size"), passing=("ok", "sum"),
                     min_equal_pct=("equal", lambda s: 100 * s.min()),

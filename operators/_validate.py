@@ -12,12 +12,11 @@ MATLAB_EPS = 2.220446049250313e-16
 _FLOAT_KINDS = (np.float16, np.float32, np.float64)
 
 
-def as_float_image(image, *, name: str = "image") -> tuple[np.ndarray, bool]:
-    """Validate an image and return it as float64 HxWxC (C = 1 or 3) plus a 'was 2-D' flag.
+def image_array(image, *, name: str = "image") -> tuple[np.ndarray, bool]:
+    """Validate an image without converting it: (HxWxC uint8/float array, C = 1 or 3; 'was 2-D').
 
-    Accepts HxW, HxWx1 or HxWx3 arrays, either ``uint8`` (converted as MATLAB's ``im2double``,
-    x/255) or floating point already in [0, 1]. Anything else raises a ``TypeError`` (wrong type or
-    dtype) or ``ValueError`` (wrong shape, too small, non-finite, out of range) naming the problem.
+    The checks of :func:`as_float_image` (type, dtype, shape, size, finite, float range), for
+    callers that read uint8 data directly (lookup tables) instead of converting it first.
     """
     if isinstance(image, (str, bytes)) or image is None:
         raise TypeError(f"{name} must be a numpy array, got {type(image).__name__}")
@@ -41,17 +40,29 @@ def as_float_image(image, *, name: str = "image") -> tuple[np.ndarray, bool]:
     if h < 2 or w < 2:
         raise ValueError(f"{name} must be at least 2x2 pixels, got {h}x{w}")
     if arr.dtype == np.uint8:
-        return arr.astype(np.float64) / 255.0, was_2d
-    out = arr.astype(np.float64)
-    if not np.isfinite(out).all():
+        return arr, was_2d
+    if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinite values")
-    lo, hi = float(out.min()), float(out.max())
+    lo, hi = float(arr.min()), float(arr.max())
     if lo < 0.0 or hi > 1.0:
         raise ValueError(
             f"float {name} must lie in [0, 1] (got min {lo:.4g}, max {hi:.4g}); "
             "pass uint8 for 0..255 data, or clip/rescale it yourself"
         )
-    return out, was_2d
+    return arr, was_2d
+
+
+def as_float_image(image, *, name: str = "image") -> tuple[np.ndarray, bool]:
+    """Validate an image and return it as float64 HxWxC (C = 1 or 3) plus a 'was 2-D' flag.
+
+    Accepts HxW, HxWx1 or HxWx3 arrays, either ``uint8`` (converted as MATLAB's ``im2double``,
+    x/255) or floating point already in [0, 1]. Anything else raises a ``TypeError`` (wrong type or
+    dtype) or ``ValueError`` (wrong shape, too small, non-finite, out of range) naming the problem.
+    """
+    arr, was_2d = image_array(image, name=name)
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float64) / 255.0, was_2d
+    return arr.astype(np.float64), was_2d
 
 
 def restore_shape(out: np.ndarray, was_2d: bool) -> np.ndarray:

@@ -1,18 +1,40 @@
 """Fidelity: every output of the authors' own code, reproduced within the reference README's bar.
 
 After MATLAB's uint8 conversion, at least 99.9 % of pixels equal and none more than one level
-apart; on the float output (clipped to [0, 1]), PSNR >= 60 dB.
+apart; on the float output (clipped to [0, 1]), PSNR >= 60 dB. That bar lets a 1e-4 error through,
+so each registered operator also has a bound on the largest float difference (``MAX_ABS``), set
+about ten times above what the implementation achieves (measured on every reference entry; the
+references are stored as float32, so ~3e-8 is the floor).
+
+Without ``../shared/reference/`` (or ``$DECOUPLE_REFERENCE``) the fidelity tests are skipped on a
+developer machine but FAIL when the environment variable ``CI`` is set (``CI=true``): a CI run that
+silently tests no fidelity must not pass. (tox does not pass ``CI`` through by default; tox 4 keeps
+it as ``__TOX_ENVIRONMENT_VARIABLE_ORIGINAL_CI``, which is read too.)
 """
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
 
 import operators
 from conftest import REFERENCE, read_rgb, reference_manifest
-from operators.fidelity import MAX_LEVELS, MIN_EQUAL, MIN_PSNR_DB, agreement, unregistered
+from operators.fidelity import MAX_LEVELS, MIN_EQUAL, MIN_PSNR_DB, agreement, reference_overrides, unregistered
 
 ENTRIES = reference_manifest()
+
+#: Largest |output - reference| allowed per operator (float64 output vs the float32 reference).
+#: Achieved (all entries, float64 vs float32 storage): l0 5.9e-8, wls/rtv/rgf 3.0e-8 (rtv with the
+#: authors' PCG and with the direct solve alike), llf 3.3e-6 (Octave's 6-decimal rgb2gray
+#: coefficients), wmf 0 (bit-exact with OpenCV). An operator not listed here (one registered
+#: later) is held to the README's bar only, until its achieved figure is measured and added.
+MAX_ABS = {"l0": 5e-7, "wls": 3e-7, "rtv": 3e-7, "rgf": 3e-7, "llf": 3e-5, "wmf": 0.0}
+
+
+def on_ci() -> bool:
+    value = os.environ.get("CI", os.environ.get("__TOX_ENVIRONMENT_VARIABLE_ORIGINAL_CI", ""))
+    return value.strip().lower() not in ("", "0", "false", "no")
 
 
 def _id(e: dict) -> str:
@@ -25,18 +47,36 @@ def _param(e: dict):
     return pytest.param(e, id=_id(e), marks=marks)
 
 
+def test_reference_outputs_are_present():
+    """The fidelity tests ran: skipped without references on a developer machine, failed on CI."""
+    if not ENTRIES:
+        msg = f"no reference manifest at {REFERENCE} (set DECOUPLE_REFERENCE)"
+        if on_ci():
+            pytest.fail(msg + "; CI must run the fidelity tests against the authors' outputs")
+        pytest.skip(msg)
+    assert any(unregistered(e) is None for e in ENTRIES), "no reference entry of a registered operator"
+
+
 @pytest.mark.skipif(not ENTRIES, reason=f"no reference manifest at {REFERENCE}")
 @pytest.mark.parametrize("entry", [_param(e) for e in ENTRIES])
 def test_matches_reference(entry):
     image = read_rgb(REFERENCE / entry["input"])
     ref = np.load(REFERENCE / entry["output"])["output"]
-    overrides = {"solver": "direct"} if entry.get("solver") == "direct" else {}
-    out = operators.apply(entry["operator"], image, entry["gamma"], **overrides)
+    out = operators.apply(entry["operator"], image, entry["gamma"],
+                          **reference_overrides(entry, REFERENCE))
     assert out.shape == ref.shape and out.dtype == np.float64
     a = agreement(out, ref)
     assert a.equal >= MIN_EQUAL, f"only {a.equal:.4%} of uint8 pixels equal"
     assert a.max_levels <= MAX_LEVELS, f"a pixel is {a.max_levels} levels off"
     assert a.psnr_db >= MIN_PSNR_DB, f"float PSNR {a.psnr_db:.1f} dB < {MIN_PSNR_DB} dB"
+    bound = MAX_ABS.get(entry["operator"])
+    if bound is not None:  # operators without a measured bound: the README's bar only
+        assert a.max_abs <= bound, f"max |out - ref| = {a.max_abs:.3g} > {bound:g}"
+
+
+def test_max_abs_table_covers_the_registered_operators():
+    assert set(MAX_ABS) <= set(operators.NAMES)
+    assert {"l0", "wls", "rtv", "rgf", "wmf", "llf"} <= set(MAX_ABS)
 
 
 def test_agreement_detects_differences():
