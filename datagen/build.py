@@ -1,9 +1,12 @@
 """Running a build: tasks on any ``concurrent.futures.Executor``, one writer, a crash-safe journal.
 
-Crash safety: finished work is appended to ``<out>.partial/`` as small ``.npz`` shards, each
+One build per output: ``<out>.lock`` (:mod:`datagen.lock`) refuses a second writer, naming the
+first. Crash safety: finished work is appended to ``<out>.partial/`` as small ``.npz`` shards, each
 written to a temporary name and renamed (atomic on POSIX), so a killed build loses at most the
 work not yet flushed. The HDF5 file is assembled from the journal into a temporary file and
-renamed into place at the end: ``<out>`` is either absent or complete, never corrupt.
+renamed into place at the end: ``<out>`` is either absent or complete, never corrupt. Assembly
+reads the shards on disk and stops if any slot is missing; it checks the free space first, and
+every dataset carries HDF5's Fletcher-32 checksum so that ``verify`` detects damage later.
 ``--resume`` re-derives the plan, checks that it is the one the journal was made for, and computes
 only the missing slots; since every slot's data is a pure function of the plan, the resumed file is
 identical to an uninterrupted one.
@@ -12,11 +15,16 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import errno
+import glob
 import json
 import os
+import secrets
 import shutil
 import sys
+import tempfile
+import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,8 +35,9 @@ import numpy as np
 import operators
 
 from . import __version__, code_version
+from .lock import LockedError, OutputLock
 from .plan import Plan
-from .store import FORMAT, FORMAT_VERSION, SPLITS
+from .store import ATTRIBUTES_DIGEST, FORMAT, FORMAT_VERSION, SPLITS, attributes_digest
 
 # How often finished work is flushed to the journal (a kill loses at most this much work).
 FLUSH_EVERY_S = float(os.environ.get("DATAGEN_FLUSH_SECONDS", 20.0))
@@ -45,13 +54,40 @@ def run_task(name: str, pixels: np.ndarray, gammas: np.ndarray) -> np.ndarray:
     return np.stack([operators.to_uint8(spec(pixels, float(g))) for g in gammas])
 
 
-def _init_worker(threads: int) -> None:
-    """Pool workers share the cores: limit each one's Numba threads."""
+def _init_worker(threads: int, parent: int | None = None) -> None:
+    """Pool workers share the cores (each one's Numba threads are limited) and never outlive the
+    build: they exit when their parent dies, even by ``kill -9``."""
+    if parent is not None:
+        _exit_with_parent(parent)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     os.environ.setdefault("MKL_NUM_THREADS", str(threads))
     import numba
 
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+
+
+def _exit_with_parent(parent: int, poll_s: float = 0.5) -> None:
+    """End this process when ``parent`` is gone: the kernel's parent-death signal on Linux (works
+    even while a task holds the GIL), and everywhere a daemon thread that watches ``getppid``."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            time.sleep(poll_s)
+
+    threading.Thread(target=watch, name="datagen-parent-watch", daemon=True).start()
 
 
 class InlineExecutor(cf.Executor):
@@ -66,13 +102,19 @@ class InlineExecutor(cf.Executor):
         return fut
 
 
+def _dask_client():
+    try:
+        from distributed import Client
+    except ImportError:
+        raise BuildError("--scheduler needs dask.distributed, which is not installed: "
+                         "pip install 'decouple-ops[dask]'") from None
+    return Client
+
+
 def make_executor(workers: int, scheduler: str | None):
     """(executor, close): a Dask cluster's executor, a process pool, or in-process for 1 worker."""
     if scheduler:
-        try:
-            from distributed import Client
-        except ImportError:
-            raise BuildError("--scheduler needs dask.distributed: pip install 'decouple-ops[dask]'") from None
+        Client = _dask_client()
         try:
             client = Client(scheduler, timeout="20s")
         except (OSError, TimeoutError) as exc:
@@ -84,13 +126,17 @@ def make_executor(workers: int, scheduler: str | None):
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                  initializer=_init_worker, initargs=(threads,))
+                                  initializer=_init_worker, initargs=(threads, os.getpid()))
     return pool, lambda: pool.shutdown(cancel_futures=True)
 
 
 # ---------------------------------------------------------------------------------- journal
 class Journal:
-    """``<out>.partial/``: plan.json plus shards ``<op>.<seq>.npz`` holding (slots, outputs)."""
+    """``<out>.partial/``: plan.json plus shards ``<op>.<seq>.<writer>.npz`` holding (slots, outputs).
+
+    Only the holder of the output's lock (:mod:`datagen.lock`) opens a journal; the writer tag in
+    shard names (pid and random bits) keeps names unique even across hosts sharing a folder.
+    """
 
     def __init__(self, out: Path, plan: Plan, *, resume: bool, force: bool):
         self.dir = out.with_name(out.name + ".partial")
@@ -99,9 +145,16 @@ class Journal:
         self.buffered = 0
         self.last_flush = time.monotonic()
         self.seq = 0
+        self.writer = f"{os.getpid()}x{secrets.token_hex(3)}"
+        self.notes: list[str] = []
         digest = plan.digest()
         if self.dir.exists() and force:
             shutil.rmtree(self.dir)
+        if self.dir.exists():
+            for tmp in self.dir.glob("*.tmp"):  # half-written by a killed build: never renamed
+                tmp.unlink(missing_ok=True)
+            if not self.shards():  # nothing was finished: nothing to lose, start afresh
+                shutil.rmtree(self.dir)
         if self.dir.exists():
             if not resume:
                 raise BuildError(f"an interrupted build is in {self.dir}: add --resume to complete "
@@ -117,16 +170,34 @@ class Journal:
         else:
             self.dir.mkdir(parents=True)
             self._atomic_write(self.dir / "plan.json", lambda p: Path(p).write_text(json.dumps(
-                {"digest": digest, "options": json.loads(plan.options.to_json())})))
+                {"digest": digest, "options": plan.options.portable()})))
         self.done = {name: np.zeros(len(op.gamma), bool) for name, op in plan.ops.items()}
         for shard in self.shards():
             name = shard.name.split(".")[0]
-            with np.load(shard) as z:
-                self.done[name][z["slots"]] = True
-            self.seq = max(self.seq, int(shard.name.split(".")[1]) + 1)
+            try:
+                with np.load(shard) as z:
+                    slots = np.asarray(z["slots"])
+                ok = (name in self.done and slots.ndim == 1 and slots.dtype.kind in "iu"
+                      and (len(slots) == 0 or 0 <= slots.min() <= slots.max() < len(self.done[name])))
+            except Exception:  # noqa: BLE001 - any damage to a shard means: recompute its work
+                ok = False
+            if not ok:
+                self.set_aside(shard)
+                continue
+            self.done[name][slots] = True
+            try:
+                self.seq = max(self.seq, int(shard.name.split(".")[1]) + 1)
+            except (IndexError, ValueError):
+                pass
 
     def shards(self) -> list[Path]:
         return sorted(self.dir.glob("*.npz"))
+
+    def set_aside(self, shard: Path) -> None:
+        """A damaged shard is renamed ``*.corrupt`` (kept for inspection) and its work redone."""
+        os.replace(shard, shard.with_name(shard.name + ".corrupt"))
+        self.notes.append(f"journal shard {shard.name} was damaged: set aside, its pairs are "
+                          "computed again")
 
     def _atomic_write(self, path: Path, write) -> None:
         tmp = path.with_name(path.name + ".tmp")
@@ -153,8 +224,13 @@ class Journal:
         for name, items in list(self.buffer.items()):
             slots = np.concatenate([s for s, _ in items])
             outputs = np.concatenate([o for _, o in items])
-            path = self.dir / f"{name}.{self.seq:06d}.npz"
-            self._atomic_write(path, lambda p: np.savez(open(p, "wb"), slots=slots, outputs=outputs))
+            path = self.dir / f"{name}.{self.seq:06d}.{self.writer}.npz"
+
+            def write(p, slots=slots, outputs=outputs):
+                with open(p, "wb") as fh:
+                    np.savez(fh, slots=slots, outputs=outputs)
+
+            self._atomic_write(path, write)
             self.seq += 1
             self.done[name][slots] = True
             del self.buffer[name]
@@ -176,65 +252,93 @@ class BuildResult:
     notes: list[str] = field(default_factory=list)
 
 
+def check_output(out) -> Path:
+    """Refuse, before anything is computed, an ``--out`` that cannot be written: a folder, a path
+    under a file, a folder without write permission or on a read-only file system."""
+    out = Path(out)
+    if out.is_dir():
+        raise BuildError(f"--out {out} is a folder; give a file name such as "
+                         f"{out / 'decouple.h5'}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BuildError(f"cannot create the folder {out.parent} for --out: "
+                         f"{exc.strerror or exc}") from None
+    try:
+        with tempfile.TemporaryFile(dir=out.parent):
+            pass
+    except OSError as exc:
+        raise BuildError(f"cannot write in {out.parent} ({exc.strerror or exc}): choose an --out "
+                         "in a folder you can write to") from None
+    return out
+
+
 def build(plan: Plan, out, *, workers: int = 0, scheduler: str | None = None, resume: bool = False,
           force: bool = False, progress: bool = True, command: str | None = None) -> BuildResult:
-    """Compute every slot of ``plan`` and write the HDF5 file ``out``."""
+    """Compute every slot of ``plan`` and write the HDF5 file ``out``.
+
+    One build per output at a time: the others are refused with a :class:`BuildError` that names
+    the running one (:mod:`datagen.lock`).
+    """
     started = time.perf_counter()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = check_output(out)
+    command = command or " ".join(sys.argv)
+    if scheduler:
+        _dask_client()  # before anything is written: a missing dask leaves no journal behind
+    lock = OutputLock(out, command)
+    try:
+        lock.acquire()
+    except LockedError as exc:
+        raise BuildError(f"another build is writing {out}: {exc}; wait for it to finish or stop "
+                         "it (two builds on one --out would corrupt it)") from None
+    except OSError as exc:
+        raise BuildError(f"cannot lock {lock.path} ({exc.strerror or exc}): choose an --out in a "
+                         "folder you can write to") from None
+    try:
+        return _build_locked(plan, out, workers=workers, scheduler=scheduler, resume=resume,
+                             force=force, progress=progress, command=command, started=started)
+    finally:
+        lock.release()
+
+
+def _stale_temporaries(out: Path) -> list[Path]:
+    """``<out>.tmp<pid>`` files of assemblies that were killed (only called under the lock)."""
+    return [p for p in out.parent.glob(glob.escape(out.name) + ".tmp*")
+            if p.name[len(out.name) + 4:].isdigit()]
+
+
+def _build_locked(plan: Plan, out: Path, *, workers, scheduler, resume, force, progress, command,
+                  started) -> BuildResult:
+    for tmp in _stale_temporaries(out):
+        tmp.unlink(missing_ok=True)
     if out.exists() and not force:
         if resume:
             raise BuildError(f"{out} is already complete; use --force to rebuild it")
         raise BuildError(f"{out} exists; use --force to overwrite it or choose another --out")
     workers = workers or os.cpu_count() or 1
-    journal = Journal(out, plan, resume=resume, force=force)
-    resumed = int(sum(d.sum() for d in journal.done.values()))
-    todo = [(name, crop, slots) for name, op in plan.ops.items() for crop, slots in op.tasks
-            if not journal.done[name][slots].all()]
-    total = sum(len(s) for _, _, s in todo)
-
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, unit="pair", desc="build", dynamic_ncols=True, file=sys.stderr)
+    # the executor first: a Dask scheduler that cannot be reached leaves no journal behind
     executor, close = make_executor(workers, scheduler)
     label = f"dask {scheduler}" if scheduler else f"{workers} worker(s)"
+    bar = None
     try:
-        pending: dict[cf.Future, tuple[str, np.ndarray]] = {}
-        window = 2 * (workers if not scheduler else max(workers, 8)) + 2
-        it = iter(todo)
-        while True:
-            while len(pending) < window:
-                task = next(it, None)
-                if task is None:
-                    break
-                name, crop, slots = task
-                fut = executor.submit(run_task, name, plan.pixels[crop],
-                                      plan.ops[name].gamma[slots])
-                pending[fut] = (name, slots)
-            if not pending:
-                break
-            finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-            failed = None
-            for fut in finished:  # keep every finished task's work before raising a failure
-                name, slots = pending.pop(fut)
-                if fut.exception() is not None:
-                    failed = failed or fut
-                    continue
-                journal.add(name, slots, fut.result())
-                if bar is not None:
-                    bar.update(len(slots))
-            if failed is not None:
-                failed.result()  # raises the task's exception
-        journal.flush()
-    except KeyboardInterrupt:
-        _flush_quietly(journal)
-        raise BuildError(f"interrupted; finished work is kept in {journal.dir}: run the same "
-                         "command with --resume to complete it") from None
-    except BaseException:  # a failing task or pool: keep what is done, report the cause
-        _flush_quietly(journal)
-        raise
+        journal = Journal(out, plan, resume=resume, force=force)
+        resumed = int(sum(d.sum() for d in journal.done.values()))
+        todo = [(name, crop, slots) for name, op in plan.ops.items() for crop, slots in op.tasks
+                if not journal.done[name][slots].all()]
+        total = sum(len(s) for _, _, s in todo)
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="pair", desc="build", dynamic_ncols=True, file=sys.stderr)
+        try:
+            _run(plan, journal, executor, todo, workers, scheduler, bar)
+        except KeyboardInterrupt:
+            _flush_quietly(journal)
+            raise BuildError(f"interrupted; finished work is kept in {journal.dir}: run the same "
+                             "command with --resume to complete it") from None
+        except BaseException:  # a failing task or pool: keep what is done, report the cause
+            _flush_quietly(journal)
+            raise
     finally:
         if bar is not None:
             bar.close()
@@ -245,7 +349,36 @@ def build(plan: Plan, out, *, workers: int = 0, scheduler: str | None = None, re
     pairs = {name: {s: int((op.split == code).sum()) for s, code in SPLITS.items()}
              for name, op in plan.ops.items()}
     return BuildResult(out, pairs, total, plan.skipped, time.perf_counter() - started,
-                       out.stat().st_size, label, resumed)
+                       out.stat().st_size, label, resumed, journal.notes)
+
+
+def _run(plan, journal, executor, todo, workers, scheduler, bar) -> None:
+    pending: dict[cf.Future, tuple[str, np.ndarray]] = {}
+    window = 2 * (workers if not scheduler else max(workers, 8)) + 2
+    it = iter(todo)
+    while True:
+        while len(pending) < window:
+            task = next(it, None)
+            if task is None:
+                break
+            name, crop, slots = task
+            fut = executor.submit(run_task, name, plan.pixels[crop], plan.ops[name].gamma[slots])
+            pending[fut] = (name, slots)
+        if not pending:
+            break
+        finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+        failed = None
+        for fut in finished:  # keep every finished task's work before raising a failure
+            name, slots = pending.pop(fut)
+            if fut.exception() is not None:
+                failed = failed or fut
+                continue
+            journal.add(name, slots, fut.result())
+            if bar is not None:
+                bar.update(len(slots))
+        if failed is not None:
+            failed.result()  # raises the task's exception
+    journal.flush()
 
 
 def _flush_quietly(journal: Journal) -> None:
@@ -256,17 +389,143 @@ def _flush_quietly(journal: Journal) -> None:
         pass
 
 
+# ---------------------------------------------------------------------------------- assembly
+#: HDF5's Fletcher-32 checksum on every dataset: ``verify`` (and every read) detects flipped bytes.
+CHECKSUM = dict(fletcher32=True)
+#: Object headers and indexes of HDF5 >= 1.10 carry checksums of their own (metadata damage is
+#: detected too); readable by h5py >= 2.10.
+LIBVER = ("v110", "latest")
+
+
+def _free_bytes(folder: Path) -> int:
+    return shutil.disk_usage(folder).free
+
+
+def estimate_bytes(plan: Plan, journal: Journal) -> int:
+    """About how large the HDF5 file will be: raw sizes times the gzip ratio measured on a sample
+    of source crops and journaled outputs, plus a 25 % margin and 1 MiB of metadata."""
+    s = plan.options.size
+    n_out = sum(len(op.gamma) for op in plan.ops.values())
+    raw = s * s * 3 * (len(plan.pixels) + n_out)
+    sample = [plan.pixels[i] for i in np.unique(np.linspace(0, len(plan.pixels) - 1, 16).astype(int))]
+    seen: set[str] = set()
+    for shard in journal.shards():
+        name = shard.name.split(".")[0]
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            with np.load(shard) as z:
+                sample += list(z["outputs"][:4])
+        except Exception:  # noqa: BLE001 - assembly reports damaged shards
+            pass
+    ratio = (sum(len(zlib.compress(np.ascontiguousarray(x).tobytes(), 4)) for x in sample)
+             / max(1, sum(x.nbytes for x in sample)))
+    return int(raw * min(1.0, 1.25 * ratio)) + 32 * n_out + 2**20
+
+
+class _GuardedFile:
+    """The file HDF5 writes through (h5py's ``fileobj`` driver), with positioned unbuffered I/O.
+    After the first failed write (disk full) it records the error and discards the rest, so HDF5
+    closes cleanly instead of crashing the interpreter at exit, as it does when its own driver
+    cannot flush."""
+
+    def __init__(self, path: Path):
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        self.pos = 0
+        self.error: OSError | None = None
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        if self.error is None:
+            try:
+                done = 0
+                while done < len(view):
+                    done += os.pwrite(self.fd, view[done:], self.pos + done)
+            except OSError as exc:
+                self.error = exc
+        self.pos += len(view)
+        return len(view)
+
+    def readinto(self, buf) -> int:
+        view = memoryview(buf).cast("B")
+        data = b""
+        try:
+            data = os.pread(self.fd, len(view), self.pos)
+        except OSError:
+            pass
+        view[:len(data)] = data
+        view[len(data):] = bytes(len(view) - len(data))  # past the end (or discarded): zeros
+        self.pos += len(view)
+        return len(view)
+
+    def read(self, n: int = -1) -> bytes:
+        buf = bytearray(max(0, n))
+        self.readinto(buf)
+        return bytes(buf)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_SET:
+            self.pos = offset
+        elif whence == os.SEEK_CUR:
+            self.pos += offset
+        else:
+            self.pos = os.fstat(self.fd).st_size + offset
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def truncate(self, size: int | None = None) -> int:
+        size = self.pos if size is None else size
+        if self.error is None:
+            try:
+                os.ftruncate(self.fd, size)
+            except OSError as exc:
+                self.error = exc
+        return size
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if self.fd is None:
+            return
+        if self.error is None:
+            try:
+                os.fsync(self.fd)
+            except OSError as exc:
+                self.error = exc
+        os.close(self.fd)
+        self.fd = None
+
+
+def _disk_full(out: Path, journal: Journal, detail: str) -> BuildError:
+    return BuildError(f"disk full while writing {out} ({detail}): free some space and run the "
+                      f"same command with --resume (finished work is kept in {journal.dir})")
+
+
 def _assemble(plan: Plan, journal: Journal, out: Path, *, command: str | None) -> None:
-    """Write the HDF5 file from the journal, into a temporary file renamed into place."""
+    """Write the HDF5 file from the shards on disk, into a temporary file renamed into place.
+
+    The shards read are the truth: a slot that no shard fills stops the assembly (nothing is
+    renamed into place) instead of leaving zeros in the file.
+    """
     missing = {n: int((~d).sum()) for n, d in journal.done.items() if not d.all()}
     if missing:
         raise BuildError(f"internal error: slots still missing {missing}")
+    need, free = estimate_bytes(plan, journal), _free_bytes(out.parent)
+    if free < need:
+        raise _disk_full(out, journal, f"it needs about {need / 2**20:.1f} MiB, "
+                                       f"{free / 2**20:.1f} MiB are free")
     opts = plan.options
     s = opts.size
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    img_chunk = dict(chunks=(1, s, s, 3), compression="gzip", compression_opts=4, shuffle=True)
+    img_chunk = dict(chunks=(1, s, s, 3), compression="gzip", compression_opts=4, shuffle=True,
+                     **CHECKSUM)
+    sink = _GuardedFile(tmp)
     try:
-        with h5py.File(tmp, "w") as f:
+        with h5py.File(sink, "w", libver=LIBVER) as f:
             f.attrs.update({
                 "format": FORMAT, "format_version": FORMAT_VERSION,
                 "version": __version__, "code": code_version(),
@@ -275,19 +534,25 @@ def _assemble(plan: Plan, journal: Journal, out: Path, *, command: str | None) -
                 "seed": opts.seed, "size": s, "per_image": opts.per_image,
                 "test_fraction": opts.test_fraction, "max_crops": opts.max_crops,
                 "scales": list(opts.scales), "single": opts.single, "images": opts.images_label,
-                "options": opts.to_json(), "digest": plan.digest(),
+                "options": opts.portable_json(), "digest": plan.digest(),
                 "skipped": json.dumps(plan.skipped),
             })
             g = f.create_group("images")
-            g.create_dataset("file", data=np.array(opts.images, dtype=object),
-                             dtype=h5py.string_dtype())
-            g.create_dataset("split", data=plan.image_split)
+            # fixed-length UTF-8 (HDF5 filters, the checksum included, refuse variable length)
+            names = [n.encode("utf-8") for n in opts.image_names()]
+            width = max(1, max(len(n) for n in names))
+            utf8 = h5py.string_dtype("utf-8", width)
+            g.create_dataset("file", data=np.array(names, dtype=utf8), dtype=utf8, **CHECKSUM)
+            g.create_dataset("split", data=plan.image_split, **CHECKSUM)
             g = f.create_group("sources")
             g.create_dataset("pixels", data=plan.pixels, **img_chunk)
-            g.create_dataset("image", data=np.array([c.image for c in plan.crops], np.int32))
-            g.create_dataset("box", data=np.array([[c.y, c.x, s, s] for c in plan.crops], np.int32))
-            g.create_dataset("scale", data=np.array([c.scale for c in plan.crops], np.float32))
-            g.create_dataset("split", data=plan.crop_split)
+            g.create_dataset("image", data=np.array([c.image for c in plan.crops], np.int32),
+                             **CHECKSUM)
+            g.create_dataset("box", data=np.array([[c.y, c.x, s, s] for c in plan.crops], np.int32),
+                             **CHECKSUM)
+            g.create_dataset("scale", data=np.array([c.scale for c in plan.crops], np.float32),
+                             **CHECKSUM)
+            g.create_dataset("split", data=plan.crop_split, **CHECKSUM)
             ops = f.create_group("ops")
             for name, op in plan.ops.items():
                 spec = operators.get(name)
@@ -295,33 +560,80 @@ def _assemble(plan: Plan, journal: Journal, out: Path, *, command: str | None) -
                 g.attrs.update({
                     "operator": name, "title": spec.title, "paper": spec.paper,
                     "gamma_name": spec.gamma_name, "gamma_meaning": spec.gamma_meaning,
-                    "law": spec.law, "gamma_range": list(spec.gamma_range),
+                    "law": str(spec.law), "gamma_range": [float(v) for v in spec.gamma_range],
                     "test_gammas": list(spec.test_gammas), "fixed": json.dumps(dict(spec.fixed)),
                     "effective_note": spec.effective_note or "gamma_effective == gamma",
                 })
                 g.create_dataset("output", shape=(len(op.gamma), s, s, 3), dtype=np.uint8,
-                                        **img_chunk)
-                g.create_dataset("gamma", data=op.gamma)
-                g.create_dataset("gamma_effective", data=op.gamma_effective)
-                g.create_dataset("source", data=op.source)
-                g.create_dataset("split", data=op.split)
+                                 **img_chunk)
+                for key, values in (("gamma", op.gamma), ("gamma_effective", op.gamma_effective),
+                                    ("source", op.source), ("split", op.split)):
+                    g.create_dataset(key, data=values, **CHECKSUM)
+            filled = {name: np.zeros(len(op.gamma), bool) for name, op in plan.ops.items()}
             for shard in journal.shards():
                 name = shard.name.split(".")[0]
-                with np.load(shard) as z:
-                    slots, outputs = z["slots"], z["outputs"]
+                slots, outputs = _read_shard(shard, name, filled, s)
+                if slots is None:
+                    journal.set_aside(shard)
+                    continue
                 order = np.argsort(slots)
                 slots, outputs = slots[order], outputs[order]
                 # write runs of consecutive slots as slices (h5py is slow with point selections)
                 breaks = np.flatnonzero(np.diff(slots) != 1) + 1
                 for a, b in zip(np.r_[0, breaks], np.r_[breaks, len(slots)]):
                     ops[name]["output"][slots[a]:slots[b - 1] + 1] = outputs[a:b]
+                filled[name][slots] = True
+                if sink.error is not None:
+                    break
+            lost = {n: int((~d).sum()) for n, d in filled.items() if not d.all()}
+            f.attrs[ATTRIBUTES_DIGEST] = attributes_digest(f)
+        sink.close()
+        if sink.error is not None:
+            raise sink.error
+        if lost:
+            raise BuildError(f"the journal in {journal.dir} lacks {sum(lost.values())} pairs "
+                             f"({', '.join(f'{n}: {k}' for n, k in lost.items())}); {out} was not "
+                             "written: run the same command with --resume to compute them")
         os.replace(tmp, out)
+        _fsync_dir(out.parent)
     except OSError as exc:
+        sink.close()
         tmp.unlink(missing_ok=True)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space" in str(exc):
-            raise BuildError(f"disk full while writing {out}: free some space and run the same "
-                             f"command with --resume (finished work is kept in {journal.dir})") from None
-        raise
+            raise _disk_full(out, journal, "no space left on the device") from None
+        raise BuildError(f"writing {out} failed ({exc.strerror or exc}); finished work is kept in "
+                         f"{journal.dir}: run the same command with --resume") from None
     except BaseException:
+        sink.close()
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _read_shard(shard: Path, name: str, filled: dict, size: int):
+    """(slots, outputs) of a shard that is intact and fits the plan, else (None, None)."""
+    if name not in filled:
+        return None, None
+    try:
+        with np.load(shard) as z:
+            slots, outputs = np.asarray(z["slots"]), np.asarray(z["outputs"])
+    except Exception:  # noqa: BLE001 - a damaged shard, whatever numpy or zipfile says
+        return None, None
+    m = len(filled[name])
+    ok = (slots.ndim == 1 and slots.dtype.kind in "iu" and outputs.dtype == np.uint8
+          and outputs.shape == (len(slots), size, size, 3)
+          and (len(slots) == 0 or (0 <= slots.min() and slots.max() < m)))
+    return (slots.astype(np.int64), outputs) if ok else (None, None)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -94,8 +94,11 @@ def parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="what is inside a dataset, as a table")
     i.add_argument("file", type=Path)
 
-    v = sub.add_parser("verify", help="integrity checks, and recompute a random sample of pairs",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    v = sub.add_parser("verify", help="read every chunk (checksums), integrity checks, and "
+                                      "recompute a random sample of pairs",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Exit status 0: all checks passed; 1: some failed (damaged "
+                                   "datasets are named); 2: not a dataset.")
     v.add_argument("file", type=Path)
     v.add_argument("--samples", type=int, default=3,
                    help="pairs per operator recomputed from the recorded parameters")
@@ -135,13 +138,24 @@ def main(argv=None) -> int:
     except (BuildError, FileNotFoundError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. a damaged file that h5py cannot read: a message, no traceback
+        print(f"error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""),
+              file=sys.stderr)
+        return 2
     return 2
 
 
 def _build(args, argv) -> int:
-    from .build import build
+    from .build import _dask_client, build, check_output
     from .plan import Options, make_plan
-    from .sources import DEFAULT_SCALES, default_images, list_images
+    from .sources import DEFAULT_SCALES, default_images, display, list_images
+
+    if args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    # what can be checked before the images are read and the plan is made
+    check_output(args.out)
+    if args.scheduler:
+        _dask_client()
 
     if args.images is None:
         import skimage
@@ -151,10 +165,8 @@ def _build(args, argv) -> int:
         scales = args.scales or DEFAULT_SCALES
     else:
         files = list_images(args.images)
-        label = str(args.images)
+        label = display(args.images.resolve().name)  # the folder's name: no machine path
         scales = args.scales or (1.0,)
-    if args.workers < 1:
-        raise ValueError(f"--workers must be >= 1, got {args.workers}")
     options = Options(ops=tuple(args.ops), images=tuple(str(f) for f in files), images_label=label,
                       size=args.size, per_image=args.per_image, test_fraction=args.test_fraction,
                       seed=args.seed, max_crops=args.max_crops, scales=tuple(scales),
@@ -183,3 +195,5 @@ def _print_summary(r) -> None:
         print(f"skipped {len(r.skipped)} image(s):")
         for s in r.skipped:
             print(f"  {s}")
+    for note in r.notes:
+        print(f"note: {note}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import warnings
 import zlib
 from dataclasses import asdict, dataclass, field
@@ -16,7 +17,7 @@ import numpy as np
 
 import operators
 
-from .sources import Crop, grid_crops, read_rgb
+from .sources import Crop, display, grid_crops, read_image
 
 TRAIN, TEST, SINGLE = 0, 1, 2
 
@@ -53,7 +54,32 @@ class Options:
             raise ValueError("no images given")
 
     def to_json(self) -> str:
+        """The options as given (image paths as on this machine)."""
         return json.dumps(asdict(self), sort_keys=True)
+
+    def image_root(self) -> str:
+        """The folder the image paths are relative to: the deepest folder holding all of them."""
+        parents = [os.path.dirname(os.path.abspath(p)) for p in self.images]
+        return os.path.commonpath(parents) if parents else ""
+
+    def image_names(self) -> tuple[str, ...]:
+        """Image paths relative to :meth:`image_root` ('/'-separated, printable): the same on
+        every machine that holds the same images, whatever folder they are in."""
+        root = self.image_root()
+        return tuple(display(os.path.relpath(os.path.abspath(p), root)).replace(os.sep, "/")
+                     for p in self.images)
+
+    def portable(self) -> dict:
+        """The options without machine paths (images by their relative names): stored in the file
+        and hashed by :meth:`Plan.digest`."""
+        d = asdict(self)
+        d["images"] = list(self.image_names())
+        d["scales"] = list(self.scales)
+        d["ops"] = list(self.ops)
+        return d
+
+    def portable_json(self) -> str:
+        return json.dumps(self.portable(), sort_keys=True)
 
 
 @dataclass
@@ -86,8 +112,13 @@ class Plan:
         return self.image_split[[c.image for c in self.crops]].astype(np.uint8)
 
     def digest(self) -> str:
-        """Identifies the plan: options, crops and their pixels, γ of every slot."""
-        h = hashlib.sha256(self.options.to_json().encode())
+        """Identifies the plan by content: the options without machine paths (image names relative
+        to their folder, not the free-text ``images_label``), the crops and their pixels and the γ
+        of every slot. The same images built in two folders or on two machines give one digest
+        (Fan et al.'s datasets are defined by images and γ, not by where they were stored)."""
+        options = self.options.portable()
+        del options["images_label"]
+        h = hashlib.sha256(json.dumps(options, sort_keys=True).encode())
         h.update(json.dumps([asdict(c) for c in self.crops]).encode())
         h.update(self.pixels.tobytes())
         for name in self.options.ops:
@@ -120,23 +151,22 @@ def make_plan(options: Options) -> Plan:
     crops: list[Crop] = []
     pixels: list[np.ndarray] = []
     skipped: list[str] = []
+    names = options.image_names()
     for i, path in enumerate(options.images):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            img = read_rgb(path)
+        img, reason = read_image(path)
         if img is None:
-            skipped.append(f"{path}: unreadable")
-            warnings.warn(f"skipping unreadable image {path}", stacklevel=2)
+            skipped.append(f"{names[i]}: {reason}")
+            warnings.warn(f"skipping {display(path)}: {reason}", stacklevel=2)
             continue
         if min(img.shape[:2]) < options.size:
-            skipped.append(f"{path}: {img.shape[1]}x{img.shape[0]} is smaller than --size "
+            skipped.append(f"{names[i]}: {img.shape[1]}x{img.shape[0]} is smaller than --size "
                            f"{options.size}")
-            warnings.warn(f"skipping {path}: smaller than the crop size {options.size}",
+            warnings.warn(f"skipping {display(path)}: smaller than the crop size {options.size}",
                           stacklevel=2)
             continue
         found = grid_crops(img, i, options.size, options.scales)
         if not found:
-            skipped.append(f"{path}: no crop with structure (flat image)")
+            skipped.append(f"{names[i]}: no crop with structure (flat image)")
             continue
         rng = np.random.default_rng([options.seed, i])
         if len(found) > options.max_crops:
@@ -145,7 +175,7 @@ def make_plan(options: Options) -> Plan:
         crops += found
         pixels += [c.cut(img) for c in found]
     if not crops:
-        raise ValueError("no usable image: " + "; ".join(skipped))
+        raise ValueError(f"no usable image in {display(options.image_root())}: " + "; ".join(skipped))
 
     used = sorted({c.image for c in crops})
     image_split = np.full(len(options.images), TRAIN, np.uint8)

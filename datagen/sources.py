@@ -1,6 +1,8 @@
 """Source images: the bundled default set or a user folder, read safely and cropped deterministically."""
 from __future__ import annotations
 
+import errno
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,40 +33,82 @@ def default_images() -> list[Path]:
 
 
 def list_images(folder) -> list[Path]:
-    """Image files directly in ``folder`` (sorted, so the order and the data are reproducible)."""
+    """Image files directly in ``folder`` (sorted, so the order and the data are reproducible).
+
+    Every entry with an image suffix that is not a folder is listed, including broken links and
+    symbolic-link loops: :func:`read_image` then says why it cannot be used, and the build lists it
+    among the skipped images instead of dropping it silently.
+    """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"image folder {folder} does not exist or is not a folder")
+        raise FileNotFoundError(f"image folder {display(folder)} does not exist or is not a folder")
     files = sorted(p for p in folder.iterdir()
-                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+                   if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
     if not files:
-        raise FileNotFoundError(f"no PNG/JPEG images in {folder}")
+        raise FileNotFoundError(f"no PNG/JPEG images in {display(folder)}")
     return files
 
 
-def read_rgb(path) -> np.ndarray | None:
-    """An image file as RGB uint8, or None (with a warning) if it cannot be read.
+def display(path) -> str:
+    """A file name that can always be printed and stored as UTF-8 (undecodable bytes as \\xNN)."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
 
-    Gray images are replicated to three channels, alpha is dropped, 16-bit images are scaled.
+
+def jpeg_truncated(data: bytes) -> bool:
+    """True when a JPEG stream ends before its last scan does (no EOI marker after the last SOS).
+
+    Inside entropy-coded data a 0xFF byte is always followed by 0x00 or a restart marker, so the
+    last SOS (FF DA) starts the image's last scan and a complete file has an EOI (FF D9) after it;
+    an EXIF thumbnail's EOI comes before the main image's scans and cannot hide a truncation.
+    """
+    sos = data.rfind(b"\xff\xda")
+    return sos < 0 or data.rfind(b"\xff\xd9") < sos
+
+
+def read_image(path) -> tuple[np.ndarray | None, str]:
+    """``(RGB uint8 image, "")`` or ``(None, reason)``; never raises for a bad file.
+
+    The file's bytes are read by Python and decoded by ``cv2.imdecode``: OpenCV never sees the
+    path (``cv2.imread`` crashes on names that are not valid UTF-8). A truncated JPEG is refused
+    rather than decoded with grey fill. Gray images are replicated to three channels, alpha is
+    dropped, 16-bit images are scaled.
     """
     try:
-        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None, "unreadable (symbolic link loop)"
+        if exc.errno == errno.ENOENT and os.path.islink(path):
+            return None, "unreadable (broken symbolic link)"
+        return None, f"unreadable ({exc.strerror or exc})"
+    if not data:
+        return None, "unreadable (empty file)"
+    if data[:2] == b"\xff\xd8" and jpeg_truncated(data):
+        return None, "unreadable (truncated JPEG: the file ends before the image data does)"
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error:
         img = None
     if img is None or img.size == 0:
-        warnings.warn(f"skipping unreadable image {path}", stacklevel=2)
-        return None
+        return None, "unreadable (not an image OpenCV can decode, or a damaged file)"
     if img.dtype == np.uint16:
         img = (img.astype(np.float64) / 257.0 + 0.5).astype(np.uint8)
     elif img.dtype != np.uint8:
-        warnings.warn(f"skipping {path}: unsupported pixel type {img.dtype}", stacklevel=2)
-        return None
+        return None, f"unsupported pixel type {img.dtype}"
     if img.ndim == 2:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
     elif img.shape[2] == 4:
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
     else:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return img, ""
+
+
+def read_rgb(path) -> np.ndarray | None:
+    """An image file as RGB uint8, or None (with a warning saying why) if it cannot be used."""
+    img, reason = read_image(path)
+    if img is None:
+        warnings.warn(f"skipping {display(path)}: {reason}", stacklevel=2)
     return img
 
 

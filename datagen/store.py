@@ -5,7 +5,7 @@
     /                         attrs: format, version, code, command, created, seed, size,
                                      per_image, test_fraction, max_crops, scales, images,
                                      options (JSON), digest, skipped (JSON)
-    /images/file    (F,)      str      source image files, in the order the options list them
+    /images/file    (F,)      str      source image files relative to their folder, in option order
     /images/split   (F,)      uint8    0 = train, 1 = test (the split is by source image)
     /sources/pixels (N,S,S,3) uint8    the crops every operator was applied to (stored once)
     /sources/image  (N,)      int32    index into /images
@@ -20,7 +20,9 @@
     /ops/<name>/source          (M,)      int32   index into /sources
     /ops/<name>/split           (M,)      uint8   0 train, 1 test, 2 single (train crops at test γ)
 
-Image datasets are chunked one sample per chunk and gzip-compressed.
+Image datasets are chunked one sample per chunk and gzip-compressed. Format version 2 adds HDF5's
+Fletcher-32 checksum filter to every dataset (``verify`` reads every chunk, so a flipped byte is
+found) and stores image names relative to their folder (the digest is the same on every machine).
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ import h5py
 import numpy as np
 
 FORMAT = "decouple-ops dataset"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: Pair splits: continuous-γ training pairs, test pairs at the paper's test γ (on held-out source
 #: images), and training crops at the test γ for the one-network-per-γ ("single") baseline.
 SPLITS = {"train": 0, "test": 1, "single": 2}
@@ -41,10 +43,7 @@ def open_file(path) -> h5py.File:
     """Open a dataset read-only with a clear error for a missing or foreign file."""
     path = Path(path)
     if not path.is_file():
-        partial = path.with_name(path.name + ".partial")
-        hint = (f"; an interrupted build is in {partial}: run `python -m datagen build --resume "
-                f"--out {path}` with the same options") if partial.exists() else ""
-        raise FileNotFoundError(f"no dataset at {path}{hint}")
+        raise FileNotFoundError(f"no dataset at {path}{build_state(path)}")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
@@ -53,6 +52,55 @@ def open_file(path) -> h5py.File:
         f.close()
         raise ValueError(f"{path} is not a {FORMAT} file (no 'format' attribute)")
     return f
+
+
+def build_state(path) -> str:
+    """'' or a hint about a build of ``path``: running now (named), or interrupted (resumable)."""
+    from .lock import describe, holder
+
+    path = Path(path)
+    running = holder(path)
+    if running is not None:
+        return (f"; a build is writing it now ({describe(running)}): wait for it to finish")
+    partial = path.with_name(path.name + ".partial")
+    if partial.exists():
+        return (f"; an interrupted build is in {partial}: run `python -m datagen build --resume "
+                f"--out {path}` with the same options")
+    return ""
+
+
+#: Root attribute holding :func:`attributes_digest`: HDF5 keeps string attributes in heaps that
+#: carry no checksum of their own, so the file checksums its attributes itself (format 2).
+ATTRIBUTES_DIGEST = "attributes_sha256"
+
+
+def _plain(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def attributes_digest(f: h5py.File) -> str:
+    """SHA-256 of every attribute of every object in the file (except this digest itself)."""
+    import hashlib
+
+    items = []
+
+    def collect(name, obj):
+        for key in sorted(obj.attrs):
+            if not (name == "/" and key == ATTRIBUTES_DIGEST):
+                items.append([name, key, _plain(obj.attrs[key])])
+
+    collect("/", f)
+    f.visititems(collect)
+    items.sort(key=lambda it: (it[0], it[1]))
+    return hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def op_names(f: h5py.File) -> list[str]:

@@ -2,11 +2,7 @@
 from __future__ import annotations
 
 import errno
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -21,7 +17,6 @@ from datagen.cli import main
 from datagen.inspection import contact_sheet, info, verify
 from datagen.plan import SINGLE, TEST, TRAIN, Options, draw_gammas, make_plan
 
-REPO = Path(__file__).resolve().parents[1]
 OPS = ("l0", "llf")  # fast ones; each operator's own correctness is tested elsewhere
 
 
@@ -163,6 +158,7 @@ def test_existing_output_and_partial_builds_are_protected(image_dir, reference_b
     partial = tmp_path / "x.h5.partial"
     partial.mkdir()
     (partial / "plan.json").write_text('{"digest": "something else"}')
+    (partial / "l0.000000.npz").write_bytes(b"finished work of another plan")
     with pytest.raises(BuildError, match="--resume"):
         build(plan, out, workers=1, progress=False)
     with pytest.raises(BuildError, match="other options"):
@@ -198,24 +194,24 @@ def test_full_disk_is_a_clear_error_and_resumable(image_dir, reference_build, tm
 
 
 def test_resume_after_killing_a_real_build(image_dir, tmp_path):
-    """Kill -9 a running build, resume it, and get exactly the uninterrupted file."""
-    # enough work (~1000 pairs, seconds) that the kill lands mid-build on any machine
-    args = ["--ops", "l0,rtv", "--images", str(image_dir), "--size", "32", "--per-image", "40",
-            "--max-crops", "6", "--test-fraction", "0.3", "--seed", "3", "--workers", "1",
+    """Kill -9 a running build, resume it, and get exactly the uninterrupted file.
+
+    No race against the clock: the build pauses after its third journal shard (the ordinary CLI,
+    with ``Journal.flush`` wrapped by :data:`test_datagen_reliability.PAUSED_BUILD`) and is
+    killed there."""
+    from test_datagen_reliability import start_paused
+
+    args = ["--ops", "l0,llf", "--images", str(image_dir), "--size", "32", "--per-image", "3",
+            "--max-crops", "3", "--test-fraction", "0.3", "--seed", "3", "--workers", "1",
             "--quiet"]
-    env = {**os.environ, "DATAGEN_FLUSH_PAIRS": "6", "PYTHONPATH": str(REPO)}
     out = tmp_path / "killed.h5"
     partial = tmp_path / "killed.h5.partial"
-    proc = subprocess.Popen([sys.executable, "-m", "datagen", "build", *args, "--out", str(out)],
-                            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(list(partial.glob("*.npz"))) < 3:
-        assert proc.poll() is None, proc.stderr.read().decode()
-        time.sleep(0.05)
+    proc, flag = start_paused(tmp_path, ["build", *args, "--out", str(out)], after=3)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not out.exists(), "the build finished before it could be killed"
-    assert len(list(partial.glob("*.npz"))) >= 3
+    proc.wait(timeout=60)
+    flag.unlink()
+    assert not out.exists()
+    assert len(list(partial.glob("*.npz"))) == 3
 
     assert main(["build", *args, "--out", str(out)]) == 2  # refuses without --resume
     assert main(["build", *args, "--out", str(out), "--resume"]) == 0
