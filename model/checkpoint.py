@@ -1,51 +1,127 @@
-"""Checkpoints: everything needed to rebuild, resume or apply a model, written atomically."""
+"""Checkpoints: everything needed to rebuild, resume or apply a model, written atomically.
+
+Nothing in a checkpoint is executed when it is read: files are opened with
+``torch.load(weights_only=True)``, whose unpickler only rebuilds tensors and plain data (dicts,
+lists, tuples, strings, numbers, booleans, None); a file that asks for anything else (a pickle
+that would call a function) is refused before anything runs. Checkpoints are written with plain
+data only (:func:`plain`), and carry a SHA-256 checksum of their content (every tensor's dtype,
+shape and bytes and every plain value, in a fixed order: :func:`checksum`) that :func:`load`
+verifies, so flipped bytes in the weights are a clear refusal instead of garbage outputs.
+
+Format ``v1`` (before the checksum) is still read, without verification.
+"""
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
 
-from .data import GammaCoder
-from .hdrnet import HDRNet
-from .networks import OperatorNet
+FORMAT_V1 = "decouple-ops model v1"
+CKPT_FORMAT = "decouple-ops model v2"
+FORMATS = (FORMAT_V1, CKPT_FORMAT)
 
-#: architectures trained at one γ (the others learn every γ)
-PER_GAMMA = ("single", "hdrnet")
-ARCHS = ("decouple", "single", "concat", "hdrnet")
-
-CKPT_FORMAT = "decouple-ops model v1"
+_SCALARS = (str, int, float, bool, type(None))
 
 
-def build_model(config: dict) -> tuple[OperatorNet | HDRNet, GammaCoder]:
-    """The network and γ coder a config describes (see :func:`model.train.train`)."""
-    coder = GammaCoder(tuple(config["ops"]), config.get("norm", "law"), config.get("op_code", "scalar"))
-    if config["arch"] == "hdrnet":
-        return HDRNet(lowres=config["lowres"]), coder
-    net = OperatorNet(config["arch"], width=config["width"], dilations=tuple(config["dilations"]),
-                      code_dim=coder.dim, mode=config.get("mode", "grouped"),
-                      init=config.get("init", "paper"), residual=config.get("residual", False))
-    return net, coder
+def plain(obj, where: str = "checkpoint"):
+    """``obj`` with every mapping as a dict (OrderedDict included); anything that is not a tensor,
+    dict, list, tuple, str, number, bool or None is a TypeError naming where it is."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach()
+    if isinstance(obj, (dict, OrderedDict)):
+        out = {}
+        for k, v in obj.items():
+            if not isinstance(k, (str, int)):
+                raise TypeError(f"{where}: key {k!r} is a {type(k).__name__}, not str or int")
+            out[k] = plain(v, f"{where}[{k!r}]")
+        return out
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(plain(v, f"{where}[{i}]") for i, v in enumerate(obj))
+    if isinstance(obj, _SCALARS):
+        return obj
+    raise TypeError(f"{where} is a {type(obj).__name__}: checkpoints hold only tensors and plain "
+                    "data (dict, list, tuple, str, int, float, bool, None)")
+
+
+def _feed(h, obj) -> None:
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous().reshape(-1)
+        h.update(f"T{t.dtype}{tuple(obj.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    elif isinstance(obj, dict):
+        h.update(f"D{len(obj)}".encode())
+        for k in sorted(obj, key=lambda k: (type(k).__name__, str(k))):
+            h.update(f"K{type(k).__name__}:{k!r}".encode())
+            _feed(h, obj[k])
+    elif isinstance(obj, (list, tuple)):
+        h.update(f"L{type(obj).__name__}{len(obj)}".encode())
+        for v in obj:
+            _feed(h, v)
+    else:
+        h.update(f"S{type(obj).__name__}:{obj!r}".encode())
+
+
+def checksum(state: dict) -> str:
+    """SHA-256 (hex) of a checkpoint's content without its ``checksum`` entry: every tensor's
+    dtype, shape and bytes and every plain value, dict keys in sorted order."""
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in state.items() if k != "checksum"})
+    return h.hexdigest()
 
 
 def save(path, state: dict) -> None:
+    """Write ``state`` (plain data and tensors only) with its checksum, atomically: a uniquely
+    named temporary file in the same folder, fsynced, then renamed over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": CKPT_FORMAT, **state}, tmp)
-    os.replace(tmp, path)
+    state = plain({**state, "format": CKPT_FORMAT})
+    state["checksum"] = checksum(state)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def resolve(path) -> Path:
+    """A checkpoint file, or ``last.pt`` in a run folder."""
+    path = Path(path)
+    return path / "last.pt" if path.is_dir() else path
 
 
 def load(path, map_location="cpu") -> dict:
-    path = Path(path)
-    if path.is_dir():
-        path = path / "last.pt"
+    """Read a checkpoint (file or run folder) without executing anything in it (weights only),
+    and verify its checksum; a foreign, truncated, unsafe or corrupt file is a ValueError."""
+    path = resolve(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # a truncated or foreign file
-        raise ValueError(f"{path} is not a readable checkpoint ({exc})") from None
-    if not isinstance(state, dict) or state.get("format") != CKPT_FORMAT:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # a truncated or foreign file, or a pickle asking to run code
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path} is not a readable checkpoint: only tensors and plain data are "
+                         f"loaded, nothing is executed ({first})") from None
+    if not isinstance(state, dict) or state.get("format") not in FORMATS:
         raise ValueError(f"{path} is not a {CKPT_FORMAT} checkpoint")
+    if state["format"] != FORMAT_V1:
+        stored = state.get("checksum")
+        if not isinstance(stored, str):
+            raise ValueError(f"{path} has no checksum: it is damaged or was not written by "
+                             "model.checkpoint.save")
+        if checksum(state) != stored:
+            raise ValueError(f"{path} is corrupt: the checksum of its content does not match "
+                             "the one stored when it was written (damaged bytes); retrain or "
+                             "restore it from a copy")
     return state
+
+
+from .registry import ARCHS, PER_GAMMA, build_model  # noqa: E402,F401  (existing imports)

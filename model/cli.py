@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 import cv2
 
 import operators
+
+from .predict import ExtrapolationWarning, OutOfRangeError
+from .train import RunLockedError
 
 EPILOG = """\
 examples:
@@ -20,69 +24,138 @@ examples:
 """
 
 
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {v}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
+    if not 0 < v < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return v
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Shows "(default: X)" only where a default means something (not on required arguments,
+    flags, or options whose absence is described in their help)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("%(default)" in text or action.default in (None, False, argparse.SUPPRESS)
+                or action.required or not action.option_strings):
+            return text
+        return text + " (default: %(default)s)"
+
+
+def _version() -> str:
+    from datagen import code_version
+
+    return f"decouple-ops model {code_version()}"
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m model", epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
+    from .registry import ARCHS
+
+    p = argparse.ArgumentParser(prog="python -m model", epilog=EPILOG, formatter_class=_Help,
                                 description="Train, evaluate and apply decouple networks "
                                             "(Fan et al., ECCV 2018 / TPAMI 2019).")
+    p.add_argument("--version", action="version", version=_version(),
+                   help="print the version (and git commit) and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    d = argparse.ArgumentDefaultsHelpFormatter
 
-    t = sub.add_parser("train", help="train a decouple or single-γ network", formatter_class=d)
+    t = sub.add_parser("train", help="train a decouple or single-γ network", formatter_class=_Help)
     t.add_argument("--data", type=Path, required=True, help="HDF5 file from `python -m datagen build`")
-    t.add_argument("--ops", required=True, help="operator(s), comma separated (e.g. l0 or l0,wls)")
-    t.add_argument("--out", type=Path, required=True, help="run folder (last.pt, log.csv)")
-    t.add_argument("--arch", choices=("decouple", "single", "concat", "hdrnet"), default="decouple",
+    t.add_argument("--ops", required=True,
+                   help="operator(s), comma separated, case-insensitive (e.g. l0 or l0,wls); "
+                        "known: " + ", ".join(operators.NAMES))
+    t.add_argument("--out", type=Path, required=True,
+                   help="run folder (last.pt, log.csv, config.json; one training at a time)")
+    t.add_argument("--arch", choices=ARCHS, default="decouple",
                    help="decouple: weights generated from γ; single: one network at --gamma; "
                         "concat: γ as extra constant input channels (baseline); hdrnet: deep "
                         "bilateral learning (DBL baseline) at --gamma")
-    t.add_argument("--gamma", type=float, default=None, help="the γ of a single or hdrnet network")
+    t.add_argument("--gamma", type=float, default=None,
+                   help="the γ of a single or hdrnet network (one of the dataset's test γ, "
+                        "built with `datagen build --single`)")
     t.add_argument("--preset", choices=("smoke", "small", "paper"), default="small",
-                   help="smoke: seconds; small: ~3 min on 2 CPU cores; paper: the authors' (GPU)")
-    t.add_argument("--iterations", type=int, default=None, help="override the preset's")
-    t.add_argument("--width", type=int, default=None, help="override the preset's")
-    t.add_argument("--crop", type=int, default=None, help="override the preset's training crop")
-    t.add_argument("--batch", type=int, default=None, help="override the preset's")
-    t.add_argument("--lr", type=float, default=None, help="override the preset's initial Adam lr (the final one becomes lr/10)")
+                   help="smoke: seconds (its loss may rise: too few iterations to learn); "
+                        "small: ~3 min on 2 CPU cores; paper: the authors' (GPU)")
+    t.add_argument("--iterations", type=_positive_int, default=None,
+                   help="training iterations (default: the preset's)")
+    t.add_argument("--width", type=_positive_int, default=None,
+                   help="channels of the base network (default: the preset's)")
+    t.add_argument("--crop", type=_positive_int, default=None,
+                   help="side of the random training crop (default: the preset's)")
+    t.add_argument("--batch", type=_positive_int, default=None,
+                   help="crops per batch (default: the preset's)")
+    t.add_argument("--lr", type=_positive_float, default=None,
+                   help="initial Adam learning rate; the final one becomes lr/10 "
+                        "(default: the preset's)")
     t.add_argument("--norm", choices=("law", "paper"), default="law",
                    help="γ normalisation: [0,1] by the sampling law, or the authors' maps")
     t.add_argument("--op-code", choices=("scalar", "onehot"), default="scalar",
                    help="operator identity for several operators")
     t.add_argument("--mode", choices=("grouped", "linear", "loop"), default="grouped",
-                   help="how a batch with per-sample weights is run")
+                   help="how a batch with per-sample weights is run (same results)")
     t.add_argument("--init", choices=("paper", "conv"), default=None,
-                   help="weight-net init: 'paper' = PyTorch Linear default as the authors (W ~ U(±1)); "
-                        "'conv' = A, B at an ordinary conv's scale (default: the preset's)")
+                   help="weight-net init: 'paper' = PyTorch Linear default as the authors "
+                        "(W ~ U(±1)); 'conv' = A, B at an ordinary conv's scale "
+                        "(default: the preset's)")
     t.add_argument("--residual", action=argparse.BooleanOptionalAction, default=None,
                    help="predict a residual added to the input (TPAMI realtime model's output) "
-                        "instead of the output itself (ECCV base network); default: the preset's")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out")
-    t.add_argument("--stop-at", type=int, default=None,
+                        "instead of the output itself (ECCV base network) (default: the preset's)")
+    t.add_argument("--seed", type=int, default=0,
+                   help="seed of the initial weights and of the batches, crops and flips")
+    t.add_argument("--device", default=None,
+                   help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out with its recorded settings (others are refused)")
+    t.add_argument("--stop-at", type=_positive_int, default=None,
                    help="stop at this iteration (checkpointed); continue later with --resume")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
     e = sub.add_parser("eval", help="PSNR/SSIM per operator and test γ (paper's protocol)",
-                       formatter_class=d)
+                       formatter_class=_Help)
     e.add_argument("--ckpt", type=Path, required=True, help="checkpoint file or run folder")
-    e.add_argument("--data", type=Path, required=True)
-    e.add_argument("--csv", type=Path, default=None, help="also write the table here")
-    e.add_argument("--device", default=None)
+    e.add_argument("--data", type=Path, required=True,
+                   help="HDF5 file from `python -m datagen build` (its test split is used)")
+    e.add_argument("--csv", type=Path, default=None,
+                   help="also write the table (one row per operator and γ) here")
+    e.add_argument("--device", default=None,
+                   help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
 
     a = sub.add_parser("apply", help="run a trained model (or BGU) on an image file",
-                       formatter_class=d)
+                       formatter_class=_Help)
     a.add_argument("--method", choices=("model", "bgu"), default="model",
                    help="model: a trained checkpoint (any --arch); bgu: bilateral guided "
                         "upsampling of the operator run at low resolution (no training)")
-    a.add_argument("--ckpt", type=Path, default=None, help="checkpoint or run folder (--method model)")
-    a.add_argument("--factor", type=int, default=4, help="BGU's downsampling factor per axis")
-    a.add_argument("--op", required=True)
-    a.add_argument("--gamma", type=float, required=True)
-    a.add_argument("--strict", action="store_true", help="refuse γ outside the trained range")
-    a.add_argument("--device", default=None)
-    a.add_argument("input", type=Path)
-    a.add_argument("output", type=Path)
+    a.add_argument("--ckpt", type=Path, default=None,
+                   help="checkpoint or run folder (needed for --method model)")
+    a.add_argument("--factor", type=_positive_int, default=4,
+                   help="BGU's downsampling factor per axis")
+    a.add_argument("--op", required=True,
+                   help="operator to apply (case-insensitive): " + ", ".join(operators.NAMES))
+    a.add_argument("--gamma", type=float, required=True,
+                   help="the operator's parameter γ (e.g. λ of l0); outside the trained range "
+                        "only with --extrapolate")
+    a.add_argument("--extrapolate", action="store_true",
+                   help="allow γ outside the trained range (with a warning), as "
+                        "operators.apply(..., strict=False)")
+    a.add_argument("--strict", action="store_true", help=argparse.SUPPRESS)  # the default now
+    a.add_argument("--device", default=None,
+                   help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
+    a.add_argument("input", type=Path, help="input image (any format OpenCV reads)")
+    a.add_argument("output", type=Path, help="output image; its extension sets the format "
+                                             "(.png, .jpg, .tif, ...)")
     return p
 
 
@@ -101,10 +174,10 @@ def main(argv=None) -> int:
                           gamma=args.gamma, seed=args.seed, resume=args.resume,
                           device=args.device, norm=args.norm, op_code=args.op_code,
                           mode=args.mode, progress=not args.quiet,
-                          stop_at=args.stop_at, init=args.init or preset.init,
-                          residual=preset.residual if args.residual is None else args.residual)
+                          stop_at=args.stop_at, init=args.init, residual=args.residual)
             print(f"trained {state['iteration']} iterations in {state['elapsed_s']:.1f} s -> "
-                  f"{args.out / 'last.pt'} (log: {args.out / 'log.csv'})")
+                  f"{args.out / 'last.pt'} (log: {args.out / 'log.csv'}, "
+                  f"config: {args.out / 'config.json'})")
             return 0
         if args.command == "eval":
             from .evaluate import evaluate
@@ -119,28 +192,54 @@ def main(argv=None) -> int:
                 table.to_csv(args.csv, index=False)
             return 0
         if args.command == "apply":
-            from .predict import load
-
-            bgr = cv2.imread(str(args.input), cv2.IMREAD_COLOR)
-            if bgr is None:
-                raise FileNotFoundError(f"cannot read an image from {args.input}")
-            operators.get(args.op)
-            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            if args.method == "bgu":
-                from .bgu import bgu
-
-                out = operators.to_uint8(bgu(rgb, args.op, args.gamma, factor=args.factor))
-            else:
-                if args.ckpt is None:
-                    raise ValueError("--ckpt is needed for --method model")
-                out = load(args.ckpt, args.device).apply(rgb, args.op, args.gamma,
-                                                         strict=args.strict)
-            args.output.parent.mkdir(parents=True, exist_ok=True)
-            if not cv2.imwrite(str(args.output), cv2.cvtColor(out, cv2.COLOR_RGB2BGR)):
-                raise ValueError(f"cannot write {args.output} (unknown extension?)")
-            print(f"wrote {args.output}")
-            return 0
-    except (FileNotFoundError, FileExistsError, ValueError, TypeError) as exc:
+            return _apply(args)
+    except OutOfRangeError as exc:
+        msg = str(exc).replace("pass strict=False to extrapolate on purpose",
+                               "add --extrapolate to extrapolate on purpose")
+        print(f"error: {msg.replace('pass strict=False', 'add --extrapolate')}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, FileExistsError, ValueError, TypeError, RunLockedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 2
+
+
+def _apply(args) -> int:
+    from .data import check_domain
+    from .predict import load
+
+    spec = operators.get(args.op)  # unknown operator: listed before any work
+    check_domain(spec.name, args.gamma)
+    suffix = args.output.suffix.lower()
+    if not suffix or not cv2.haveImageWriter("x" + suffix):
+        raise ValueError(f"cannot write {args.output}: its extension "
+                         f"({args.output.suffix or 'none'}) is not an image format OpenCV "
+                         "writes; use .png, .jpg, .tif, .bmp, ...")
+    predictor = None
+    if args.method == "model":
+        if args.ckpt is None:
+            raise ValueError("--ckpt is needed for --method model")
+        predictor = load(args.ckpt, args.device)
+        predictor.check(spec.name, args.gamma, strict=not args.extrapolate)
+    from datagen.sources import read_image
+
+    if not args.input.exists():
+        raise FileNotFoundError(f"no input image at {args.input}")
+    rgb, reason = read_image(args.input)
+    if rgb is None:
+        raise ValueError(f"cannot read an image from {args.input}: {reason}")
+    if args.method == "bgu":
+        from .bgu import bgu
+
+        out = operators.to_uint8(bgu(rgb, spec.name, args.gamma, factor=args.factor))
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExtrapolationWarning)  # already warned by check()
+            out = predictor.apply(rgb, spec.name, args.gamma, strict=not args.extrapolate)
+    ok, encoded = cv2.imencode(suffix, cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError(f"cannot encode the output as {suffix}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_bytes(encoded.tobytes())  # Python writes: any file name works
+    print(f"wrote {args.output}")
+    return 0

@@ -1,9 +1,9 @@
 """Network input and the γ code: what the model sees."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 
 import operators
@@ -30,8 +30,27 @@ def prepare(rgb_uint8: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) uint8 RGB → (N, 4, H, W) float: RGB and edge map on 0–255, minus 128."""
     if rgb_uint8.dtype != torch.uint8:
         raise TypeError(f"expected a uint8 tensor, got {rgb_uint8.dtype}")
-    x = rgb_uint8.float()
+    return prepare_float(rgb_uint8.float())
+
+
+def prepare_float(rgb: torch.Tensor) -> torch.Tensor:
+    """:func:`prepare` for a float (N, 3, H, W) RGB tensor already on the 0–255 scale."""
+    x = rgb.float()
     return torch.cat([x, edge_map(x)], dim=1) - 128.0
+
+
+def check_domain(op: str, gamma) -> float:
+    """γ as a float if the model can take it at all: finite, and > 0 for a log-uniform law
+    (whose normalisation is a logarithm); otherwise a ValueError whatever ``strict`` says."""
+    spec = operators.get(op)
+    with warnings.catch_warnings():  # the range is the caller's business (model's own range)
+        warnings.simplefilter("ignore", getattr(operators, "ExtrapolationWarning", UserWarning))
+        g = spec.check_gamma(gamma, strict=False)  # a finite real number
+    if spec.law == "log-uniform" and not g > 0:
+        raise ValueError(f"{spec.name}: {spec.gamma_name}={g:g} is outside the domain of its "
+                         f"log-uniform law (it must be > 0; trained range "
+                         f"[{spec.gamma_range[0]:g}, {spec.gamma_range[1]:g}])")
+    return g
 
 
 @dataclass(frozen=True)
@@ -68,9 +87,7 @@ class GammaCoder:
         for op, g in zip(ops, gammas):
             if op not in self.ops:
                 raise ValueError(f"this model knows {list(self.ops)}, not {op!r}")
-            g = float(g)
-            if not np.isfinite(g):
-                raise ValueError(f"γ must be finite, got {g}")
+            g = check_domain(op, g)
             spec = operators.get(op)
             t = spec.normalize(g) if self.norm == "law" else spec.paper_normalize(g)
             row = [t]

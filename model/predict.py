@@ -1,4 +1,11 @@
-"""Applying a trained model to images of any size: ``model.load(ckpt).apply(image, op, γ)``."""
+"""Applying a trained model to images of any size: ``model.load(ckpt).apply(image, op, γ)``.
+
+The policy is that of :func:`operators.apply`: γ outside the range the model was trained on is
+refused unless ``strict=False`` (extrapolating is a legitimate experiment), and then a
+:class:`operators.ExtrapolationWarning` is issued; γ outside the law's domain (γ <= 0 for a
+log-uniform law, NaN, inf) is refused whatever ``strict`` says. Images are HxWx3 RGB, uint8 or
+float in [0, 1], like :func:`operators.apply`.
+"""
 from __future__ import annotations
 
 import math
@@ -10,8 +17,17 @@ import torch.nn.functional as F
 
 import operators
 
-from .checkpoint import PER_GAMMA, build_model, load as load_state
-from .data import prepare
+from . import device as devices
+from .checkpoint import load as load_state
+from .data import check_domain, prepare, prepare_float
+from .registry import PER_GAMMA, build_model
+
+#: the warning issued when a γ outside the trained range is used with ``strict=False``
+ExtrapolationWarning = getattr(operators, "ExtrapolationWarning", UserWarning)
+
+
+class OutOfRangeError(ValueError):
+    """γ outside the range a model was trained on (``strict=False`` allows it, with a warning)."""
 
 
 def to_uint8(y: torch.Tensor) -> torch.Tensor:
@@ -23,7 +39,7 @@ class Predictor:
     """A trained model ready for inference; weights for a (operator, γ) are generated once."""
 
     def __init__(self, state: dict, device: str | None = None):
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = devices.resolve(device)
         self.config = state["config"]
         self.net, self.coder = build_model(self.config)
         self.net.load_state_dict(state["model"])
@@ -35,23 +51,42 @@ class Predictor:
     def ops(self) -> tuple[str, ...]:
         return self.coder.ops
 
-    def check(self, op: str, gamma, strict: bool) -> float:
-        """Validate (op, γ); with ``strict`` refuse γ outside the range the model was trained on."""
-        if op not in self.ops:
+    def _op(self, op: str) -> str:
+        name = operators.get(op).name  # case-insensitive, unknown names listed
+        if name not in self.ops:
             raise ValueError(f"this model was trained for {list(self.ops)}, not {op!r}")
+        return name
+
+    def gamma_range(self, op: str) -> tuple[float, float]:
+        """The γ range this model was trained on: the operator's sampling range, from which
+        ``datagen`` draws every training γ (the drawn extremes, ``config["trained_range"]``, lie
+        just inside it), so that the paper's test γ at the ends of the range are in range."""
         spec = operators.get(op)
-        g = spec.check_gamma(gamma, strict=False)
-        lo, hi = self.config["trained_range"][op]
+        lo, hi = self.config["trained_range"][spec.name]
+        return min(lo, spec.gamma_range[0]), max(hi, spec.gamma_range[1])
+
+    def check(self, op: str, gamma, strict: bool = True) -> float:
+        """Validate (op, γ). γ outside the law's domain is always refused; outside the range the
+        model was trained on (for a single-γ network: any other γ) it is refused with ``strict``
+        and warned about (:data:`ExtrapolationWarning`) without."""
+        op = self._op(op)
+        spec = operators.get(op)
+        g = check_domain(op, gamma)
+        lo, hi = self.gamma_range(op)
         if self.config["arch"] in PER_GAMMA:
             if not math.isclose(g, self.config["gamma"], rel_tol=1e-9):
                 msg = (f"this {self.config['arch']} network was trained at {spec.gamma_name}="
                        f"{self.config['gamma']:g} only, not {g:g}")
                 if strict:
-                    raise ValueError(msg)
-                warnings.warn(msg + "; its output does not depend on γ", stacklevel=3)
-        elif strict and not lo <= g <= hi:
-            raise ValueError(f"{op}: {spec.gamma_name}={g:g} is outside the trained range "
-                             f"[{lo:g}, {hi:g}] (drop --strict to extrapolate)")
+                    raise OutOfRangeError(msg + "; pass strict=False to use it anyway")
+                warnings.warn(msg + "; its output does not depend on γ", ExtrapolationWarning,
+                              stacklevel=3)
+        elif not lo <= g <= hi:
+            msg = (f"{op}: {spec.gamma_name}={g:g} is outside the trained range "
+                   f"[{lo:g}, {hi:g}]")
+            if strict:
+                raise OutOfRangeError(msg + "; pass strict=False to extrapolate on purpose")
+            warnings.warn(msg + ": extrapolating", ExtrapolationWarning, stacklevel=3)
         return g
 
     def weights(self, op: str, gamma: float):
@@ -64,10 +99,12 @@ class Predictor:
         return self._cache[1]
 
     @torch.no_grad()
-    def run(self, batch_uint8: torch.Tensor, op: str, gamma: float) -> torch.Tensor:
-        """(N, 3, H, W) uint8 → (N, 3, H, W) float on 0–255; odd sizes are padded and cropped."""
-        n, c, h, w = batch_uint8.shape
-        x = prepare(batch_uint8.to(self.device))
+    def run(self, batch: torch.Tensor, op: str, gamma: float) -> torch.Tensor:
+        """(N, 3, H, W) uint8 (or float on the 0–255 scale) → (N, 3, H, W) float on 0–255; odd
+        sizes are padded and cropped."""
+        n, c, h, w = batch.shape
+        batch = batch.to(self.device)
+        x = prepare(batch) if batch.dtype == torch.uint8 else prepare_float(batch)
         ph, pw = h % 2, w % 2
         if ph or pw:  # the stride-2 / transposed-conv round trip needs even sizes
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
@@ -75,20 +112,38 @@ class Predictor:
         y = self.net(x, None if code is None else code.expand(n, -1), fixed=fixed)
         return y[:, :, :h, :w]
 
-    def apply(self, image, op: str, gamma, *, strict: bool = False) -> np.ndarray:
-        """One HxWx3 uint8 RGB image (any size >= 2x2) → uint8 output of ``op`` at ``gamma``."""
+    def apply(self, image, op: str, gamma, *, strict: bool = True) -> np.ndarray:
+        """One HxWx3 RGB image (any size >= 2x2) → the output of ``op`` at ``gamma``.
+
+        uint8 input gives uint8 output (MATLAB rounding); float input in [0, 1] gives float32
+        output on the [0, 1] scale, unclipped. γ outside the trained range raises unless
+        ``strict=False`` (then an :data:`ExtrapolationWarning`), like :func:`operators.apply`.
+        """
         img = np.asarray(image)
-        if img.dtype != np.uint8:
-            raise TypeError(f"image must be uint8 RGB, got {img.dtype}")
+        if img.dtype != np.uint8 and img.dtype.kind != "f":
+            raise TypeError(f"image must be uint8 or float in [0, 1] RGB, got {img.dtype}")
         if img.ndim != 3 or img.shape[2] != 3:
             raise ValueError(f"image must be HxWx3 RGB, got shape {img.shape}")
         if min(img.shape[:2]) < 2:
             raise ValueError(f"image must be at least 2x2, got {img.shape[:2]}")
+        if img.dtype.kind == "f":
+            if not np.isfinite(img).all():
+                raise ValueError("image has NaN or inf values")
+            if img.min() < 0 or img.max() > 1:
+                raise ValueError(f"a float image must be in [0, 1], got values in "
+                                 f"[{img.min():g}, {img.max():g}]")
+        op = self._op(op)
         g = self.check(op, gamma, strict)
-        t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None]
-        return to_uint8(self.run(t, op, g))[0].permute(1, 2, 0).cpu().numpy()
+        if img.dtype == np.uint8:
+            t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None]
+            return to_uint8(self.run(t, op, g))[0].permute(1, 2, 0).cpu().numpy()
+        t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32))[None]
+        y = self.run(t * 255.0, op, g)[0].permute(1, 2, 0).cpu().numpy()
+        return y / np.float32(255.0)
 
 
 def load(ckpt, device: str | None = None) -> Predictor:
-    """Load a checkpoint (a ``.pt`` file or a run folder) for inference."""
+    """Load a checkpoint (a ``.pt`` file or a run folder) for inference (weights only: nothing
+    in the file is executed; its checksum is verified)."""
+    device = devices.resolve(device)
     return Predictor(load_state(ckpt, map_location="cpu"), device)

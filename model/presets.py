@@ -29,6 +29,23 @@ class Preset:
     log_every: int = 10
     ckpt_every: int = 200
 
+    def __post_init__(self):
+        for k in ("width", "batch", "iterations", "crop", "log_every", "ckpt_every",
+                  "hdrnet_lowres"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{k} must be a positive integer, got {v!r}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers!r}")
+        if not self.dilations or any(not isinstance(d, int) or d < 1 for d in self.dilations):
+            raise ValueError(f"dilations must be positive integers, got {self.dilations!r}")
+        for k in ("lr", "lr_final", "hdrnet_lr"):
+            v = getattr(self, k)
+            if not (isinstance(v, (int, float)) and 0 < v < float("inf")):
+                raise ValueError(f"{k} must be a positive finite number, got {v!r}")
+        if not 0 <= self.lr_drop <= 1:
+            raise ValueError(f"lr_drop must be in [0, 1], got {self.lr_drop!r}")
+
     def to_dict(self) -> dict:
         return {**asdict(self), "dilations": list(self.dilations)}
 

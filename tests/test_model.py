@@ -148,8 +148,10 @@ def test_single_gamma_baseline_and_strict(data, tmp_path):
     m.apply(img, "l0", 0.02, strict=True)
     with pytest.raises(ValueError, match="trained at"):
         m.apply(img, "l0", 0.05, strict=True)
-    with pytest.warns(UserWarning):
-        m.apply(img, "l0", 0.05)
+    with pytest.raises(ValueError, match="trained at"):
+        m.apply(img, "l0", 0.05)  # strict by default, like operators.apply
+    with pytest.warns(UserWarning, match="does not depend on γ"):
+        m.apply(img, "l0", 0.05, strict=False)
     with pytest.raises(ValueError, match="--gamma"):
         train(data, ["l0"], tmp_path / "s2", preset=TINY, arch="single", progress=False)
 
@@ -158,8 +160,8 @@ def test_bad_inputs_are_clear_errors(data, tmp_path):
     train(data, ["l0"], tmp_path / "r", preset=TINY.with_(iterations=1), progress=False)
     m = model.load(tmp_path / "r")
     good = np.zeros((8, 8, 3), np.uint8)
-    with pytest.raises(TypeError, match="uint8"):
-        m.apply(good.astype(float), "l0", 0.02)
+    with pytest.raises(TypeError, match="uint8 or float"):
+        m.apply(good.astype(np.int32), "l0", 0.02)
     with pytest.raises(ValueError, match="HxWx3"):
         m.apply(good[..., 0], "l0", 0.02)
     with pytest.raises(ValueError, match="2x2"):
@@ -170,7 +172,10 @@ def test_bad_inputs_are_clear_errors(data, tmp_path):
         m.apply(good, "l0", float("nan"))
     with pytest.raises(ValueError, match="outside the trained range"):
         m.apply(good, "l0", 0.5, strict=True)
-    assert m.apply(good, "l0", 0.5).shape == good.shape  # extrapolation is allowed
+    with pytest.raises(ValueError, match="outside the trained range"):
+        m.apply(good, "l0", 0.5)  # strict by default, like operators.apply
+    with pytest.warns(UserWarning, match="outside the trained range"):
+        assert m.apply(good, "l0", 0.5, strict=False).shape == good.shape  # on purpose
     with pytest.raises(ValueError, match="unknown operator"):
         train(data, ["nope"], tmp_path / "x", preset=TINY, progress=False)
     with pytest.raises(ValueError, match="no pairs for"):
