@@ -32,13 +32,23 @@ SIZES = {"smoke": (256,), "small": (256, 1024), "paper": (256, 1024)}
 ALL_SIZES = (256, 1024)
 ROUNDS = {"smoke": 1, "small": 3, "paper": 5}
 
-# (operator, γ): every operator at its middle test γ, plus RGF's worst case σs = 1.
-CASES = [(n, operators.get(n).test_gammas[2]) for n in operators.NAMES] + [("rgf", 1.0)]
+# (operator, γ): every operator at its middle test γ (None for the fixed-effect filters), plus
+# RGF's worst case σs = 1.
+def _middle(spec):
+    return spec.test_gammas[len(spec.test_gammas) // 2] if spec.test_gammas else None
 
-# The speed targets of the operators issue, at 1024x1024 RGB on the 2-core machine.
+
+CASES = [(n, _middle(operators.get(n))) for n in operators.ALL] + [("rgf", 1.0)]
+
+# The speed targets of the operator issues, at 1024x1024 RGB on the 2-core machine.
 TARGETS_1024 = {("l0", 0.02): "<= 0.6 s and <= 0.3x OpenCV", ("wls", 1.0): "<= 3 s",
                 ("rtv", 0.01): "<= 1.5 s", ("rgf", 5.5): "<= 0.5 s", ("rgf", 1.0): "<= 2 s",
-                ("wmf", 5.5): "<= 1.0x OpenCV", ("llf", 5.0): "<= 0.15 s"}
+                ("wmf", 5.5): "<= 1.0x OpenCV", ("llf", 5.0): "<= 0.15 s",
+                ("shock", None): "<= 0.1 s", ("llf_remap", None): "<= 0.1 s",
+                ("wls_enhance", None): "<= 1.5 s", ("style", None): "<= 0.5 s",
+                ("pencil", None): "<= 1.5 s", ("sr", 3.0): "<= 0.05 s and <= 3x Pillow",
+                ("jpeg", 20.0): "<= 0.05 s and <= 2x OpenCV", ("denoise", 25.0): "<= 0.05 s",
+                ("rain", 0.63246): "<= 0.05 s"}
 
 
 def _opencv_wmf(img, r):
@@ -49,6 +59,27 @@ def _opencv_wmf(img, r):
                                              int(r + 0.5), sigma=25.5 * 255 / span)
 
 
+def _pillow_sr(img, s):
+    """Pillow's antialiased bicubic down- and up-sampling of the same float luma (mode F)."""
+    from PIL import Image
+
+    from operators._color import rgb2y
+
+    y = Image.fromarray(rgb2y(img / 255.0).astype(np.float32), mode="F")
+    w, h = y.size
+    small = y.resize((int(np.ceil(w / s)), int(np.ceil(h / s))), Image.Resampling.BICUBIC)
+    return np.asarray(small.resize((w, h), Image.Resampling.BICUBIC))
+
+
+def _opencv_jpeg(img, q):
+    """OpenCV's JPEG encode + decode of the uint8 luma at quality q."""
+    from operators._color import rgb2y
+
+    y = operators.to_uint8(rgb2y(img / 255.0))
+    ok, buf = cv2.imencode(".jpg", y, params=[cv2.IMWRITE_JPEG_QUALITY, int(q)])
+    return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+
+
 COUNTERPARTS = {
     "l0": ("cv2.ximgproc.l0Smooth",
            lambda img, g: cv2.ximgproc.l0Smooth(img, lambda_=g, kappa=2.0)),
@@ -57,8 +88,9 @@ COUNTERPARTS = {
                 (img / 255.0).astype(np.float32), d=-1, sigmaColor=0.05, sigmaSpace=g,
                 numOfIter=4)),
     "wmf": ("cv2.ximgproc.weightedMedianFilter", _opencv_wmf),
+    "sr": ("PIL bicubic down+up (float luma)", _pillow_sr),
+    "jpeg": ("cv2.imencode+imdecode (uint8 luma)", _opencv_jpeg),
 }
-
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +103,7 @@ def speed_rows(scale, results_dir):
         return
     table = []
     for (name, gamma, size), r in sorted(rows.items(), key=lambda kv: (
-            operators.NAMES.index(kv[0][0]), -kv[0][1], kv[0][2])):
+            operators.ALL.index(kv[0][0]), -(kv[0][1] or 0.0), kv[0][2])):
         ours, other = r.get("ours"), r.get("counterpart")
         table.append({
             "operator": name, "gamma": gamma, "size": f"{size}x{size}",
@@ -93,7 +125,7 @@ def speed_rows(scale, results_dir):
 
 
 def _case_ids():
-    return [f"{n}-{g:g}" for n, g in CASES]
+    return [n if g is None else f"{n}-{g:g}" for n, g in CASES]
 
 
 def _check_size(scale, size):
@@ -131,7 +163,7 @@ t = time.perf_counter(); operators.apply({name!r}, img, {gamma!r}); print(time.p
 """
 
 
-@pytest.mark.parametrize("name,gamma", CASES[:len(operators.NAMES)], ids=list(operators.NAMES))
+@pytest.mark.parametrize("name,gamma", CASES[:len(operators.ALL)], ids=list(operators.ALL))
 def test_first_call_time(speed_rows, scale, name, gamma):
     """Compile time of the first call, cold (empty Numba cache) and with the cache filled."""
     with tempfile.TemporaryDirectory() as cache:
