@@ -1,0 +1,70 @@
+"""The README's headline figures are the committed results, not numbers typed by hand."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+RESULTS = REPO / "results"
+
+
+def _table_after(heading: str) -> list[list[str]]:
+    """The cells of the first Markdown table after the paragraph starting with ``heading``."""
+    start = README.index(heading)
+    rows = []
+    for line in README[start:].splitlines()[1:]:
+        if line.startswith("|"):
+            rows.append([c.strip() for c in line.strip("|").split("|")])
+        elif rows:
+            break
+    assert len(rows) > 2, f"no table after {heading!r}"
+    return rows[2:]  # without the header and the rule
+
+
+def _num(cell: str) -> float:
+    return float(cell.replace("+", ""))
+
+
+def test_table1_rows_are_the_committed_csv():
+    t = pd.read_csv(RESULTS / "table1_single_vs_decouple.csv")
+    means = t.groupby("operator")[["single_psnr", "decouple_psnr", "diff_psnr",
+                                   "paper_diff_psnr"]].mean()
+    rows = _table_after("**Table 1**")
+    assert {r[0] for r in rows} == set(means.index)
+    for op, single, decouple, diff, paper in rows:
+        m = means.loc[op]
+        assert _num(single) == pytest.approx(m.single_psnr, abs=0.005), op
+        assert _num(decouple) == pytest.approx(m.decouple_psnr, abs=0.005), op
+        assert _num(diff) == pytest.approx(m.diff_psnr, abs=0.005), op
+        assert _num(paper) == pytest.approx(m.paper_diff_psnr, abs=0.005), op
+    mean_gap = re.search(r"\(mean ([0-9.]+) dB\) of five networks", README).group(1)
+    assert float(mean_gap) == pytest.approx(-means.diff_psnr.mean(), abs=0.005)
+
+
+def test_table6_rows_are_the_committed_csv():
+    t = pd.read_csv(RESULTS / "table6_baselines.csv")
+    column = {"BGU (4×)": "bgu", "DBL/HDRNet": "hdrnet", "concat (γ as input)": "concat",
+              "single-γ": "single", "decouple": "decouple", "identity": "identity"}
+    paper = {"bgu": "paper_bgu", "hdrnet": "paper_dbl"}
+    rows = _table_after("**Table 6**")
+    assert [r[0] for r in rows] == list(column)
+    for method, ours, theirs in rows:
+        key = column[method]
+        assert _num(ours) == pytest.approx(t[f"{key}_psnr"].mean(), abs=0.005), method
+        if key in paper:
+            assert _num(theirs) == pytest.approx(t[f"{paper[key]}_psnr"].mean(), abs=0.005)
+        else:
+            assert theirs == "–"
+    ours_row = re.search(r'"ours" row \(([0-9.]+)\)', README).group(1)
+    assert float(ours_row) == pytest.approx(t["paper_ours_psnr"].mean(), abs=0.005)
+
+
+def test_every_operator_is_in_the_readme_table():
+    import operators
+
+    names = {r[0].strip("`") for r in _table_after("take no γ. Names are case-insensitive")}
+    assert names == set(operators.ALL)
