@@ -43,14 +43,17 @@ from datagen.build import build, run_task
 from datagen.plan import Options, make_plan
 opts = Options(**json.loads(sys.argv[1]))
 plan = make_plan(opts)
-for n in plan.ops:  # compile / load caches outside the timings
-    run_task(n, plan.pixels[0][:32, :32], plan.ops[n].gamma[:1])
+def call(n, op, pixels, s):  # what a build's worker does with one task
+    return run_task(n, pixels, op.gamma[s], None if op.seeds is None else op.seeds[s], op.size,
+                    plan.options.overrides(n))
+for n, op in plan.ops.items():  # compile / load caches outside the timings
+    call(n, op, plan.pixels[0][:32, :32], op.tasks[0][1][:1])
 bare = one = float("inf")
 for rep in range(int(sys.argv[3])):
     t = time.perf_counter()
     for n, op in plan.ops.items():
         for c, s in op.tasks:
-            run_task(n, plan.pixels[c], op.gamma[s])
+            call(n, op, plan.pixels[c], s)
     bare = min(bare, time.perf_counter() - t)
     t = time.perf_counter()
     build(plan, Path(sys.argv[2]) / f"w1-{rep}.h5", workers=1, progress=False)

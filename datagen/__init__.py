@@ -1,9 +1,11 @@
 """Training and test pairs for parameterized image operators, as one self-describing HDF5 file.
 
 ``python -m datagen build --ops all`` replaces the authors' MATLAB script
-(``training_data_generation.m`` of fqnchina/DecoupleLearning): γ drawn from each operator's law
-(Fan et al. ECCV 2018, Eq. 5), 7 draws per training image, the paper's five test γ per test image,
-a split by source image, on any ``concurrent.futures`` executor or a Dask cluster.
+(``training_data_generation.m`` of fqnchina/DecoupleLearning) for every registered operator: γ
+drawn from each operator's law (Fan et al. ECCV 2018, Eq. 5), 7 draws per training image, every
+SR scale, one pair per image for fixed-effect operators, the paper's test γ per test image, a split
+by source image, every pair made by ``operators.pair`` (per-pair seeds for random degradations),
+on any ``concurrent.futures`` executor or a Dask cluster.
 """
 from __future__ import annotations
 

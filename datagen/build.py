@@ -37,7 +37,8 @@ import operators
 from . import __version__, code_version
 from .lock import LockedError, OutputLock
 from .plan import Plan
-from .store import ATTRIBUTES_DIGEST, FORMAT, FORMAT_VERSION, SPLITS, attributes_digest
+from .store import (ATTRIBUTES_DIGEST, FORMAT, FORMAT_VERSION, SPLITS, attributes_digest,
+                    pair_shape, store_keys)
 
 # How often finished work is flushed to the journal (a kill loses at most this much work).
 FLUSH_EVERY_S = float(os.environ.get("DATAGEN_FLUSH_SECONDS", 20.0))
@@ -48,10 +49,31 @@ class BuildError(RuntimeError):
     """A build that cannot go on; the message says what to do."""
 
 
-def run_task(name: str, pixels: np.ndarray, gammas: np.ndarray) -> np.ndarray:
-    """Worker side: one source crop through one operator at several γ, as uint8 (MATLAB rounding)."""
+def run_task(name: str, pixels: np.ndarray, gammas: np.ndarray, seeds=None, size=None,
+             overrides=None) -> dict[str, np.ndarray]:
+    """Worker side: one source crop through one operator at several γ, as uint8 (MATLAB rounding).
+
+    Every pair is ``operators.pair(name, crop, γ, seed=seed)`` of the crop's top-left ``size``
+    block (the whole crop but for ``sr``), γ None for NaN (fixed-effect operators). A filter
+    returns ``{"output": f(crop)}`` (its input is the stored source crop); a degradation
+    ``{"input": d(crop), "target": clean}`` in the operator's channels (HxW for y/gray).
+    """
     spec = operators.get(name)
-    return np.stack([operators.to_uint8(spec(pixels, float(g))) for g in gammas])
+    if size is not None and size != pixels.shape[0]:
+        pixels = pixels[:size, :size]
+    overrides = overrides or {}
+    keys = store_keys(spec.kind)
+    out: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    for j, g in enumerate(gammas):
+        g = None if np.isnan(g) else float(g)
+        seed = None if seeds is None else int(seeds[j])
+        x, y = spec.pair(pixels, g, seed=seed, **overrides)
+        if spec.kind == "filter":
+            out["output"].append(operators.to_uint8(y))
+        else:
+            out["input"].append(operators.to_uint8(x))
+            out["target"].append(operators.to_uint8(y))
+    return {k: np.stack(v) for k, v in out.items()}
 
 
 def _init_worker(threads: int, parent: int | None = None) -> None:
@@ -131,8 +153,14 @@ def make_executor(workers: int, scheduler: str | None):
 
 
 # ---------------------------------------------------------------------------------- journal
+#: The name of each stored dataset in a journal shard (``outputs``: as in journals of earlier
+#: versions, which therefore still resume).
+SHARD_KEY = {"output": "outputs", "input": "inputs", "target": "targets"}
+
 class Journal:
-    """``<out>.partial/``: plan.json plus shards ``<op>.<seq>.<writer>.npz`` holding (slots, outputs).
+    """``<out>.partial/``: plan.json plus shards ``<op>.<seq>.<writer>.npz`` holding the slots and
+    the arrays of those slots (``outputs`` of a filter; ``inputs`` and ``targets`` of a
+    degradation).
 
     Only the holder of the output's lock (:mod:`datagen.lock`) opens a journal; the writer tag in
     shard names (pid and random bits) keeps names unique even across hosts sharing a folder.
@@ -141,7 +169,7 @@ class Journal:
     def __init__(self, out: Path, plan: Plan, *, resume: bool, force: bool):
         self.dir = out.with_name(out.name + ".partial")
         self.plan = plan
-        self.buffer: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        self.buffer: dict[str, list[tuple[np.ndarray, dict]]] = {}
         self.buffered = 0
         self.last_flush = time.monotonic()
         self.seq = 0
@@ -213,8 +241,9 @@ class Journal:
                                  "same command with --resume; finished work is kept") from None
             raise
 
-    def add(self, name: str, slots: np.ndarray, outputs: np.ndarray) -> None:
-        self.buffer.setdefault(name, []).append((slots, outputs))
+    def add(self, name: str, slots: np.ndarray, arrays: dict[str, np.ndarray]) -> None:
+        """Buffer one task's result (``run_task``'s dict of arrays, one row per slot)."""
+        self.buffer.setdefault(name, []).append((slots, arrays))
         self.buffered += len(slots)
         if (self.buffered >= FLUSH_EVERY_PAIRS
                 or time.monotonic() - self.last_flush >= FLUSH_EVERY_S):
@@ -223,12 +252,12 @@ class Journal:
     def flush(self) -> None:
         for name, items in list(self.buffer.items()):
             slots = np.concatenate([s for s, _ in items])
-            outputs = np.concatenate([o for _, o in items])
+            arrays = {SHARD_KEY[k]: np.concatenate([a[k] for _, a in items]) for k in items[0][1]}
             path = self.dir / f"{name}.{self.seq:06d}.{self.writer}.npz"
 
-            def write(p, slots=slots, outputs=outputs):
+            def write(p, slots=slots, arrays=arrays):
                 with open(p, "wb") as fh:
-                    np.savez(fh, slots=slots, outputs=outputs)
+                    np.savez(fh, slots=slots, **arrays)
 
             self._atomic_write(path, write)
             self.seq += 1
@@ -362,7 +391,10 @@ def _run(plan, journal, executor, todo, workers, scheduler, bar) -> None:
             if task is None:
                 break
             name, crop, slots = task
-            fut = executor.submit(run_task, name, plan.pixels[crop], plan.ops[name].gamma[slots])
+            op = plan.ops[name]
+            fut = executor.submit(run_task, name, plan.pixels[crop], op.gamma[slots],
+                                  None if op.seeds is None else op.seeds[slots], op.size,
+                                  plan.options.overrides(name))
             pending[fut] = (name, slots)
         if not pending:
             break
@@ -406,7 +438,9 @@ def estimate_bytes(plan: Plan, journal: Journal) -> int:
     of source crops and journaled outputs, plus a 25 % margin and 1 MiB of metadata."""
     s = plan.options.size
     n_out = sum(len(op.gamma) for op in plan.ops.values())
-    raw = s * s * 3 * (len(plan.pixels) + n_out)
+    raw = s * s * 3 * len(plan.pixels) + sum(
+        len(op.gamma) * len(store_keys(operators.get(n).kind))
+        * int(np.prod(pair_shape(operators.get(n), op.size))) for n, op in plan.ops.items())
     sample = [plan.pixels[i] for i in np.unique(np.linspace(0, len(plan.pixels) - 1, 16).astype(int))]
     seen: set[str] = set()
     for shard in journal.shards():
@@ -416,7 +450,9 @@ def estimate_bytes(plan: Plan, journal: Journal) -> int:
         seen.add(name)
         try:
             with np.load(shard) as z:
-                sample += list(z["outputs"][:4])
+                for key in SHARD_KEY.values():
+                    if key in z.files:
+                        sample += list(z[key][:4])
         except Exception:  # noqa: BLE001 - assembly reports damaged shards
             pass
     ratio = (sum(len(zlib.compress(np.ascontiguousarray(x).tobytes(), 4)) for x in sample)
@@ -554,34 +590,36 @@ def _assemble(plan: Plan, journal: Journal, out: Path, *, command: str | None) -
                              **CHECKSUM)
             g.create_dataset("split", data=plan.crop_split, **CHECKSUM)
             ops = f.create_group("ops")
+            shapes = {}
             for name, op in plan.ops.items():
                 spec = operators.get(name)
+                shapes[name] = pair_shape(spec, op.size)
                 g = ops.create_group(name)
-                g.attrs.update({
-                    "operator": name, "title": spec.title, "paper": spec.paper,
-                    "gamma_name": spec.gamma_name, "gamma_meaning": spec.gamma_meaning,
-                    "law": str(spec.law), "gamma_range": [float(v) for v in spec.gamma_range],
-                    "test_gammas": list(spec.test_gammas), "fixed": json.dumps(dict(spec.fixed)),
-                    "effective_note": spec.effective_note or "gamma_effective == gamma",
-                })
-                g.create_dataset("output", shape=(len(op.gamma), s, s, 3), dtype=np.uint8,
-                                 **img_chunk)
+                g.attrs.update(op_attributes(plan, name))
+                for key in store_keys(spec.kind):
+                    g.create_dataset(key, shape=(len(op.gamma), *shapes[name]), dtype=np.uint8,
+                                     chunks=(1, *shapes[name]), compression="gzip",
+                                     compression_opts=4, shuffle=True, **CHECKSUM)
                 for key, values in (("gamma", op.gamma), ("gamma_effective", op.gamma_effective),
-                                    ("source", op.source), ("split", op.split)):
-                    g.create_dataset(key, data=values, **CHECKSUM)
+                                    ("source", op.source), ("split", op.split),
+                                    ("seed", op.seeds)):
+                    if values is not None:
+                        g.create_dataset(key, data=values, **CHECKSUM)
             filled = {name: np.zeros(len(op.gamma), bool) for name, op in plan.ops.items()}
             for shard in journal.shards():
                 name = shard.name.split(".")[0]
-                slots, outputs = _read_shard(shard, name, filled, s)
+                slots, arrays = _read_shard(shard, name, filled, shapes.get(name))
                 if slots is None:
                     journal.set_aside(shard)
                     continue
                 order = np.argsort(slots)
-                slots, outputs = slots[order], outputs[order]
+                slots = slots[order]
                 # write runs of consecutive slots as slices (h5py is slow with point selections)
                 breaks = np.flatnonzero(np.diff(slots) != 1) + 1
-                for a, b in zip(np.r_[0, breaks], np.r_[breaks, len(slots)]):
-                    ops[name]["output"][slots[a]:slots[b - 1] + 1] = outputs[a:b]
+                for key, values in arrays.items():
+                    values = values[order]
+                    for a, b in zip(np.r_[0, breaks], np.r_[breaks, len(slots)]):
+                        ops[name][key][slots[a]:slots[b - 1] + 1] = values[a:b]
                 filled[name][slots] = True
                 if sink.error is not None:
                     break
@@ -609,20 +647,61 @@ def _assemble(plan: Plan, journal: Journal, out: Path, *, command: str | None) -
         raise
 
 
-def _read_shard(shard: Path, name: str, filled: dict, size: int):
-    """(slots, outputs) of a shard that is intact and fits the plan, else (None, None)."""
+def _read_shard(shard: Path, name: str, filled: dict, shape: tuple | None):
+    """(slots, {dataset: rows}) of a shard that is intact and fits the plan, else (None, None)."""
     if name not in filled:
         return None, None
+    keys = store_keys(operators.get(name).kind)
     try:
         with np.load(shard) as z:
-            slots, outputs = np.asarray(z["slots"]), np.asarray(z["outputs"])
+            slots = np.asarray(z["slots"])
+            arrays = {k: np.asarray(z[SHARD_KEY[k]]) for k in keys}
     except Exception:  # noqa: BLE001 - a damaged shard, whatever numpy or zipfile says
         return None, None
     m = len(filled[name])
-    ok = (slots.ndim == 1 and slots.dtype.kind in "iu" and outputs.dtype == np.uint8
-          and outputs.shape == (len(slots), size, size, 3)
+    ok = (slots.ndim == 1 and slots.dtype.kind in "iu"
+          and all(a.dtype == np.uint8 and a.shape == (len(slots), *shape)
+                  for a in arrays.values())
           and (len(slots) == 0 or (0 <= slots.min() and slots.max() < m)))
-    return (slots.astype(np.int64), outputs) if ok else (None, None)
+    return (slots.astype(np.int64), arrays) if ok else (None, None)
+
+
+CHANNEL_TEXT = {"y": "MATLAB's Y of YCbCr", "gray": "MATLAB's rgb2gray"}
+
+
+def op_attributes(plan: Plan, name: str) -> dict:
+    """The attributes of ``/ops/<name>``: what the operator is and how its pairs were made, so
+    that the file explains itself (and ``verify`` can remake any pair)."""
+    spec, op, opts = operators.get(name), plan.ops[name], plan.options
+    filt = spec.kind == "filter"
+    region = (f"the whole {opts.size}x{opts.size} source crop" if op.size == opts.size else
+              f"the top-left {op.size}x{op.size} block of each {opts.size}x{opts.size} source "
+              "crop (sr's modcrop for every scale: all scales share one size)")
+    single = spec.kind == "degradation" and spec.channels in ("y", "gray")
+    return {
+        "operator": name, "title": spec.title, "paper": spec.paper,
+        "kind": spec.kind, "channels": spec.channels,
+        "gamma_name": spec.gamma_name, "gamma_meaning": spec.gamma_meaning,
+        "law": str(spec.law), "law_description": spec.law.describe(),
+        "gamma_range": [float(v) for v in spec.gamma_range],
+        "test_gammas": list(spec.test_gammas),
+        "fixed": json.dumps(opts.fixed_record(name), sort_keys=True),
+        "effective_note": (spec.effective_note or "gamma_effective == gamma") if spec.has_gamma
+        else "no γ (fixed effect): gamma and gamma_effective are NaN, one pair per crop",
+        "pair_input": "/sources/pixels[source]" if filt else "input",
+        "pair_target": "output" if filt else "target",
+        "pair_size": int(op.size),
+        "pair_region": region,
+        "pair_layout": ("RGB uint8, (M,S,S,3)" if not single else
+                        f"single channel uint8 ({CHANNEL_TEXT[spec.channels]}), (M,S,S); "
+                        "datagen.dataset.PairDataset replicates it to 3 channels"),
+        "pair_rule": (f"operators.pair({name!r}, crop, gamma"
+                      + (", seed=seed[k]" if spec.random else "")
+                      + ", **fixed) rounded to uint8 (MATLAB rounding); gamma None where NaN"),
+        "seed": int(opts.seed),
+        "seeds": ("per pair in /ops/{0}/seed, drawn from the build seed: the same whatever the "
+                  "workers".format(name)) if spec.random else "deterministic: no seed",
+    }
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -11,10 +11,12 @@ from pathlib import Path
 import operators
 
 from .build import BuildError
+from .sources import DEFAULT_TEST_FILES
 
 EPILOG = """\
 examples:
   python -m datagen build --ops all                  # bundled sample photos -> data/decouple.h5
+  python -m datagen build --ops restoration --out data/restoration.h5   # sr,denoise,jpeg,rain
   python -m datagen build --ops l0,wls --images ~/VOC2012/JPEGImages --out data/voc.h5
   python -m datagen build --ops all --scheduler tcp://host:8786   # on a Dask cluster
   python -m datagen build --ops all --resume         # complete an interrupted build
@@ -25,17 +27,24 @@ examples:
 
 
 def _ops(value: str) -> tuple[str, ...]:
-    if value.strip().lower() == "all":
-        return operators.NAMES
-    names = tuple(v.strip().lower() for v in value.split(",") if v.strip())
-    for n in names:
-        try:
-            operators.get(n)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
+    try:
+        return operators.resolve(value)
+    except (ValueError, TypeError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _names(value: str) -> tuple[str, ...]:
+    names = tuple(v.strip() for v in value.split(",") if v.strip())
     if not names:
-        raise argparse.ArgumentTypeError("no operator given")
+        raise argparse.ArgumentTypeError("give at least one image file name")
     return names
+
+
+def _ops_help() -> str:
+    groups = "; ".join(f"{g} = {', '.join(n)}" for g, n in operators.GROUPS.items()
+                       if g != "all")
+    return (f"operators: a comma list of names and/or groups, case-insensitive. Operators: "
+            f"{', '.join(operators.ALL)}. Groups: all = every registered operator; {groups}")
 
 
 def _scales(value: str) -> tuple[float, ...]:
@@ -57,10 +66,9 @@ def parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                        description="Crop the images, split them into train/test by source image, "
                                    "draw γ from each operator's law (training) or use the paper's "
-                                   "five test γ (test), run the operators in parallel and write "
-                                   "one self-describing HDF5 file.")
-    b.add_argument("--ops", type=_ops, default=operators.NAMES,
-                   help=f"'all' or a comma list of {','.join(operators.NAMES)}")
+                                   "test γ (test), make every pair with operators.pair in "
+                                   "parallel and write one self-describing HDF5 file.")
+    b.add_argument("--ops", type=_ops, default="all", help=_ops_help())
     b.add_argument("--images", type=Path, default=None,
                    help="folder of PNG/JPEG images (e.g. VOC2012/JPEGImages); default: the "
                         "colour sample photographs bundled with scikit-image")
@@ -68,16 +76,28 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--size", type=int, default=128, help="crop size in pixels (even)")
     b.add_argument("--per-image", type=int, default=7,
                    help="γ draws per training crop and operator (the paper: 7)")
-    b.add_argument("--test-fraction", type=float, default=0.1,
-                   help="fraction of source images held out for test (split by image, never by "
-                        "crop); test crops get the paper's five test γ")
+    b.add_argument("--test-fraction", type=float, default=None,
+                   help="fraction of source images held out for test, chosen with --seed (split "
+                        "by image, never by crop; test crops get the paper's test γ); default "
+                        "0.1 for --images, and for the bundled set its named test images "
+                        f"({', '.join(DEFAULT_TEST_FILES)})")
+    b.add_argument("--test-images", type=_names, default=None,
+                   help="comma list of the image files held out for test (names as in the "
+                        "image folder); overrides --test-fraction")
+    b.add_argument("--exemplar", type=Path, default=None,
+                   help="style: the exemplar image whose tone the style transfer copies "
+                        "(default: a photograph bundled with scikit-image, see operators.style); "
+                        "the file records its name and hash, never the pixels or the path")
+    b.add_argument("--texture", type=Path, default=None,
+                   help="pencil: the pencil texture image (default: the procedural texture of "
+                        "operators.pencil); the file records its name and hash")
     b.add_argument("--max-crops", type=int, default=40,
                    help="at most this many crops per source image (chosen with --seed)")
     b.add_argument("--scales", type=_scales, default=None,
                    help="resize factors at which images are cropped; default 1,0.5 for the "
                         "bundled set, 1 for --images")
     b.add_argument("--single", action=argparse.BooleanOptionalAction, default=True,
-                   help="also make training pairs at the paper's five test γ, for the "
+                   help="also make training pairs at the paper's test γ, for the "
                         "one-network-per-γ baseline (split 'single')")
     b.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     b.add_argument("--workers", type=int, default=os.cpu_count() or 1,
@@ -103,11 +123,17 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--samples", type=int, default=3,
                    help="pairs per operator recomputed from the recorded parameters")
     v.add_argument("--seed", type=int, default=0, help="which pairs are recomputed")
+    v.add_argument("--exemplar", type=Path, default=None,
+                   help="the style exemplar the file was built with, if not the default (its "
+                        "name and hash are in /ops/style's 'fixed' attribute)")
+    v.add_argument("--texture", type=Path, default=None,
+                   help="the pencil texture the file was built with, if not the default")
 
     s = sub.add_parser("show", help="contact sheet: one source across the test γ values",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     s.add_argument("file", type=Path)
-    s.add_argument("--op", type=_ops, default=None, help="'all' or a comma list; default: all in the file")
+    s.add_argument("--op", type=_ops, default=None,
+                   help="operators or groups to draw (comma list); default: all in the file")
     s.add_argument("--index", type=int, default=0, help="which test source crop (0 = first)")
     s.add_argument("-o", "--output", type=Path, default=Path("sheet.png"), help="PNG to write")
     return p
@@ -126,7 +152,8 @@ def main(argv=None) -> int:
         if args.command == "verify":
             from .inspection import verify
 
-            report, ok = verify(args.file, samples=args.samples, seed=args.seed)
+            report, ok = verify(args.file, samples=args.samples, seed=args.seed,
+                                exemplar=args.exemplar, texture=args.texture)
             print(report)
             return 0 if ok else 1
         if args.command == "show":
@@ -147,8 +174,7 @@ def main(argv=None) -> int:
 
 def _build(args, argv) -> int:
     from .build import _dask_client, build, check_output
-    from .plan import Options, make_plan
-    from .sources import DEFAULT_SCALES, default_images, display, list_images
+    from .plan import make_plan
 
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
@@ -157,37 +183,70 @@ def _build(args, argv) -> int:
     if args.scheduler:
         _dask_client()
 
-    if args.images is None:
-        import skimage
-
-        files = default_images()
-        label = f"default: scikit-image {skimage.__version__} sample photographs"
-        scales = args.scales or DEFAULT_SCALES
-    else:
-        files = list_images(args.images)
-        label = display(args.images.resolve().name)  # the folder's name: no machine path
-        scales = args.scales or (1.0,)
-    options = Options(ops=tuple(args.ops), images=tuple(str(f) for f in files), images_label=label,
-                      size=args.size, per_image=args.per_image, test_fraction=args.test_fraction,
-                      seed=args.seed, max_crops=args.max_crops, scales=tuple(scales),
-                      single=args.single)
+    options = build_options(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         plan = make_plan(options)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
-    command = "python -m datagen " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+    command = "python -m datagen " + shlex.join(_without_aux_paths(
+        sys.argv[1:] if argv is None else list(argv)))
     result = build(plan, args.out, workers=args.workers, scheduler=args.scheduler,
                    resume=args.resume, force=args.force, progress=not args.quiet, command=command)
     _print_summary(result)
     return 0
 
 
+def _without_aux_paths(argv: list[str]) -> list[str]:
+    """The command line as stored in the file: auxiliary images by file name only (their hash is
+    in the operator's attributes; a machine path is not)."""
+    out, after = [], False
+    for a in map(str, argv):
+        if after:
+            a, after = os.path.basename(a), False
+        elif a in ("--exemplar", "--texture"):
+            after = True
+        elif a.startswith(("--exemplar=", "--texture=")):
+            key, _, value = a.partition("=")
+            a = f"{key}={os.path.basename(value)}"
+        out.append(a)
+    return out
+
+
+def build_options(args):
+    """The :class:`~datagen.plan.Options` of a parsed ``build`` command line: the bundled set
+    (its named test images, two scales) unless ``--images`` names a folder."""
+    from .plan import Options
+    from .sources import DEFAULT_SCALES, default_images, display, list_images
+
+    test_images = args.test_images or ()
+    if args.images is None:
+        import skimage
+
+        files = default_images()
+        label = f"default: scikit-image {skimage.__version__} sample photographs"
+        scales = args.scales or DEFAULT_SCALES
+        if args.test_fraction is None and not test_images:
+            test_images = DEFAULT_TEST_FILES
+    else:
+        files = list_images(args.images)
+        label = display(args.images.resolve().name)  # the folder's name: no machine path
+        scales = args.scales or (1.0,)
+    fraction = 0.1 if args.test_fraction is None else args.test_fraction
+    options = Options(ops=tuple(args.ops), images=tuple(str(f) for f in files), images_label=label,
+                      size=args.size, per_image=args.per_image, test_fraction=fraction,
+                      seed=args.seed, max_crops=args.max_crops, scales=tuple(scales),
+                      single=args.single, test_images=tuple(test_images),
+                      exemplar=None if args.exemplar is None else str(args.exemplar),
+                      texture=None if args.texture is None else str(args.texture))
+    return options
+
+
 def _print_summary(r) -> None:
     print(f"\nwrote {r.out} ({r.file_bytes / 2**20:.1f} MiB) in {r.wall_s:.1f} s with {r.workers}")
-    print(f"{'operator':<10}{'train':>8}{'test':>8}{'single':>8}")
+    print(f"{'operator':<12}{'train':>8}{'test':>8}{'single':>8}")
     for name, c in r.pairs.items():
-        print(f"{name:<10}{c['train']:>8}{c['test']:>8}{c['single']:>8}")
+        print(f"{name:<12}{c['train']:>8}{c['test']:>8}{c['single']:>8}")
     rate = r.computed / r.wall_s if r.wall_s > 0 else float("nan")
     print(f"computed {r.computed} pairs ({rate:.1f} pairs/s)"
           + (f"; {r.resumed_pairs} resumed from the interrupted build" if r.resumed_pairs else ""))

@@ -7,21 +7,32 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .store import SPLITS, op_names, open_file
+import operators
+
+from .store import SPLITS, op_names, open_file, pair_datasets
 
 
 class PairDataset(Dataset):
     """(input, target, γ, operator) samples of one split ("train", "test" or "single").
 
-    Each item is a dict: ``input`` and ``target`` uint8 tensors (3, h, w) (RGB, MATLAB-rounded
-    operator output), ``gamma`` (float, as sampled), ``gamma_effective``, ``op`` (name) and
-    ``op_index`` (position in ``ops``). The HDF5 handle is opened lazily in each process that
-    reads (an h5py handle must not cross a fork), so ``DataLoader(num_workers=k)`` is safe.
+    Each item is a dict: ``input`` and ``target`` uint8 tensors (3, h, w), ``gamma`` (float, as
+    sampled; NaN for a fixed-effect operator), ``gamma_effective``, ``op`` (name) and
+    ``op_index`` (position in ``ops``). A filter's input is its source crop and its target the
+    MATLAB-rounded operator output; a degradation's input is the degraded image and its target
+    the clean one (``/ops/<op>/input`` and ``target``). Single-channel pairs (sr, jpeg: Y;
+    denoise: gray) are replicated to three equal channels, as the authors' loader did, so a
+    model sees 3-channel tensors for every operator. The HDF5 handle is opened lazily in each
+    process that reads (an h5py handle must not cross a fork), so ``DataLoader(num_workers=k)``
+    is safe.
+
+    ``sizes`` gives each operator's stored side (``sr``'s is the crop size less its remainder
+    modulo 12); ``size`` is the smallest, the largest ``crop`` allowed.
 
     Parameters
     ----------
     path : the HDF5 file written by ``python -m datagen build``.
-    ops : operators to include (default: all in the file), in this order for ``op_index``.
+    ops : operators to include (names or groups, case-insensitive, as
+        :func:`operators.resolve`; default: all in the file), in this order for ``op_index``.
     split : ``"train"`` or ``"test"``.
     crop : random crop size (even, <= the stored size), or None for whole samples.
     flip : random horizontal/vertical flips (same for input and target).
@@ -36,23 +47,28 @@ class PairDataset(Dataset):
         self.crop, self.flip = crop, flip
         with open_file(path) as f:
             available = op_names(f)
-            self.ops = tuple(ops) if ops else tuple(available)
+            self.ops = operators.resolve(ops) if ops else tuple(available)
             missing = [o for o in self.ops if o not in available]
             if missing:
                 raise ValueError(f"{path} has no pairs for {missing}; it has {available}")
-            self.size = int(f.attrs["size"])
+            self.sizes, self._where = {}, {}
             index, self._gamma = [], {}
             for k, name in enumerate(self.ops):
                 g = f["ops"][name]
+                self.sizes[name] = int(g.attrs.get("pair_size", f.attrs["size"]))
+                self._where[name] = pair_datasets(f, name)
                 sel = g["split"][:] == SPLITS[split]
                 if gamma is not None:
                     sel &= np.isclose(g["gamma"][:], gamma, rtol=1e-9, atol=0)
                 rows = np.flatnonzero(sel)
                 index.append(np.stack([np.full(len(rows), k), rows, g["source"][:][rows]], 1))
                 self._gamma[name] = (g["gamma"][:], g["gamma_effective"][:])
+            self.size = min(self.sizes.values(), default=int(f.attrs["size"]))
         self.index = np.concatenate(index) if index else np.zeros((0, 3), int)
         if crop is not None and not (2 <= crop <= self.size and crop % 2 == 0):
-            raise ValueError(f"crop must be even and in [2, {self.size}], got {crop}")
+            small = [f"{n}: {v}" for n, v in self.sizes.items() if v == self.size]
+            raise ValueError(f"crop must be even and in [2, {self.size}] (the smallest stored pair "
+                             f"side, {', '.join(small)}), got {crop}")
         self._file = None
         self._pid = None
 
@@ -90,12 +106,17 @@ class PairDataset(Dataset):
         k, row, src = (int(v) for v in self.index[i])
         name = self.ops[k]
         f = self._handle()
-        x = f["sources/pixels"][src]
-        y = f["ops"][name]["output"][row]
-        if self.crop is not None and self.crop < self.size:
-            top, left = draw(self.size - self.crop + 1), draw(self.size - self.crop + 1)
+        inp, tgt = self._where[name]
+        g = f["ops"][name]
+        x = f["sources/pixels"][src] if inp is None else g[inp][row]
+        y = g[tgt][row]
+        size = self.sizes[name]
+        if self.crop is not None and self.crop < size:
+            top, left = draw(size - self.crop + 1), draw(size - self.crop + 1)
             x = x[top:top + self.crop, left:left + self.crop]
             y = y[top:top + self.crop, left:left + self.crop]
+        if x.ndim == 2:  # single-channel pair: three equal channels, as the authors' loader
+            x, y = np.repeat(x[:, :, None], 3, axis=2), np.repeat(y[:, :, None], 3, axis=2)
         if self.flip:
             if coin():
                 x, y = x[:, ::-1], y[:, ::-1]

@@ -9,8 +9,9 @@ import numpy as np
 import operators
 
 from . import code_version
-from .store import (ATTRIBUTES_DIGEST, SPLITS, attributes_digest, op_attrs, op_names, open_file,
-                    summary)
+from .plan import AUX, aux_record, effective_gammas
+from .store import (ATTRIBUTES_DIGEST, SPLITS, attributes_digest, op_attrs, op_kind, op_names,
+                    open_file, pair_datasets, store_keys, summary)
 
 _TEST, _SINGLE = SPLITS["test"], SPLITS["single"]
 
@@ -33,22 +34,43 @@ def info(path) -> str:
         if skipped:
             lines.append(f"skipped images: {len(skipped)} ({'; '.join(skipped[:3])}"
                          f"{' ...' if len(skipped) > 3 else ''})")
-        lines += ["", f"{'operator':<9}{'split':<7}{'pairs':>7}  {'γ min':>9}  {'γ max':>9}  law"]
+        lines += ["", f"{'operator':<12}{'kind':<12}{'channels':<9}{'split':<7}{'pairs':>7}  "
+                      f"{'γ min':>9}  {'γ max':>9}  law"]
         for r in summary(f):
-            lines.append(f"{r['operator']:<9}{r['split']:<7}{r['pairs']:>7}  {r['gamma_min']:>9.5g}"
-                         f"  {r['gamma_max']:>9.5g}  {r['law']}")
+            lo, hi = (("-", "-") if np.isnan(r["gamma_min"]) else
+                      (f"{r['gamma_min']:.5g}", f"{r['gamma_max']:.5g}"))
+            lines.append(f"{r['operator']:<12}{r['kind']:<12}{r['channels']:<9}{r['split']:<7}"
+                         f"{r['pairs']:>7}  {lo:>9}  {hi:>9}  {r['law']}")
         lines.append("")
         for name in op_names(f):
             at = op_attrs(f, name)
-            lines.append(f"{name}: {at['title']}; {at['gamma_name']} in {[float(x) for x in at['gamma_range']]} "
-                         f"({at['law']}); fixed {at['fixed']}")
+            gamma = (f"{at['gamma_name']} in {[float(x) for x in at['gamma_range']]} ({at['law']})"
+                     if len(at["gamma_range"]) else "no γ (fixed effect)")
+            pair = ""
+            if "pair_input" in at:
+                size = int(at["pair_size"])
+                pair = (f"; pair = ({at['pair_input']}, {at['pair_target']}), {size}x{size}, "
+                        f"{at['pair_layout']}")
+            lines.append(f"{name}: {at['title']}; {gamma}; fixed {at['fixed']}{pair}")
     return "\n".join(lines)
 
 
 #: Every dataset a file must have (``<op>`` for each operator group).
 REQUIRED = ("images/file", "images/split", "sources/pixels", "sources/image", "sources/box",
             "sources/scale", "sources/split")
-OP_REQUIRED = ("output", "gamma", "gamma_effective", "source", "split")
+OP_REQUIRED = ("gamma", "gamma_effective", "source", "split")
+
+
+def op_required(f, name: str) -> list[str]:
+    """The datasets of ``/ops/<name>``: the index arrays, the images of its kind, the seeds of a
+    random degradation."""
+    keys = list(store_keys(op_kind(f, name))) + list(OP_REQUIRED)
+    try:
+        if operators.get(name).random:
+            keys.append("seed")
+    except ValueError:  # an operator this version does not know: its checks report it
+        pass
+    return keys
 
 
 def _short(exc: BaseException) -> str:
@@ -89,14 +111,18 @@ def read_every_chunk(ds, block: int = 64) -> list[str]:
     return [f"rows {rows} unreadable ({_short(first_error)})" if bad else _short(first_error)]
 
 
-def verify(path, *, samples: int = 3, seed: int = 0) -> tuple[str, bool]:
+def verify(path, *, samples: int = 3, seed: int = 0, exemplar=None,
+           texture=None) -> tuple[str, bool]:
     """Check that every chunk of every dataset reads back intact (Fletcher-32 checksums in files of
     format 2), then structure, dtypes, γ laws, indices and the split, and recompute ``samples``
-    pairs per operator from the recorded parameters. A damaged file gives failed checks naming
-    the damaged datasets, never an exception.
+    pairs per operator from the recorded parameters (``operators.pair`` with the recorded γ and
+    seed). A damaged file gives failed checks naming the damaged datasets, never an exception.
+    ``exemplar``/``texture``: the style exemplar / pencil texture the file was made with, when
+    not the operators' defaults (the file records only their name and hash).
 
     Returns (report, all passed).
     """
+    aux_paths = {"style": exemplar, "pencil": texture}
     checks: list[tuple[str, bool, str]] = []
     notes: list[str] = []
 
@@ -122,7 +148,8 @@ def verify(path, *, samples: int = 3, seed: int = 0) -> tuple[str, bool]:
         names = {n for n, _ in datasets}
         expected = list(REQUIRED)
         guarded("operator groups readable",
-                lambda: expected.extend(f"ops/{op}/{k}" for op in op_names(f) for k in OP_REQUIRED))
+                lambda: expected.extend(f"ops/{op}/{k}" for op in op_names(f)
+                                        for k in op_required(f, op)))
         missing = [n for n in expected if n not in names]
         check("every dataset present", not missing, f"missing: {', '.join(missing)}")
         unchecked = []
@@ -151,7 +178,7 @@ def verify(path, *, samples: int = 3, seed: int = 0) -> tuple[str, bool]:
                          "decompression; rebuild the file to get checksums")
         # 2. meaning: structure, γ laws, split, recomputed pairs
         guarded("attributes readable and consistent",
-                lambda: _content_checks(f, check, guarded, samples, seed))
+                lambda: _content_checks(f, check, guarded, samples, seed, aux_paths, notes))
     ok = all(c[1] for c in checks)
     lines = [f"{'PASS' if c[1] else 'FAIL'}  {c[0]}" + (f"  [{c[2]}]" if c[2] and not c[1] else "")
              for c in checks]
@@ -164,7 +191,8 @@ def verify(path, *, samples: int = 3, seed: int = 0) -> tuple[str, bool]:
     return "\n".join(lines), ok
 
 
-def _content_checks(f, check, guarded, samples: int, seed: int) -> None:
+def _content_checks(f, check, guarded, samples: int, seed: int, aux_paths: dict,
+                    notes: list) -> None:
     px = f["sources/pixels"]
     n, s = px.shape[0], int(f.attrs["size"])
     check("sources: (N,S,S,3) uint8", px.dtype == np.uint8 and px.shape[1:] == (s, s, 3),
@@ -179,17 +207,55 @@ def _content_checks(f, check, guarded, samples: int, seed: int) -> None:
     file_code = f.attrs.get("code", "?")
     for name in op_names(f):
         guarded(f"{name}: readable", lambda name=name: _op_checks(
-            f, name, px, n, s, src_split, rng, samples, file_code, check))
+            f, name, px, n, s, src_split, rng, samples, file_code, check, aux_paths, notes))
 
 
-def _op_checks(f, name, px, n, s, src_split, rng, samples, file_code, check) -> None:
+def _aux_overrides(name: str, at: dict, aux_paths: dict, notes: list):
+    """Keyword arguments that remake the recorded auxiliary image of ``name`` (style exemplar,
+    pencil texture), {} for the others, or None when the recorded one is not at hand."""
+    key = AUX.get(name)
+    if key is None:
+        return {}
+    recorded = at["fixed"].get(key)
+    given = aux_paths.get(name)
+    given = None if given is None else str(given)
+    if given is not None and not Path(given).is_file():
+        raise ValueError(f"--{key} {given}: no such file")
+    if not isinstance(recorded, dict):  # made before auxiliary images were recorded
+        return {} if given is None else {key: given}
+    have = aux_record(name, given)
+    if have["sha256"] != recorded.get("sha256"):
+        notes.append(f"{name}: pairs not recomputed: the file was made with {key} "
+                     f"{recorded.get('name')} (sha256 {str(recorded.get('sha256'))[:16]}), "
+                     f"{'not the default' if given is None else 'not ' + have['name']}; "
+                     f"pass --{key} FILE")
+        return None
+    return {} if given is None else {key: given}
+
+
+def _op_checks(f, name, px, n, s, src_split, rng, samples, file_code, check, aux_paths,
+               notes) -> None:
     g, at = f["ops"][name], op_attrs(f, name)
     spec = operators.get(name)
-    out, gamma = g["output"], g["gamma"][:]
+    kind = op_kind(f, name)
+    check(f"{name}: kind and channels as the registry says",
+          kind == spec.kind and str(at.get("channels", "rgb")) == spec.channels
+          or "kind" not in at, f"file: {kind}/{at.get('channels')}, registry: "
+                               f"{spec.kind}/{spec.channels}")
+    inp, tgt = pair_datasets(f, name)
+    gamma = g["gamma"][:]
     geff, src, split = g["gamma_effective"][:], g["source"][:], g["split"][:]
     m = len(gamma)
-    check(f"{name}: output (M,S,S,3) uint8",
-          out.dtype == np.uint8 and out.shape == (m, s, s, 3), f"{out.shape} {out.dtype}")
+    p = int(at.get("pair_size", s))
+    single = kind == "degradation" and spec.channels in ("y", "gray")
+    shape = (m, p, p) if single else (m, p, p, 3)
+    for key in store_keys(kind):
+        ds = g[key]
+        check(f"{name}: {key} {shape} uint8", ds.dtype == np.uint8 and ds.shape == shape,
+              f"{ds.shape} {ds.dtype}")
+    seeds = g["seed"][:] if "seed" in g else None
+    if spec.random:
+        check(f"{name}: one seed per pair", seeds is not None and len(seeds) == m)
     if not len(geff) == len(src) == len(split) == m:
         check(f"{name}: index arrays have M={m} entries", False)
         return
@@ -200,33 +266,55 @@ def _op_checks(f, name, px, n, s, src_split, rng, samples, file_code, check) -> 
     check(f"{name}: source indices valid", True)
     check(f"{name}: pair split agrees with its source's split",
           np.all((split == src_split[src]) | ((split == _SINGLE) & (src_split[src] == 0))))
-    lo, hi = at["gamma_range"]
     tr = split == 0
-    check(f"{name}: training γ inside [{lo:g}, {hi:g}] ({at['law']})",
-          np.all((gamma[tr] >= lo) & (gamma[tr] <= hi)) and
-          (at["law"] != "integer" or np.all(gamma[tr] == np.round(gamma[tr]))))
-    check(f"{name}: test and single γ are the paper's test values",
-          np.all(np.isin(gamma[~tr], np.asarray(at["test_gammas"]))))
+    if not spec.has_gamma:
+        check(f"{name}: fixed effect: no γ, one pair per crop",
+              np.all(np.isnan(gamma)) and np.array_equal(np.sort(src), np.arange(n)))
+    else:
+        law = spec.law
+        lo, hi = at["gamma_range"]
+        inside = (gamma[tr] >= lo) & (gamma[tr] <= hi)
+        if law == "integer":
+            inside &= gamma[tr] == np.round(gamma[tr])
+        if law == "discrete":
+            inside = np.isin(gamma[tr], np.asarray(law.values))
+        check(f"{name}: training γ inside [{lo:g}, {hi:g}] ({at['law']})", np.all(inside))
+        check(f"{name}: test and single γ are the paper's test values",
+              np.all(np.isin(gamma[~tr], np.asarray(at["test_gammas"]))))
     check(f"{name}: effective γ consistent",
-          np.array_equal(geff, [spec.effective_gamma(v) for v in gamma]))
+          np.array_equal(geff, effective_gammas(name, gamma), equal_nan=True))
+    fixed = {k: v for k, v in at["fixed"].items() if k != AUX.get(name)}
+    aux = _aux_overrides(name, at, aux_paths, notes)
+    if aux is None:
+        return
     picks = rng.choice(m, size=min(samples, m), replace=False) if m else []
     bad = []
-    for k in sorted(int(p) for p in picks):
+    for k in sorted(int(q) for q in picks):
+        crop = px[src[k]][:p, :p]
+        gk = None if np.isnan(gamma[k]) else float(gamma[k])
+        sk = None if seeds is None else int(seeds[k])
         try:
-            redo = operators.to_uint8(operators.apply(name, px[src[k]], gamma[k], **at["fixed"]))
+            x, y = operators.pair(name, crop, gk, seed=sk, **fixed, **aux)
         except ValueError as exc:  # a γ outside the law (already reported above)
             bad.append(f"pair {k}: {exc}")
             continue
-        diff = np.abs(redo.astype(int) - out[k].astype(int))
-        if diff.max() > 0:
-            bad.append(f"pair {k}: {np.mean(diff > 0):.3%} pixels differ, max {diff.max()}")
+        want = {tgt: y} if inp is None else {inp: x, tgt: y}
+        for key, value in want.items():
+            diff = np.abs(operators.to_uint8(value).astype(int) - g[key][k].astype(int))
+            if diff.max() > 0:
+                bad.append(f"pair {k} {key}: {np.mean(diff > 0):.3%} pixels differ, "
+                           f"max {diff.max()}")
     check(f"{name}: {len(picks)} random pairs recomputed identically", not bad,
           "; ".join(bad) + (f" (file made by {file_code}, this is {code_version()})"
                             if bad and file_code != code_version() else ""))
 
 
 def contact_sheet(path, out, *, ops=None, index: int = 0) -> Path:
-    """A PNG: one test source crop and its outputs at the five test γ, one row per operator."""
+    """A PNG: one test source crop and its pairs at the test γ, one row per operator.
+
+    A filter's row shows the source crop, then its outputs; a degradation's row the clean target,
+    then the degraded inputs; single-channel (Y, gray) images are drawn in gray.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -247,21 +335,34 @@ def contact_sheet(path, out, *, ops=None, index: int = 0) -> Path:
         rows = []
         for name in names:
             g = f["ops"][name]
+            inp, tgt = pair_datasets(f, name)
             sel = np.flatnonzero(g["source"][:] == src)
             order = sel[np.argsort(g["gamma"][sel])]
-            rows.append((name, g.attrs["gamma_name"],
-                         [(float(g["gamma"][k]), g["output"][k]) for k in order]))
+            gname = g.attrs["gamma_name"] or "fixed"
+            if inp is None:
+                first, shown = ("input", source), tgt
+            else:
+                first, shown = ("target (clean)", g[tgt][int(order[0])]), inp
+            cells = [(f"{gname}={float(g['gamma'][k]):.4g}" if not np.isnan(g["gamma"][k])
+                      else "output", g[shown][k]) for k in order]
+            rows.append((name, first, cells))
         image_file = f["images/file"][f["sources/image"][src]].decode()
     ncol = 1 + max(len(r[2]) for r in rows)
     fig, axes = plt.subplots(len(rows), ncol, figsize=(2.2 * ncol, 2.35 * len(rows)),
                              squeeze=False)
-    for r, (name, gname, outs) in enumerate(rows):
-        axes[r, 0].imshow(source)
-        axes[r, 0].set_title("input", fontsize=9)
+
+    def draw(ax, img, title):
+        if img.ndim == 2:
+            ax.imshow(img, cmap="gray", vmin=0, vmax=255)
+        else:
+            ax.imshow(img)
+        ax.set_title(title, fontsize=9)
+
+    for r, (name, (title, first), cells) in enumerate(rows):
+        draw(axes[r, 0], first, title)
         axes[r, 0].set_ylabel(name, fontsize=11)
-        for c, (gval, img) in enumerate(outs, start=1):
-            axes[r, c].imshow(img)
-            axes[r, c].set_title(f"{gname}={gval:.4g}", fontsize=9)
+        for c, (label, img) in enumerate(cells, start=1):
+            draw(axes[r, c], img, label)
         for ax in axes[r]:
             ax.set_xticks([])
             ax.set_yticks([])

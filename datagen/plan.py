@@ -5,6 +5,7 @@ process, a pool, a Dask cluster) and every resumed build fills the same slots wi
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -36,6 +37,13 @@ class Options:
     max_crops: int = 40
     scales: tuple[float, ...] = (1.0,)
     single: bool = True  # training crops also at the test γ (one-network-per-γ baseline)
+    #: names (relative, as :meth:`image_names` gives them) of the held-out test images; empty:
+    #: ``test_fraction`` of the images, chosen with ``seed``
+    test_images: tuple[str, ...] = ()
+    #: auxiliary images (paths on this machine, or None for the operators' defaults): the style
+    #: exemplar and the pencil texture. Only their name and hash are stored and hashed.
+    exemplar: str | None = None
+    texture: str | None = None
 
     def __post_init__(self):
         for name in self.ops:
@@ -52,6 +60,10 @@ class Options:
             raise ValueError(f"--scales must be in (0, 1], got {self.scales}")
         if not self.images:
             raise ValueError("no images given")
+        for key in ("exemplar", "texture"):
+            path = getattr(self, key)
+            if path is not None and not os.path.isfile(path):
+                raise ValueError(f"--{key} {display(path)}: no such file")
 
     def to_json(self) -> str:
         """The options as given (image paths as on this machine)."""
@@ -76,10 +88,63 @@ class Options:
         d["images"] = list(self.image_names())
         d["scales"] = list(self.scales)
         d["ops"] = list(self.ops)
+        d["test_images"] = list(self.test_images)
+        # auxiliary images by name and hash, never a machine path (nor the pixels)
+        d["exemplar"] = aux_record("style", self.exemplar) if "style" in self.ops else None
+        d["texture"] = aux_record("pencil", self.texture) if "pencil" in self.ops else None
         return d
 
     def portable_json(self) -> str:
         return json.dumps(self.portable(), sort_keys=True)
+
+    def overrides(self, name: str) -> dict:
+        """Keyword arguments given to operator ``name`` beyond its registry defaults (the
+        auxiliary images' paths)."""
+        if name == "style" and self.exemplar is not None:
+            return {"exemplar": self.exemplar}
+        if name == "pencil" and self.texture is not None:
+            return {"texture": self.texture}
+        return {}
+
+    def fixed_record(self, name: str) -> dict:
+        """The fixed parameters of operator ``name`` as stored in the file (JSON-able): the
+        registry's, with auxiliary images replaced by their name and hash (never the pixels or a
+        path), so that a file says which exemplar or texture made it."""
+        fixed = dict(operators.get(name).fixed)
+        if name == "style":
+            fixed["exemplar"] = aux_record("style", self.exemplar)
+        if name == "pencil":
+            fixed["texture"] = aux_record("pencil", self.texture)
+        return fixed
+
+
+#: Which fixed parameter of which operator is an auxiliary image.
+AUX = {"style": "exemplar", "pencil": "texture"}
+
+
+@functools.lru_cache(maxsize=16)
+def _aux_record(name: str, path: str | None, _stamp) -> dict:
+    if name == "style":
+        from operators.style import exemplar_info
+
+        info = exemplar_info(path)
+        return {"name": info["name"], "sha256": info["sha256"], "shape": list(info["shape"])}
+    from operators.pencil import texture_id
+
+    label, _, digest = texture_id(path).rpartition(":")
+    return {"name": label, "sha256": digest}
+
+
+def aux_record(name: str, path: str | None) -> dict:
+    """``{"name", "sha256"[, "shape"]}`` of the style exemplar (``name="style"``) or the pencil
+    texture (``"pencil"``) at ``path`` (None: the operator's default), as
+    :func:`operators.style.exemplar_info` / :func:`operators.pencil.texture_id` identify it (the
+    texture's hash is a 16-hex-digit prefix)."""
+    stamp = None
+    if path is not None:
+        st = os.stat(path)
+        stamp = (st.st_mtime_ns, st.st_size)
+    return _aux_record(name, None if path is None else os.path.abspath(path), stamp)
 
 
 @dataclass
@@ -91,11 +156,42 @@ class OpPlan:
     gamma: np.ndarray  # (M,) float64: sampled γ
     split: np.ndarray  # (M,) uint8: TRAIN / TEST / SINGLE
     tasks: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (crop, slots)
+    seeds: np.ndarray | None = None  # (M,) int64 seed of each pair (random degradations)
+    size: int = 0  # side of the stored pair (the crop size; smaller for sr, see pair_size)
 
     @property
     def gamma_effective(self) -> np.ndarray:
-        spec = operators.get(self.name)
-        return np.array([spec.effective_gamma(g) for g in self.gamma], dtype=np.float64)
+        return effective_gammas(self.name, self.gamma)
+
+
+def effective_gammas(name: str, gamma: np.ndarray) -> np.ndarray:
+    """The γ each pair's operator used (WMF: integer radius); NaN for fixed-effect operators."""
+    spec = operators.get(name)
+    return np.array([math.nan if math.isnan(g) else spec.effective_gamma(g) for g in gamma],
+                    dtype=np.float64)
+
+
+@functools.lru_cache(maxsize=64)
+def pair_size(name: str, size: int) -> int:
+    """Side of operator ``name``'s stored pairs made from ``size`` x ``size`` crops.
+
+    ``size`` for every operator whose pair keeps the image size. ``sr`` crops its target to a
+    multiple of the scale's modulus (SRCNN's ``modcrop``: 2, 6, 4 for s = 2, 3, 4), so its pairs
+    are made from the top-left ``size - size mod 12`` block of each crop, where every scale keeps
+    the whole block: all three scales of a crop then share one size (120 for 128).
+    """
+    spec = operators.get(name)
+    if spec.kind != "degradation":
+        return size
+    gammas = sorted(set(spec.test_gammas) | set(getattr(spec.law, "values", ())))
+    side = size
+    while side >= 1:
+        probe = np.zeros((side, side, 3), np.uint8)
+        shapes = {operators.pair(name, probe, g, seed=0)[1].shape[:2] for g in gammas}
+        if shapes == {(side, side)}:
+            return side
+        side = min(min(sh) for sh in shapes)
+    raise ValueError(f"{name}: no pair can be made from {size}x{size} crops")
 
 
 @dataclass
@@ -123,6 +219,8 @@ class Plan:
         h.update(self.pixels.tobytes())
         for name in self.options.ops:
             h.update(self.ops[name].gamma.tobytes())
+            if self.ops[name].seeds is not None:
+                h.update(self.ops[name].seeds.tobytes())
         return h.hexdigest()
 
 
@@ -131,13 +229,25 @@ def op_rng(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(name.encode())])
 
 
+def seed_rng(seed: int, name: str) -> np.random.Generator:
+    """The stream of per-pair seeds of a random degradation (apart from its γ stream, so adding
+    seeds changed no γ)."""
+    return np.random.default_rng([seed, zlib.crc32(name.encode()), 0x5EED5])
+
+
 def draw_gammas(name: str, rng: np.random.Generator, n: int) -> np.ndarray:
     """n training γ for one crop from the operator's law.
 
-    Integer laws (LLF) cycle through a random permutation of all values, so 7 draws give each of
-    2..8 once, as the authors' script did; continuous laws draw independently.
+    Integer laws (LLF, JPEG quality) cycle through a random permutation of all values, so 7
+    draws give each of LLF's 2..8 once, as the authors' script did; continuous laws draw
+    independently. A discrete law (the SR scales) gives every value once, whatever ``n`` (the
+    protocol of SRCNN and the paper: every scale of every crop); fixed-effect operators none.
     """
     spec = operators.get(name)
+    if not spec.has_gamma:
+        return np.empty(0)
+    if spec.law == "discrete":
+        return np.asarray(spec.law.values, dtype=np.float64)
     if spec.law == "integer":
         lo, hi = (int(v) for v in spec.gamma_range)
         values = np.arange(lo, hi + 1, dtype=np.float64)
@@ -179,13 +289,16 @@ def make_plan(options: Options) -> Plan:
 
     used = sorted({c.image for c in crops})
     image_split = np.full(len(options.images), TRAIN, np.uint8)
-    n_test = round(options.test_fraction * len(used))
-    if options.test_fraction > 0 and len(used) >= 2:
-        n_test = min(max(1, n_test), len(used) - 1)
+    if options.test_images:
+        image_split[_named_test_images(options, used)] = TEST
     else:
-        n_test = 0
-    perm = np.random.default_rng([options.seed, 0x5EED]).permutation(used)
-    image_split[perm[:n_test]] = TEST
+        n_test = round(options.test_fraction * len(used))
+        if options.test_fraction > 0 and len(used) >= 2:
+            n_test = min(max(1, n_test), len(used) - 1)
+        else:
+            n_test = 0
+        perm = np.random.default_rng([options.seed, 0x5EED]).permutation(used)
+        image_split[perm[:n_test]] = TEST
 
     plan = Plan(options, crops, np.stack(pixels), image_split, skipped, {})
     split = plan.crop_split
@@ -194,7 +307,9 @@ def make_plan(options: Options) -> Plan:
         tests = np.asarray(spec.test_gammas, dtype=np.float64)
         source, gamma, pair_split, tasks = [], [], [], []
         for k, s in enumerate(split):
-            if s == TRAIN:
+            if not spec.has_gamma:  # fixed effect: one pair per crop (the paper's protocol)
+                g, sp = np.array([math.nan]), [int(s)]
+            elif s == TRAIN:
                 g = draw_gammas(name, rng, options.per_image)
                 sp = [TRAIN] * len(g)
                 if options.single:
@@ -206,6 +321,28 @@ def make_plan(options: Options) -> Plan:
             source += [k] * len(g)
             gamma += list(g)
             pair_split += sp
-        plan.ops[name] = OpPlan(name, np.asarray(source, np.int32), np.asarray(gamma),
-                                np.asarray(pair_split, np.uint8), tasks)
+        seeds = None
+        if spec.random:  # one seed per pair, from the plan: the same whatever runs the pair
+            seeds = seed_rng(options.seed, name).integers(0, 2**63 - 1, len(gamma), np.int64)
+        plan.ops[name] = OpPlan(name, np.asarray(source, np.int32),
+                                np.asarray(gamma, dtype=np.float64),
+                                np.asarray(pair_split, np.uint8), tasks, seeds,
+                                pair_size(name, options.size))
     return plan
+
+
+def _named_test_images(options: Options, used: list[int]) -> list[int]:
+    """Indices of ``options.test_images`` (matched by relative name or by file name)."""
+    names = options.image_names()
+    index = []
+    for want in options.test_images:
+        hits = [i for i, n in enumerate(names) if n == want or n.rsplit("/", 1)[-1] == want]
+        if len(hits) != 1:
+            what = "ambiguous" if hits else "not among the images"
+            raise ValueError(f"test image {want!r} is {what}; the images are {', '.join(names)}")
+        if hits[0] not in used:
+            raise ValueError(f"test image {want!r} gave no crop (it was skipped or is flat)")
+        index += hits
+    if set(used) <= set(index):
+        raise ValueError("every usable image is a test image: keep at least one for training")
+    return index

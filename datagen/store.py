@@ -12,17 +12,29 @@
     /sources/box    (N,4)     int32    y, x, height, width of the crop in the scaled image
     /sources/scale  (N,)      float32  the image was resized by this factor before cropping
     /sources/split  (N,)      uint8
-    /ops/<name>/              attrs: operator, title, paper, gamma_name, gamma_meaning, law,
-                                     gamma_range, test_gammas, fixed (JSON), effective_note
-    /ops/<name>/output          (M,S,S,3) uint8   operator output, MATLAB rounding
-    /ops/<name>/gamma           (M,)      float64 sampled γ
+    /ops/<name>/              attrs: operator, title, paper, kind, channels, gamma_name,
+                                     gamma_meaning, law, law_description, gamma_range,
+                                     test_gammas, fixed (JSON; auxiliary images by name and
+                                     hash), effective_note, pair_input, pair_target, pair_size,
+                                     pair_region, pair_layout, pair_rule, seed, seeds
+    /ops/<name>/gamma           (M,)      float64 sampled γ (NaN: a fixed-effect operator)
     /ops/<name>/gamma_effective (M,)      float64 the γ the operator used (WMF: integer radius)
     /ops/<name>/source          (M,)      int32   index into /sources
     /ops/<name>/split           (M,)      uint8   0 train, 1 test, 2 single (train crops at test γ)
+    /ops/<name>/seed            (M,)      int64   random degradations only: each pair's seed
+  a filter (kind "filter", pair = (source crop, f(crop))):
+    /ops/<name>/output          (M,S,S,3) uint8   operator output, MATLAB rounding
+  a degradation (kind "degradation", pair = (d(crop), clean)), P = pair_size (S but for sr):
+    /ops/<name>/input           (M,P,P[,3]) uint8 the degraded image (operators.apply's output)
+    /ops/<name>/target          (M,P,P[,3]) uint8 the clean image in the operator's channels
+                                (no channel axis for channels "y" and "gray")
 
 Image datasets are chunked one sample per chunk and gzip-compressed. Format version 2 adds HDF5's
 Fletcher-32 checksum filter to every dataset (``verify`` reads every chunk, so a flipped byte is
 found) and stores image names relative to their folder (the digest is the same on every machine).
+Format version 3 adds every registered operator: the ``kind``/``channels``/``pair_*``
+attributes, degradations' ``input``/``target``, fixed-effect operators (NaN γ) and per-pair
+seeds. A file without ``kind`` attributes (versions 1, 2) holds filters only and reads as before.
 """
 from __future__ import annotations
 
@@ -33,7 +45,7 @@ import h5py
 import numpy as np
 
 FORMAT = "decouple-ops dataset"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: Pair splits: continuous-γ training pairs, test pairs at the paper's test γ (on held-out source
 #: images), and training crops at the test γ for the one-network-per-γ ("single") baseline.
 SPLITS = {"train": 0, "test": 1, "single": 2}
@@ -104,12 +116,37 @@ def attributes_digest(f: h5py.File) -> str:
 
 
 def op_names(f: h5py.File) -> list[str]:
-    """The operators in a file, in the paper's order (HDF5 lists groups alphabetically)."""
+    """The operators in a file, in the registry's order (HDF5 lists groups alphabetically)."""
     import operators
 
     names = list(f["ops"].keys()) if "ops" in f else []
-    order = {n: i for i, n in enumerate(operators.NAMES)}
+    order = {n: i for i, n in enumerate(operators.ALL)}
     return sorted(names, key=lambda n: (order.get(n, len(order)), n))
+
+
+def store_keys(kind: str) -> tuple[str, ...]:
+    """The image datasets of an operator group: ``output`` (filter) or ``input``, ``target``."""
+    return ("output",) if kind == "filter" else ("input", "target")
+
+
+def pair_shape(spec, size: int) -> tuple[int, ...]:
+    """The shape of one stored image of operator ``spec``'s pairs of side ``size``: (S, S, 3),
+    or (S, S) for the single-channel (y/gray) degradations."""
+    if spec.kind == "degradation" and spec.channels in ("y", "gray"):
+        return (size, size)
+    return (size, size, 3)
+
+
+def op_kind(f: h5py.File, name: str) -> str:
+    """``"filter"`` or ``"degradation"`` (files before format 3 hold filters only)."""
+    kind = f["ops"][name].attrs.get("kind", "filter")
+    return kind.decode() if isinstance(kind, bytes) else str(kind)
+
+
+def pair_datasets(f: h5py.File, name: str) -> tuple[str | None, str]:
+    """Where the pairs of operator ``name`` are: (input dataset, target dataset) inside
+    ``/ops/<name>``; input None means ``/sources/pixels[source]`` (a filter)."""
+    return (None, "output") if op_kind(f, name) == "filter" else ("input", "target")
 
 
 def op_attrs(f: h5py.File, name: str) -> dict:
@@ -126,8 +163,10 @@ def summary(f: h5py.File) -> list[dict]:
         split, gamma = g["split"][:], g["gamma"][:]
         for sname, code in SPLITS.items():
             sel = split == code
+            known = sel & ~np.isnan(gamma)
             rows.append({"operator": name, "split": sname, "pairs": int(sel.sum()),
-                         "gamma_min": float(gamma[sel].min()) if sel.any() else np.nan,
-                         "gamma_max": float(gamma[sel].max()) if sel.any() else np.nan,
-                         "law": g.attrs["law"]})
+                         "gamma_min": float(gamma[known].min()) if known.any() else np.nan,
+                         "gamma_max": float(gamma[known].max()) if known.any() else np.nan,
+                         "law": g.attrs["law"], "kind": op_kind(f, name),
+                         "channels": g.attrs.get("channels", "rgb")})
     return rows

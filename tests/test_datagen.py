@@ -226,7 +226,7 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["build", "--ops", "l0,foo"])
-    assert "unknown operator 'foo'" in capsys.readouterr().err
+    assert "unknown operator or group 'foo'" in capsys.readouterr().err
     assert main(["info", str(tmp_path / "missing.h5")]) == 2
     (tmp_path / "junk.h5").write_bytes(b"junk")
     assert main(["verify", str(tmp_path / "junk.h5")]) == 2

@@ -379,7 +379,7 @@ def test_every_dataset_is_checksummed(reference):
         kinds = []
         f.visititems(lambda n, o: kinds.append((n, o.fletcher32)) if hasattr(o, "dtype") else None)
         assert len(kinds) == 7 + 5 * len(f["ops"]) and all(fl for _, fl in kinds), kinds
-        assert f.attrs["format_version"] == 2
+        assert f.attrs["format_version"] == 3
 
 
 def test_verify_finds_a_flipped_byte_in_any_chunk(reference, tmp_path, capsys):
