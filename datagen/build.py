@@ -358,7 +358,9 @@ def _build_locked(plan: Plan, out: Path, *, workers, scheduler, resume, force, p
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=total, unit="pair", desc="build", dynamic_ncols=True, file=sys.stderr)
+            # disable=None: bars only on a terminal, never kilobytes of them in a log file
+            bar = tqdm(total=total, unit="pair", desc="build", dynamic_ncols=True, file=sys.stderr,
+                       disable=None)
         try:
             _run(plan, journal, executor, todo, workers, scheduler, bar)
         except KeyboardInterrupt:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import operators
 
+from . import code_version
 from .build import BuildError
 from .sources import DEFAULT_TEST_FILES
 
@@ -54,16 +55,30 @@ def _scales(value: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"--scales wants numbers like 1,0.5, got {value!r}") from None
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows "(default: X)" only where a default means something: not on required or positional
+    arguments, flags, or options whose absence their help describes (default None). Shared by
+    every command line of the project."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("%(default)" in text or action.default in (None, False, argparse.SUPPRESS)
+                or action.required or not action.option_strings):
+            return text
+        return text + " (default: %(default)s)"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m datagen", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Make HDF5 training/test pairs of the paper's parameterized operators "
                     "(Fan et al., ECCV 2018 / TPAMI 2019) at γ sampled as the paper did.",
         epilog=EPILOG)
+    p.add_argument("--version", action="version", version=f"decouple-ops datagen {code_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     b = sub.add_parser("build", help="compute the pairs and write one HDF5 file",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       formatter_class=HelpFormatter,
                        description="Crop the images, split them into train/test by source image, "
                                    "draw γ from each operator's law (training) or use the paper's "
                                    "test γ (test), make every pair with operators.pair in "
@@ -116,7 +131,7 @@ def parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("verify", help="read every chunk (checksums), integrity checks, and "
                                       "recompute a random sample of pairs",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       formatter_class=HelpFormatter,
                        description="Exit status 0: all checks passed; 1: some failed (damaged "
                                    "datasets are named); 2: not a dataset.")
     v.add_argument("file", type=Path)
@@ -130,7 +145,7 @@ def parser() -> argparse.ArgumentParser:
                    help="the pencil texture the file was built with, if not the default")
 
     s = sub.add_parser("show", help="contact sheet: one source across the test γ values",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     s.add_argument("file", type=Path)
     s.add_argument("--op", type=_ops, default=None,
                    help="operators or groups to draw (comma list); default: all in the file")

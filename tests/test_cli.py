@@ -1,0 +1,32 @@
+"""Command lines behave alike: --version, and help that shows only meaningful defaults."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from datagen import code_version
+from datagen.cli import main as datagen_main
+
+
+def test_datagen_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        datagen_main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"decouple-ops datagen {code_version()}"
+
+
+@pytest.mark.parametrize("command", ["build", "info", "verify", "show"])
+def test_datagen_help_has_no_meaningless_defaults(command, capsys):
+    with pytest.raises(SystemExit):
+        datagen_main([command, "--help"])
+    text = capsys.readouterr().out
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert "usage:" in text
+
+
+def test_datagen_version_in_a_fresh_process():
+    out = subprocess.run([sys.executable, "-m", "datagen", "--version"], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.startswith("decouple-ops datagen ")
