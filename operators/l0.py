@@ -1,18 +1,26 @@
 """L0 gradient smoothing (Xu, Lu, Xu & Jia 2011), as the authors' ``L0Smoothing.m`` computes it."""
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
 import scipy.fft as sfft
 
+from ._memory import check_memory, tune_malloc
 from ._validate import as_float_image, as_positive, restore_shape
 
 __all__ = ["l0_smooth"]
 
 #: β stops growing once it reaches this value (``betamax`` of the reference).
 BETA_MAX = 1e5
-
+#: Refuse (λ, κ) whose β continuation would run more iterations than this (κ too close to 1):
+#: 10 000 iterations are already about 4 minutes at 1 MP.
+MAX_ITERATIONS = 10_000
+#: Peak memory per pixel and channel (bytes): input, S, div (float64), N1, F (complex128 on the
+#: rfft grid), the FFT's work buffers and the output; measured 177 MB per RGB megapixel
+#: (``ru_maxrss`` slope between 1 and 2 MP).
+BYTES_PER_PIXEL_CHANNEL = 60
 
 
 @lru_cache(maxsize=8)
@@ -26,8 +34,22 @@ def _denominator(h: int, w: int) -> np.ndarray:
 
 
 def n_iterations(lam: float, kappa: float = 2.0) -> int:
-    """How many iterations the β continuation runs: β = 2λ·κ^k while β < 1e5."""
-    n, beta = 0, 2.0 * lam
+    """How many iterations the β continuation runs: β = 2λ·κ^k while β < 1e5.
+
+    Raises ``ValueError`` when that is more than :data:`MAX_ITERATIONS` (κ too close to 1, or
+    an extremely small λ), without running the loop.
+    """
+    beta = 2.0 * lam
+    if beta < BETA_MAX:
+        span = math.log(BETA_MAX) - math.log(beta)  # log(1e5 / 2λ) without overflow
+        estimate = span / math.log(kappa) if kappa > 1.0 else math.inf
+        if not estimate <= MAX_ITERATIONS - 1:
+            lo = math.exp(span / (MAX_ITERATIONS - 1))
+            raise ValueError(
+                f"l0: lambda={lam:g}, kappa={kappa!r} would run about {estimate:.3g} iterations "
+                f"(beta grows from 2*lambda to {BETA_MAX:g} by a factor kappa each); at most "
+                f"{MAX_ITERATIONS} are allowed: use kappa >= {lo:.6g} for this lambda")
+    n = 0
     while beta < BETA_MAX:
         beta *= kappa
         n += 1
@@ -64,8 +86,11 @@ def l0_smooth(image, lam: float = 0.02, *, kappa: float = 2.0) -> np.ndarray:
     -----
     Each iteration costs one real forward and one real inverse 2-D FFT per channel plus two fused
     linear passes (Numba), i.e. O(HW log(HW)); there are ceil(log_κ(1e5 / 2λ)) iterations (22 at
-    λ = 0.02, κ = 2; 25 at λ = 0.002; 18 at λ = 0.2), so κ close to 1 or a tiny λ is slow; with
-    2λ >= 1e5 no iteration runs and the input is returned. The image is treated as periodic, as
+    λ = 0.02, κ = 2; 25 at λ = 0.002; 18 at λ = 0.2), so κ close to 1 or a tiny λ is slow; more
+    than 10 000 iterations (e.g. κ < 1.0015 at λ = 0.02) are refused with a ``ValueError``; with
+    2λ >= 1e5 no iteration runs and the input is returned. Memory: about 60 bytes per pixel and
+    channel at the peak (~0.18 GB per RGB megapixel); an image that cannot fit in the available
+    memory is refused with a ``MemoryError`` before any work. The image is treated as periodic, as
     in the reference code: circular differences, no padding (padding to FFT-friendly sizes would
     change the result at the borders), and the input's spectrum is the data term at every
     iteration.
@@ -102,6 +127,11 @@ def l0_smooth(image, lam: float = 0.02, *, kappa: float = 2.0) -> np.ndarray:
     lam = as_positive(lam, name="l0 lambda")
     kappa = as_positive(kappa, name="l0 kappa", minimum=1.0,
                         why=" (the beta loop would never end)")
+    n_iterations(lam, kappa)  # refuses a continuation longer than MAX_ITERATIONS
+    h, w, c = img.shape
+    check_memory("l0", img.shape, BYTES_PER_PIXEL_CHANNEL * h * w * c,
+                 f"{BYTES_PER_PIXEL_CHANNEL * 3:.0f} MB per RGB megapixel")
+    tune_malloc()
 
     out = _l0_core(img, lam, kappa)
     return restore_shape(out, was_2d)

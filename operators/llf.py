@@ -7,9 +7,18 @@ from functools import lru_cache
 import numpy as np
 
 from ._color import RGB2GRAY
+from ._memory import check_memory, tune_malloc
 from ._validate import MATLAB_EPS, as_count, as_float_image, as_gamma, as_positive, restore_shape
 
 __all__ = ["local_laplacian", "pyramid_depth", "RGB2GRAY"]
+
+#: Refuse more reference intensities than this (time and memory grow linearly with N; the
+#: reference uses 10).
+MAX_SAMPLES = 1024
+#: Peak memory, bytes per pixel: ~8·(N/4 + 1) for the remapped pyramids plus ~100 for the image
+#: copies, the gray image, the input pyramid and the output (RGB); measured 110 MB per RGB
+#: megapixel at N = 10 (``ru_maxrss`` slope between 1 and 2 MP).
+BYTES_PER_PIXEL_BASE = 100
 
 
 def pyramid_depth(h: int, w: int) -> int:
@@ -47,7 +56,7 @@ def local_laplacian(image, fact: float = 5.0, *, sigma: float = 0.1,
     sigma : float, default 0.1
         Width σ > 0 of the intensity range treated as detail (in [0, 1] units).
     n_samples : int, default 10
-        Number N >= 2 of reference intensities linspace(0, 1, N).
+        Number N of reference intensities linspace(0, 1, N), 2 to 1024.
 
     Returns
     -------
@@ -100,6 +109,17 @@ def local_laplacian(image, fact: float = 5.0, *, sigma: float = 0.1,
     fact = as_gamma(fact, name="llf fact")
     sigma = as_positive(sigma, name="llf sigma")
     n_samples = as_count(n_samples, name="llf n_samples", minimum=2)
+    if not 2.0 * sigma * sigma > 0.0 or not math.isfinite(1.0 / (2.0 * sigma * sigma)):
+        raise ValueError(f"llf: sigma={sigma:g} is too small (1 / (2 sigma^2) overflows); "
+                         "use sigma >= 1e-150")
+    if n_samples > MAX_SAMPLES:
+        raise ValueError(f"llf: n_samples={n_samples} is too many; at most {MAX_SAMPLES} are "
+                         "allowed (the reference uses 10)")
+    h, w = img.shape[:2]
+    per_px = BYTES_PER_PIXEL_BASE + 2.0 * n_samples + 8.0
+    check_memory("llf", img.shape, per_px * h * w,
+                 f"about {per_px:.0f} MB per megapixel at n_samples={n_samples}")
+    tune_malloc()
 
     if img.shape[2] == 3:
         colour = np.ascontiguousarray(img)

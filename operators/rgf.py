@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from ._rgf_kernels import bilateral_grid_pass
+from ._memory import check_memory, tune_malloc
 from ._validate import as_count, as_float_image, as_positive, restore_shape
 
 __all__ = ["rolling_guidance"]
@@ -17,6 +18,11 @@ _GRID_ROWS_PER_TASK = 32
 _MAX_BLOCKS = 8
 #: Refuse parameters whose per-task grid buffers (10 grid rows of float64) would exceed this.
 _MAX_TASK_BYTES = 1 << 30
+#: Refuse more guide updates than this (each is ~0.03 s at 1 MP; the reference runs 4).
+MAX_ITERATIONS = 1000
+#: Peak memory per pixel and channel (bytes): input, guide and result planes (float64) plus the
+#: channel-last copies of the input and the output; measured 157 MB per RGB megapixel.
+BYTES_PER_PIXEL_CHANNEL = 56
 
 
 def rolling_guidance(image, sigma_s: float = 3.0, *, sigma_r: float = 0.05,
@@ -41,7 +47,7 @@ def rolling_guidance(image, sigma_s: float = 3.0, *, sigma_r: float = 0.05,
         Range scale σr > 0 in intensity units of [0, 1] data; also the grid's depth cell. The
         authors' training data uses 0.05.
     iterations : int, default 4
-        Number of guide updates, >= 1 (4 in the training data).
+        Number of guide updates, 1 to 1000 (4 in the training data).
 
     Returns
     -------
@@ -101,6 +107,9 @@ def rolling_guidance(image, sigma_s: float = 3.0, *, sigma_r: float = 0.05,
     sigma_s = as_positive(sigma_s, name="rgf sigma_s")
     sigma_r = as_positive(sigma_r, name="rgf sigma_r")
     iterations = as_count(iterations, name="rgf iterations", minimum=1)
+    if iterations > MAX_ITERATIONS:
+        raise ValueError(f"rgf: iterations={iterations} is too many; at most {MAX_ITERATIONS} "
+                         "are allowed (the reference runs 4)")
 
     h, w = img.shape[:2]
     # the guide spans at most [0, 1]: that bounds the grid depth of every pass
@@ -108,9 +117,12 @@ def rolling_guidance(image, sigma_s: float = 3.0, *, sigma_r: float = 0.05,
     if 10 * row_bytes > _MAX_TASK_BYTES:
         raise ValueError(
             f"sigma_s={sigma_s:g}, sigma_r={sigma_r:g} need a bilateral grid of "
-            f"{10 * row_bytes / 2**30:.1f} GiB per thread for a {w}-pixel-wide image; "
+            f"{10 * row_bytes / 2**30:.3g} GiB per thread for a {w}-pixel-wide image; "
             "use larger sigmas"
         )
+    check_memory("rgf", img.shape, BYTES_PER_PIXEL_CHANNEL * h * w * img.shape[2],
+                 f"about {BYTES_PER_PIXEL_CHANNEL * 3:.0f} MB per RGB megapixel")
+    tune_malloc()
     data = np.ascontiguousarray(img.transpose(2, 0, 1))  # C x H x W, one plane per task
     grid_rows = math.floor((h - 1) / sigma_s) + 1
     blocks = max(1, min(_MAX_BLOCKS, grid_rows // _GRID_ROWS_PER_TASK))

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from ._memory import check_memory, tune_malloc
 from ._validate import as_count, as_float_image, as_positive, restore_shape
 
 __all__ = ["rtv_smooth", "gaussian_taps", "SOLVERS"]
@@ -24,6 +25,19 @@ SIGMA_MIN = 0.5
 
 _EPS = np.finfo(np.float64).eps
 
+#: Largest accepted 8·(λ/2)/(ε·sharpness), a bound on the condition number (minus 1) of the system (every
+#: weight is at most 1/(TEXTURE_EPS·sharpness)): beyond ~1e16 the 1 of the diagonal is lost in
+#: rounding and MIC(0) meets non-positive pivots; at 1e12 the system is still well resolved.
+MAX_CONDITION = 1e12
+#: Refuse more re-weighting passes than this (each is ~0.4 s at 1 MP; the reference runs 4).
+MAX_PASSES = 1000
+#: Refuse σ above this (pixels): the filter would have over a million taps.
+MAX_SIGMA = 1e5
+#: Peak memory per pixel (bytes) of an RGB call: about 15 float64 values per pixel and channel
+#: (image, estimate, Gaussian work arrays, the PCG vectors) plus the 3 system vectors; measured
+#: 372 MB per RGB megapixel (``ru_maxrss`` slope between 1 and 2 MP).
+BYTES_PER_PIXEL_RGB = 400
+
 
 def gaussian_taps(sigma: float) -> np.ndarray:
     """MATLAB ``fspecial('gaussian', [1, k], sigma)`` with k = ``bitor(round(5σ), 1)``.
@@ -32,6 +46,8 @@ def gaussian_taps(sigma: float) -> np.ndarray:
     normalised to sum 1. σ = 3, 1.5, 0.75, 0.5 give 15, 9, 5 and 3 taps.
     """
     k = int(math.floor(5.0 * sigma + 0.5)) | 1
+    if k == 1:  # one tap (σ < 0.1): exactly [1.0], also where 2σ² underflows to 0
+        return np.ones(1)
     x = np.arange(k, dtype=np.float64) - (k - 1) / 2.0
     g = np.exp(-(x * x) / (2.0 * sigma * sigma))
     g[g < _EPS * g.max()] = 0.0
@@ -66,7 +82,7 @@ def rtv_smooth(image, lam: float = 0.01, *, sigma: float = 3.0, sharpness: float
         Floor ε_s > 0 of the gradient magnitude in the edge-aware weight; smaller values give
         sharper edges.
     max_iter : int, default 4
-        Number of re-weighting passes (≥ 0; 0 returns the input).
+        Number of re-weighting passes (0 to 1000; 0 returns the input).
     solver : {"pcg", "direct"}, default "pcg"
         ``"pcg"``: the reference's branch, conjugate gradients from x = 0 preconditioned by the
         modified incomplete Cholesky factor MIC(0) of the matrix in column-major pixel order,
@@ -84,7 +100,11 @@ def rtv_smooth(image, lam: float = 0.01, *, sigma: float = 3.0, sharpness: float
     Cost per pass: O(HW·k) for the Gaussian (k taps) and the weights, O(HW) for the MIC(0)
     factorisation, and per channel O(HW) per CG iteration (two sequential triangular sweeps and
     one 5-point product). CG takes 1–15 iterations per channel and pass, more at large λ. The
-    colour channels are solved in lock-step, each with its own stopping test.
+    colour channels are solved in lock-step, each with its own stopping test. Memory: about
+    400 bytes per pixel of an RGB image at the peak (~0.4 GB per megapixel); an image that
+    cannot fit in the available memory is refused with a ``MemoryError`` before any work. λ so
+    large that the system is numerically singular (1 + 4λ/(0.001·sharpness) > 1e12, i.e.
+    λ > 5e6 at the default sharpness), σ > 1e5 and more than 1000 passes raise ``ValueError``.
 
     Faithfulness to the reference run (Octave 7.3, which takes ``tsmooth.m``'s ``ichol``/``pcg``
     branch): Octave's ``ichol(A, struct('michol','on'))`` is reproduced in its own elimination
@@ -123,6 +143,23 @@ def rtv_smooth(image, lam: float = 0.01, *, sigma: float = 3.0, sharpness: float
     max_iter = as_count(max_iter, name="rtv max_iter", minimum=0)
     if solver not in SOLVERS:
         raise ValueError(f"rtv: unknown solver {solver!r}; use one of {SOLVERS}")
+    if max_iter > MAX_PASSES:
+        raise ValueError(f"rtv: max_iter={max_iter} passes is too many; at most {MAX_PASSES} "
+                         "are allowed (the reference runs 4)")
+    if sigma > MAX_SIGMA:
+        raise ValueError(f"rtv: sigma={sigma:g} is too large; at most {MAX_SIGMA:g} pixels "
+                         "are allowed (the filter has about 5*sigma taps)")
+    cond = 1.0 + 8.0 * (lam / 2.0) / (TEXTURE_EPS * sharpness)
+    if not 8.0 * (lam / 2.0) / (TEXTURE_EPS * sharpness) <= MAX_CONDITION:
+        lam_max = 2.0 * MAX_CONDITION / 8.0 * TEXTURE_EPS * sharpness
+        raise ValueError(
+            f"rtv: lambda={lam:g} with sharpness={sharpness:g} makes the system numerically "
+            f"singular (condition number up to 1 + 4*lambda/(0.001*sharpness) = {cond:.3g} > "
+            f"{MAX_CONDITION:g} + 1); lambda must be <= {lam_max:.4g} for this sharpness")
+    h, w, c = img.shape
+    check_memory("rtv", img.shape, BYTES_PER_PIXEL_RGB / 3.0 * max(c, 1.5) * h * w,
+                 f"about {BYTES_PER_PIXEL_RGB:.0f} MB per RGB megapixel")
+    tune_malloc()
 
     out = _rtv_core(img, lam / 2.0, sigma, sharpness, int(max_iter), solver)
     return restore_shape(out, was_2d)

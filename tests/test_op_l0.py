@@ -155,3 +155,40 @@ def test_public_fft_fallback_agrees(monkeypatch):
     fast = l0_smooth(img, 0.02)
     monkeypatch.setattr(l0mod, "_FFT_PAIR", (l0mod._fwd_public, l0mod._inv_public))
     np.testing.assert_allclose(l0_smooth(img, 0.02), fast, rtol=0, atol=1e-13)
+
+
+# ------------------------------------------------------------- bounded work (issue 13, item 9)
+def test_kappa_too_close_to_one_is_refused_without_looping():
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=r"kappa=1\.000000000001 would run about 1\.47e\+13 "
+                                         r"iterations.*at most 10000.*kappa >= 1\.00147"):
+        l0_smooth(np.zeros((4, 4, 3)), 0.02, kappa=1.0 + 1e-12)
+    assert time.perf_counter() - t0 < 5.0  # refused up front, not after 1e13 iterations
+    assert n_iterations(0.02, 1.0015) <= 10_000          # just above the bound: runs
+    assert n_iterations(5e-324, 2.0) == 1090              # smallest λ: no overflow, bounded
+    with pytest.raises(ValueError, match="iterations"):
+        n_iterations(5e-324, 1.0001)
+
+
+def test_image_too_large_for_memory_is_refused(monkeypatch):
+    from operators import _memory
+
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 1 << 20)  # pretend 1 MiB is free
+    with pytest.raises(MemoryError, match=r"l0: a 100x100 image needs about .* GiB "
+                                          r"\(180 MB per RGB megapixel\)"):
+        l0_smooth(np.zeros((100, 100, 3)), 0.02)
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 1 << 30)
+    assert l0_smooth(np.zeros((100, 100, 3)), 0.02).shape == (100, 100, 3)
+
+
+def test_tune_malloc_is_set_once_on_glibc():
+    import sys
+
+    from operators import _memory
+
+    l0_smooth(np.zeros((4, 4)), 0.02)
+    if sys.platform.startswith("linux") and _memory._TUNED is not False:
+        assert _memory.tune_malloc() is True
+    assert _memory.tune_malloc() is _memory.tune_malloc()

@@ -176,3 +176,18 @@ def test_parameter_checks():
             local_laplacian(img, 5.0, n_samples=bad)
     with pytest.raises(ValueError, match="finite"):
         local_laplacian(img, float("inf"))
+
+
+# ------------------------------------------------------------- limits (issue 13, items 9, 10)
+def test_absurd_parameters_and_too_large_images_are_refused(monkeypatch):
+    img = np.full((8, 8), 0.3)
+    with pytest.raises(ValueError, match="n_samples=1025 is too many; at most 1024"):
+        local_laplacian(img, 5.0, n_samples=1025)
+    with pytest.raises(ValueError, match=r"sigma=1e-300 is too small"):
+        local_laplacian(img, 5.0, sigma=1e-300)
+    np.testing.assert_allclose(local_laplacian(img, 5.0, sigma=1e-150), 0.3, atol=1e-12)
+    from operators import _memory
+
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 1 << 20)
+    with pytest.raises(MemoryError, match=r"llf: a 100x100 image .* at n_samples=10"):
+        local_laplacian(np.zeros((100, 100, 3)), 5.0)

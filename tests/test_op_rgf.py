@@ -139,3 +139,17 @@ def test_more_iterations_recover_edges():
 def test_parameter_errors(kw, exc, match):
     with pytest.raises(exc, match=match):
         rolling_guidance(np.zeros((4, 4)), **{"sigma_s": 3.0, **kw})
+
+
+# ------------------------------------------------------------- limits (issue 13, items 9, 10)
+def test_too_many_iterations_and_too_large_images_are_refused(monkeypatch):
+    img = np.zeros((6, 6))
+    with pytest.raises(ValueError, match="iterations=1001 is too many; at most 1000"):
+        rolling_guidance(img, 3.0, iterations=1001)
+    with pytest.raises(ValueError, match=r"GiB per thread"):
+        rolling_guidance(img, 3.0, sigma_r=1e-300)
+    from operators import _memory
+
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 1 << 20)
+    with pytest.raises(MemoryError, match=r"rgf: a 100x100 image"):
+        rolling_guidance(np.zeros((100, 100, 3)), 3.0)

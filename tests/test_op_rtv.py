@@ -318,3 +318,32 @@ def test_max_iter_and_parameters(rng):
             rtv_smooth(img, lam, **kw)
     with pytest.raises(TypeError, match="max_iter"):
         rtv_smooth(img, 0.01, max_iter=2.5)
+
+
+# ------------------------------------------------------------- limits (issue 13, items 9, 10)
+def test_absurd_parameters_are_refused_up_front(rng):
+    img = rng.integers(0, 256, (9, 8, 3), dtype=np.uint8)
+    assert np.isfinite(rtv_smooth(img, 5e6)).all()  # the bound itself still solves
+    for kw, match in ((dict(lam=5.01e6), r"numerically singular.*lambda must be <= 5e\+06"),
+                      (dict(lam=1e300), "numerically singular"),
+                      (dict(lam=0.01, sharpness=1e-300), "numerically singular"),
+                      (dict(lam=0.01, max_iter=1001), "at most 1000"),
+                      (dict(lam=0.01, sigma=2e5), "at most 100000 pixels")):
+        lam = kw.pop("lam")
+        with pytest.raises(ValueError, match=match):
+            rtv_smooth(img, lam, **kw)
+
+
+def test_tiny_sigma_is_one_tap(rng):
+    img = rng.integers(0, 256, (9, 8, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(gaussian_taps(1e-300), [1.0])
+    np.testing.assert_array_equal(rtv_smooth(img, 0.01, sigma=1e-300, max_iter=1),
+                                  rtv_smooth(img, 0.01, sigma=0.05, max_iter=1))
+
+
+def test_image_too_large_for_memory_is_refused(monkeypatch):
+    from operators import _memory
+
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 1 << 20)
+    with pytest.raises(MemoryError, match=r"rtv: a 100x100 image .*400 MB per RGB megapixel"):
+        rtv_smooth(np.zeros((100, 100, 3)), 0.01)

@@ -244,3 +244,23 @@ def test_mkl_thread_count_changes_are_harmless(rng):
     assert wls_filter(img, 3.0).tobytes() == c.tobytes()
     np.testing.assert_allclose(c, a, atol=1e-11)
     ss.clear_cache()
+
+
+# ------------------------------------------------------------- limits (issue 13, items 9, 10)
+def test_numerically_singular_lambda_is_refused_up_front():
+    img = np.random.default_rng(3).random((6, 7, 3))
+    out = wls_filter(img, 1.25e7)  # the bound itself still factorises
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out.mean(axis=(0, 1)), img.mean(axis=(0, 1)), atol=1e-6)
+    for lam, small in ((1.26e7, 1e-4), (1e300, 1e-4), (1.0, 1e-300)):
+        with pytest.raises(ValueError, match=r"numerically singular.*lam must be <="):
+            wls_filter(img, lam, small_num=small)
+
+
+def test_image_too_large_for_memory_is_refused(monkeypatch):
+    from operators import _memory
+
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 4 << 20)  # pretend 4 MiB is free
+    with pytest.raises(MemoryError, match=r"wls: a 2000x1500 image needs about 2\.79 GiB "
+                                          r"\(about 0\.93 GiB per megapixel\).*0\.00391 GiB"):
+        wls_filter(np.zeros((2000, 1500), np.uint8), 1.0)

@@ -162,3 +162,20 @@ def test_bad_parameters(kwargs):
     with pytest.raises(ValueError):
         weighted_median(np.zeros((4, 4, 3), np.uint8) + np.arange(4, dtype=np.uint8)[:, None, None],
                         **kwargs)
+
+
+# ------------------------------------------------------------- limits (issue 13, items 9, 10)
+def test_huge_radius_equals_whole_image_window(rng):
+    img = rng.integers(0, 256, (11, 9, 3), dtype=np.uint8)
+    whole = weighted_median(img, 11.0)  # max(H, W): every window is the whole image
+    for r in (12.0, 1e6, 1e300):
+        np.testing.assert_array_equal(weighted_median(img, r), whole)
+    assert not np.array_equal(weighted_median(img, 2.0), whole)
+
+
+def test_image_too_large_for_memory_is_refused(monkeypatch):
+    from operators import _memory
+
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 1 << 20)
+    with pytest.raises(MemoryError, match=r"wmf: a 100x200 image"):
+        weighted_median(np.zeros((100, 200, 3), np.uint8) + 3, 2.0)
