@@ -111,11 +111,17 @@ def speed_rows(scale, results_dir):
             "counterpart_s": other,
             "ratio": ours / other if ours and other else float("nan"),
             "target": TARGETS_1024.get((name, gamma), "") if size == 1024 else "",
+            "fresh_process_s": r.get("fresh"),
+            "fresh_vs_suite": r["fresh"] / ours if ours and r.get("fresh") else float("nan"),
             "first_call_cold_s": r.get("cold"), "first_call_cached_s": r.get("cached"),
         })
     meta = provenance(scale, started, image="skimage.data.astronaut resized (cv2 INTER_AREA/"
                       "INTER_CUBIC)", statistic="median of rounds, seconds per RGB image",
                       rounds=ROUNDS[scale],
+                      fresh_process="median of the rounds after one warm-up call, in a new "
+                                    "process per operator and size (benchmarks/"
+                                    "fresh_process_speed.py); ours_s is the median inside "
+                                    "this suite",
                       first_call="fresh process on a 32x32 image: cold = empty Numba cache "
                                  "(compile), cached = second process reusing the cache")
     write_table(pd.DataFrame(table), "operator_speed", results_dir, meta,
@@ -154,6 +160,19 @@ def test_opencv_counterpart_speed(benchmark, speed_rows, scale, name, gamma, siz
     fn(img, gamma)
     benchmark.pedantic(fn, args=(img, gamma), rounds=ROUNDS[scale], iterations=1)
     speed_rows.setdefault((name, gamma, size), {})["counterpart"] = benchmark.stats.stats.median
+
+
+@pytest.mark.parametrize("size", ALL_SIZES)
+@pytest.mark.parametrize("name,gamma", CASES, ids=_case_ids())
+def test_fresh_process_speed(speed_rows, scale, name, gamma, size):
+    """The same call in a fresh process (what a user's script and a datagen worker get)."""
+    if scale == "smoke":
+        pytest.skip("fresh-process timing is measured at --scale small and paper")
+    _check_size(scale, size)
+    from .fresh_process_speed import measure
+
+    r = measure(name, gamma, size, ROUNDS[scale], "fresh")
+    speed_rows.setdefault((name, gamma, size), {})["fresh"] = float(np.median(r["wall"]))
 
 
 _FIRST_CALL = """
