@@ -1,8 +1,11 @@
-"""The decouple model of Fan et al. (ECCV 2018 / TPAMI 2019) and the one-network-per-γ baseline.
+"""The decouple model of Fan et al. (ECCV 2018 / TPAMI 2019), its baselines, TPAMI's real-time
+model and Table 12 ablation, and later modulation methods (CResMD, AdaFM, DNI): one registry of
+architectures (:mod:`model.registry`), trained, evaluated and applied through the same API.
 
 >>> import model                                         # doctest: +SKIP
 >>> m = model.load("runs/l0/last.pt")                    # doctest: +SKIP
 >>> out = m.apply(image_uint8, "l0", 0.05)               # doctest: +SKIP
+>>> out = m.retune(image_uint8, "l0", 0.08)              # doctest: +SKIP  (features cached)
 
 ``python -m model train|eval|apply --help`` for the command line.
 """

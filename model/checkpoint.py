@@ -124,4 +124,11 @@ def load(path, map_location="cpu") -> dict:
     return state
 
 
-from .registry import ARCHS, PER_GAMMA, build_model  # noqa: E402,F401  (existing imports)
+def __getattr__(name):
+    # the first version defined these here; they now live in model.registry (this module
+    # only saves and loads): kept importable for existing code
+    if name in ("build_model", "ARCHS", "PER_GAMMA"):
+        from . import registry
+
+        return getattr(registry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

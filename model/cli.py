@@ -18,6 +18,8 @@ examples:
   python -m model train --data data/decouple.h5 --ops l0 --preset small --out runs/l0
   python -m model train --data data/decouple.h5 --ops l0 --arch single --gamma 0.02 --out runs/l0-0.02
   python -m model train --data data/decouple.h5 --ops l0 --preset small --out runs/l0 --resume
+  python -m model train --data data/decouple.h5 --ops l0 --arch realtime --out runs/l0-rt
+  python -m model train --data data/decouple.h5 --ops l0 --arch norm:19 --out runs/l0-norm19
   python -m model eval --ckpt runs/l0 --data data/decouple.h5 --csv runs/l0/eval.csv
   python -m model apply --ckpt runs/l0 --op l0 --gamma 0.05 in.png out.png
   python -m model apply --method bgu --op l0 --gamma 0.02 in.png out.png
@@ -32,6 +34,15 @@ def _positive_int(text: str) -> int:
     if v < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {v}")
     return v
+
+
+def _arch(text: str) -> str:
+    from .registry import get
+
+    try:
+        return get(text).name
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive_float(text: str) -> float:
@@ -63,7 +74,7 @@ def _version() -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    from .registry import ARCHS
+    from .registry import NAMES
 
     p = argparse.ArgumentParser(prog="python -m model", epilog=EPILOG, formatter_class=_Help,
                                 description="Train, evaluate and apply decouple networks "
@@ -79,10 +90,14 @@ def parser() -> argparse.ArgumentParser:
                         "known: " + ", ".join(operators.NAMES))
     t.add_argument("--out", type=Path, required=True,
                    help="run folder (last.pt, log.csv, config.json; one training at a time)")
-    t.add_argument("--arch", choices=ARCHS, default="decouple",
-                   help="decouple: weights generated from γ; single: one network at --gamma; "
-                        "concat: γ as extra constant input channels (baseline); hdrnet: deep "
-                        "bilateral learning (DBL baseline) at --gamma")
+    t.add_argument("--arch", type=_arch, default="decouple", metavar="ARCH",
+                   help="how γ conditions the network (docs/model.md has the table): "
+                        "decouple: every conv weight generated from γ; single: one network at "
+                        "--gamma; concat: γ as extra input channels; hdrnet: deep bilateral "
+                        "learning at --gamma; realtime: TPAMI's cheap re-tuning model (only the "
+                        "last IN's affine depends on γ); norm:K, norm:all, conv:K, conv-ch1:K, "
+                        "conv-ch2:K: TPAMI Table 12 ablation (K in 1..19); cresmd, adafm, dni: "
+                        "later modulation methods. Choices: " + ", ".join(NAMES))
     t.add_argument("--gamma", type=float, default=None,
                    help="the γ of a single or hdrnet network (one of the dataset's test γ, "
                         "built with `datagen build --single`)")

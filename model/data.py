@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
@@ -55,31 +55,39 @@ def check_domain(op: str, gamma) -> float:
 
 @dataclass(frozen=True)
 class GammaCoder:
-    """Turns (operator, γ) into the weight-learning network's input vector.
+    """Turns (operator, γ) into the code that conditions a network.
 
     ``norm="law"`` maps γ to [0, 1] by its sampling law (log scale for log-uniform laws),
     ``norm="paper"`` uses the authors' ad-hoc maps into about [0.002, 0.2]. With several operators
-    the operator's identity is appended: ``op_code="scalar"`` (the authors' single number per
-    operator, 0.1 × its position in the paper's order) or ``"onehot"``.
+    the operator's identity follows, from ``table`` (operator → components; see
+    :func:`model.config.op_code_table`: ``op_code="scalar"``, the authors' single number per
+    operator, 0.1 × its position in the paper's order, or ``"onehot"``). The table is stored in
+    every checkpoint, so that a model never depends on the order of :data:`operators.NAMES`.
     """
 
     ops: tuple[str, ...]
     norm: str = "law"
     op_code: str = "scalar"
+    table: dict | None = None
 
     def __post_init__(self):
+        from .config import op_code_table
+
         for o in self.ops:
             operators.get(o)
         if self.norm not in ("law", "paper"):
             raise ValueError(f"norm must be 'law' or 'paper', got {self.norm!r}")
         if self.op_code not in ("scalar", "onehot"):
             raise ValueError(f"op_code must be 'scalar' or 'onehot', got {self.op_code!r}")
+        table = op_code_table(self.ops, self.op_code) if self.table is None else self.table
+        if sorted(table) != sorted(self.ops) or len({len(v) for v in table.values()}) != 1:
+            raise ValueError(f"operator-code table {table} does not fit the operators "
+                             f"{list(self.ops)}")
+        object.__setattr__(self, "table", {k: tuple(float(x) for x in v) for k, v in table.items()})
 
     @property
     def dim(self) -> int:
-        if len(self.ops) == 1:
-            return 1
-        return 2 if self.op_code == "scalar" else 1 + len(self.ops)
+        return 1 + len(next(iter(self.table.values())))
 
     def __call__(self, ops, gammas) -> torch.Tensor:
         """Codes (N, dim) for sequences of operator names and γ values."""
@@ -90,15 +98,9 @@ class GammaCoder:
             g = check_domain(op, g)
             spec = operators.get(op)
             t = spec.normalize(g) if self.norm == "law" else spec.paper_normalize(g)
-            row = [t]
-            if len(self.ops) > 1:
-                k = self.ops.index(op)
-                if self.op_code == "scalar":
-                    row.append(0.1 * (operators.NAMES.index(op) + 1))
-                else:
-                    row += [1.0 if j == k else 0.0 for j in range(len(self.ops))]
-            rows.append(row)
+            rows.append([t, *self.table[op]])
         return torch.tensor(rows, dtype=torch.float32)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "ops": list(self.ops)}
+        return {"ops": list(self.ops), "norm": self.norm, "op_code": self.op_code,
+                "table": {k: list(v) for k, v in self.table.items()}}

@@ -8,7 +8,6 @@ import torch
 from datagen.dataset import PairDataset
 
 from .metrics import psnr, ssim
-from .checkpoint import PER_GAMMA
 from .predict import Predictor, to_uint8
 
 
@@ -23,7 +22,7 @@ def evaluate(predictor: Predictor, data, *, ops=None, gammas=None, batch: int = 
     for op in ops or predictor.ops:
         test = PairDataset(data, [op], "test")
         present = sorted(set(np.round(test.gamma_values(op), 12)))
-        if predictor.config["arch"] in PER_GAMMA:
+        if predictor.arch.per_gamma:
             present = [g for g in present if np.isclose(g, predictor.config["gamma"])]
         for g in gammas or present:
             ds = PairDataset(data, [op], "test", gamma=g)

@@ -1,37 +1,57 @@
-"""The base network of Fan et al. and the two ways of giving it weights.
+"""The base network of Fan et al. and the ways γ can condition it.
 
-* ``decouple``: every convolution's weight tensor is produced from the γ code by a fully connected
-  layer of the weight-learning network, ``W_i = A_i · code + B_i`` (ECCV 2018, Eq. 4);
+:class:`OperatorNet` is N_base (ECCV 2018 supplementary Table 6; TPAMI 2019 §3.2) whose layers
+get their parameters from a :class:`Plan` through the conditioning interface of
+:mod:`model.conditioning`:
+
+* ``decouple`` (TPAMI's conv(all)): every convolution's weights are generated from the γ code by a
+  fully connected layer, ``W_i = A_i · code + B_i`` (ECCV 2018, Eq. 4);
 * ``single``: ordinary learned weights (the one-network-per-γ baseline);
-* ``concat``: ordinary learned weights, and the γ code tiled as extra constant input channels (the
-  γ-as-input baseline of TPAMI 2019 Table 3, after Chen et al., ICCV 2017). Note that a constant
-  channel only shifts each output channel of the first conv by a per-sample constant, which the
-  InstanceNorm after it removes: γ then reaches the network only through the zero-padded border.
-  Chen et al.'s network normalises with (adaptive) *batch* statistics, where the shift survives.
+* ``concat``: ordinary weights, and the γ code tiled as extra constant input channels (the
+  γ-as-input baseline of TPAMI Table 3, after Chen et al., ICCV 2017). A constant channel only
+  shifts each output channel of the first conv by a per-sample constant, which the InstanceNorm
+  after it removes: γ then reaches the network only through the zero-padded border;
+* the TPAMI §6.3.2 (Table 12) ablation, layers numbered as the paper numbers its 19
+  InstanceNorm layers (IN k follows conv k; conv 20 is the output conv): ``norm:K`` (only IN K's
+  scale and shift come from the code), ``norm:all``, ``conv:K`` (every weight of conv K),
+  ``conv-ch1:K`` (an M×1×k×k slice of conv K: every output channel's weights on input channel
+  1) and ``conv-ch2:K`` (a 1×N×k×k slice: output channel 1's weights on every input channel);
+* ``cresmd``: He, Dong, Qiao, "Interactive Multi-Dimension Modulation with Dynamic Controllable
+  Residual Learning for Image Restoration", ECCV 2020 (arXiv:2008.06750): a condition network
+  maps the code to one scalar per residual block that scales the block's residual;
+* ``adafm``: He, Dong, Qiao, "Modulating Image Restoration with Continual Levels via Adaptive
+  Feature Modification Layers", CVPR 2019 (arXiv:1904.08118): a depthwise k×k filter and bias
+  after every conv but the last, interpolated between the identity (λ = 0) and the learned
+  filter (λ = 1), λ the normalised γ.
 
-Batches mix γ values, so the decouple network's weights differ per sample. The authors loop over
-the batch in Python; here one call runs the whole batch (``mode``):
+Batches mix γ values, so generated weights differ per sample (``mode``): ``"grouped"`` stacks
+them into one grouped convolution; ``"linear"`` uses conv(x, Σ_j c_j A_j + B) = Σ_j c_j conv(x,
+A_j) + conv(x, B) for fully generated layers (exact for the linear weight network; other
+per-sample layers run grouped); ``"loop"`` is the authors' per-sample loop.
 
-* ``"grouped"`` (default): the per-sample weights stacked into one grouped convolution;
-* ``"linear"``: conv(x, Σ_j c_j A_j + B) = Σ_j c_j conv(x, A_j) + conv(x, B), exact for the
-  linear weight network, one convolution with (m+1) times the output channels;
-* ``"loop"``: the authors' per-sample loop (the baseline the benchmarks compare with).
-
-At inference for one γ, :meth:`OperatorNet.fixed_weights` generates the weights once and the
-network then costs what a plain network costs.
+At inference for one γ, :meth:`OperatorNet.fixed_weights` generates every parameter once and
+the network then costs what a plain network costs; :meth:`OperatorNet.prefix` and
+:meth:`OperatorNet.finish` split the forward pass at the first γ-dependent step, so that a new γ
+on the same image re-runs only what follows it.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .conditioning import Container, Generated, NormAffine, Params, Slice
+
 PAPER_DILATIONS = (2, 4, 4, 8, 8, 16, 1)
 MODES = ("grouped", "linear", "loop")
-ARCHS = ("decouple", "single", "concat")
+ARCHS = ("decouple", "single", "concat")  # the plain names OperatorNet(name) accepts
+#: AdaFM's filter size (He et al. compare 1×1 to 7×7; 5×5 here)
+ADAFM_KERNEL = 5
+#: width of CResMD's condition network's hidden layer
+CRESMD_HIDDEN = 32
 
 
 @dataclass(frozen=True)
@@ -73,8 +93,40 @@ def _conv(x, w, spec: ConvSpec, groups: int = 1):
                     groups=groups)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """Which parameters of N_base depend on the code, and how (0-based layer indices).
+
+    ``convs``: conv index → ``"full"`` (generated), ``"ch1"``/``"ch2"`` (a slice generated, the
+    rest static); ``norms``: IN indices whose affine is generated; ``input_planes``: the code tiled
+    as extra input channels; ``gates``: a condition network scales each block's residual
+    (CResMD); ``adafm``: AdaFM filters after every conv but the last.
+    """
+
+    convs: dict = field(default_factory=dict)
+    norms: frozenset = frozenset()
+    input_planes: bool = False
+    gates: bool = False
+    adafm: bool = False
+
+    @property
+    def needs_code(self) -> bool:
+        return bool(self.convs or self.norms or self.input_planes or self.gates or self.adafm)
+
+    @classmethod
+    def named(cls, arch: str, n_convs: int) -> "Plan":
+        """The plan of a plain architecture name (``decouple``, ``single``, ``concat``)."""
+        if arch == "decouple":
+            return cls(convs={i: "full" for i in range(n_convs)})
+        if arch == "single":
+            return cls()
+        if arch == "concat":
+            return cls(input_planes=True)
+        raise ValueError(f"arch must be one of {ARCHS} (or a Plan), got {arch!r}")
+
+
 class OperatorNet(nn.Module):
-    """N_base with static (``single``) or γ-generated (``decouple``) convolution weights.
+    """N_base whose parameters come from a :class:`Plan` (see the module docstring).
 
     Input: (N, 4, H, W) from :func:`model.data.prepare` (RGB and edge map on the 0–255 scale minus
     128), H and W even. Output: (N, 3, H, W) on the 0–255 scale (ReLU'd, as the authors' code), or
@@ -82,108 +134,277 @@ class OperatorNet(nn.Module):
     TPAMI realtime model), which starts training from near the identity.
     No conv biases; InstanceNorm(affine) + ReLU after every conv but the last; residual blocks are
     conv-IN-ReLU-conv-IN, add, ReLU.
+
+    Parameters (state-dict names kept from the first version, so old checkpoints load):
+    ``weights.i`` static conv weights, ``weight_net.i`` the FC layer generating conv i (or its
+    slice), ``norms.i`` the IN layers (with their static affine), ``norm_net.i`` the FC layer
+    generating IN i's affine, ``gate_net`` (CResMD), ``adafm_filter.i``/``adafm_bias.i`` (AdaFM).
     """
 
-    def __init__(self, arch: str = "decouple", *, width: int = 64, dilations=PAPER_DILATIONS,
+    def __init__(self, arch="decouple", *, width: int = 64, dilations=PAPER_DILATIONS,
                  code_dim: int = 1, mode: str = "grouped", init: str = "paper",
-                 residual: bool = False):
+                 residual: bool = False, name: str | None = None):
         super().__init__()
-        if arch not in ARCHS:
-            raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
         if init not in ("paper", "conv"):
             raise ValueError(f"init must be 'paper' or 'conv', got {init!r}")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        self.arch, self.mode, self.code_dim, self.residual = arch, mode, code_dim, residual
+        n_convs = 6 + 2 * len(tuple(dilations))
+        plan = arch if isinstance(arch, Plan) else Plan.named(arch, n_convs)
+        self.arch = name or (arch if isinstance(arch, str) else "custom")
+        self.plan, self.mode, self.code_dim, self.residual = plan, mode, code_dim, residual
         self.layout = base_layout(width, tuple(dilations),
-                                  4 + (code_dim if arch == "concat" else 0))
-        self.norms = nn.ModuleList(nn.InstanceNorm2d(s.cout, affine=True) for s in self.layout[:-1])
-        if arch == "decouple":
-            # Linear(m, numel): weight = A (numel x m), bias = B; PyTorch's default init, as the
-            # authors' code; the output is reshaped row-major to the conv weight shape.
-            self.weight_net = nn.ModuleList(
-                nn.Linear(code_dim, int(torch.Size(s.shape).numel())) for s in self.layout)
-            if init == "conv":
-                # A and B ~ U(±1/sqrt(fan_in)), PyTorch's conv default, so that W starts at the
-                # scale of an ordinary conv instead of U(±1) (Linear's default for m = 1)
-                for fc, s in zip(self.weight_net, self.layout):
-                    bound = 1.0 / math.sqrt(s.shape[1] * s.k * s.k)
-                    nn.init.uniform_(fc.weight, -bound, bound)
-                    nn.init.uniform_(fc.bias, -bound, bound)
-        else:
-            self.weights = nn.ParameterList()
-            for s in self.layout:
-                conv = (nn.ConvTranspose2d if s.transposed else nn.Conv2d)(
-                    s.cin, s.cout, s.k, bias=False)
-                self.weights.append(nn.Parameter(conv.weight.detach().clone()))
+                                  4 + (code_dim if plan.input_planes else 0))
+        n_norms = len(self.layout) - 1
+        bad = [i for i in plan.convs if not 0 <= i < len(self.layout)] + \
+              [i for i in plan.norms if not 0 <= i < n_norms]
+        if bad:
+            raise ValueError(f"layers {sorted(bad)} do not exist in a network of "
+                             f"{len(self.layout)} convs and {n_norms} InstanceNorm layers")
+        self.norms = nn.ModuleList(nn.InstanceNorm2d(s.cout, affine=i not in plan.norms)
+                                   for i, s in enumerate(self.layout[:-1]))
+        static, gen = {}, {}
+        for i, s in enumerate(self.layout):
+            kind = plan.convs.get(i)
+            if kind != "full":
+                conv = (nn.ConvTranspose2d if s.transposed else nn.Conv2d)(s.cin, s.cout, s.k,
+                                                                           bias=False)
+                static[i] = nn.Parameter(conv.weight.detach().clone())
+            if kind is not None:
+                # Linear(m, numel): weight = A (numel x m), bias = B; PyTorch's default init, as
+                # the authors' code; the output is reshaped row-major to the weight's shape.
+                # init="conv": A and B ~ U(±1/sqrt(fan_in)), an ordinary conv's scale, instead
+                # of U(±1) (Linear's default for m = 1).
+                bound = 1.0 / math.sqrt(s.shape[1] * s.k * s.k) if init == "conv" else None
+                gen[i] = (Generated(code_dim, s.shape, bound) if kind == "full"
+                          else Slice(code_dim, s.shape, kind, bound))
+        self.weights = Container(len(self.layout), static)
+        self.weight_net = Container(len(self.layout), gen)
+        self.norm_net = Container(n_norms, {i: NormAffine(code_dim, self.layout[i].cout)
+                                            for i in sorted(plan.norms)})
+        n_blocks = len(tuple(dilations))
+        self.gate_net = None
+        if plan.gates:  # the last layer starts at 0 with bias 1: the plain residual network
+            self.gate_net = nn.Sequential(nn.Linear(code_dim, CRESMD_HIDDEN), nn.ReLU(),
+                                          nn.Linear(CRESMD_HIDDEN, n_blocks))
+            with torch.no_grad():
+                self.gate_net[2].weight.zero_()
+                self.gate_net[2].bias.fill_(1.0)
+        if plan.adafm:
+            k = ADAFM_KERNEL
+            self.adafm_filter = nn.ParameterList(
+                nn.Parameter(_identity_filter(s.cout, k)) for s in self.layout[:-1])
+            self.adafm_bias = nn.ParameterList(
+                nn.Parameter(torch.zeros(s.cout)) for s in self.layout[:-1])
+        self.steps = self._steps(n_blocks)
 
-    # ------------------------------------------------------------------ weights
+    # ------------------------------------------------------------------ structure
+    def _steps(self, n_blocks: int) -> list[tuple]:
+        """The forward pass as a list of steps, run by :meth:`_run` from any position."""
+        steps = [("planes",)] if self.plan.input_planes else []
+
+        def cnr(i, relu=True):
+            s = [("conv", i)] + ([("adafm", i)] if self.plan.adafm else []) + [("norm", i)]
+            return s + ([("relu",)] if relu else [])
+
+        for i in range(3):
+            steps += cnr(i)
+        i = 3
+        for b in range(n_blocks):
+            steps += [("save",)] + cnr(i) + cnr(i + 1, relu=False) + [("add", b), ("relu",)]
+            i += 2
+        steps += cnr(i) + cnr(i + 1) + [("conv", i + 2), ("out",)]
+        return steps
+
+    def depends_on_code(self, step: tuple) -> bool:
+        kind = step[0]
+        if kind == "planes" or kind == "adafm":
+            return True
+        if kind == "conv":
+            return step[1] in self.plan.convs
+        if kind == "norm":
+            return step[1] in self.plan.norms
+        if kind == "add":
+            return self.plan.gates
+        return False
+
+    @property
+    def first_dependent(self) -> int:
+        """Position in :attr:`steps` of the first step that depends on the code."""
+        return next((k for k, s in enumerate(self.steps) if self.depends_on_code(s)),
+                    len(self.steps))
+
+    # ------------------------------------------------------------------ stages
+    def stage_parameters(self, stage: int) -> list[nn.Parameter]:
+        """What a training stage trains: everything, except with AdaFM (He et al., CVPR 2019):
+        stage 0 the base network (at λ = 0 the AdaFM filters are the identity), stage 1 only
+        the AdaFM filters and biases (the base frozen)."""
+        if not self.plan.adafm:
+            return list(self.parameters())
+        ada = {id(p) for p in [*self.adafm_filter, *self.adafm_bias]}
+        return [p for p in self.parameters() if (id(p) in ada) == (stage == 1)]
+
+    # ------------------------------------------------------------------ parameters
     @property
     def needs_code(self) -> bool:
-        """Whether :meth:`forward` needs the γ code (decouple: for the weights; concat: as input)."""
-        return self.arch != "single"
+        """Whether :meth:`forward` needs the γ code."""
+        return self.plan.needs_code
 
-    def fixed_weights(self, code: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """Every conv's weight tensor for one code (m,) — computed once, reused for any batch."""
-        if self.arch != "decouple":
-            return list(self.weights)
-        code = torch.as_tensor(code, dtype=torch.float32, device=self.norms[0].weight.device)
-        return [fc(code.reshape(1, -1)).reshape(s.shape) for fc, s in zip(self.weight_net, self.layout)]
-
-    def _apply_conv(self, i: int, x: torch.Tensor, code: torch.Tensor | None, fixed):
-        spec = self.layout[i]
-        if fixed is not None:
-            return _conv(x, fixed[i], spec)
-        if self.arch != "decouple":
-            return _conv(x, self.weights[i], spec)
-        fc, n = self.weight_net[i], x.shape[0]
-        if self.mode == "loop":
-            return torch.cat([_conv(x[j:j + 1], fc(code[j:j + 1]).reshape(spec.shape), spec)
-                              for j in range(n)])
-        if self.mode == "linear":
-            m = code.shape[1]
-            a = fc.weight.t().reshape(m, *spec.shape)  # A_j for each code component
-            basis = torch.cat([a, fc.bias.reshape(1, *spec.shape)])  # (m+1, ...)
-            if spec.transposed:  # stack along the output axis (dim 1 of a transposed weight)
-                y = _conv(x, basis.permute(1, 0, 2, 3, 4).reshape(spec.cin, -1, spec.k, spec.k), spec)
+    def params(self, code: torch.Tensor | None, *, linear: bool = False) -> Params:
+        """Every code-dependent parameter for a batch of codes (N, m): per-sample tensors with a
+        leading N axis (static parameters are not listed). ``linear``: fully generated conv
+        weights are left out (None), for the "linear" mode that never materialises them."""
+        p = Params()
+        if not self.plan.needs_code:
+            return p
+        for i, gen in self.weight_net.items():
+            if linear and self.plan.convs[i] == "full":
+                p.conv[i] = None
             else:
-                y = _conv(x, basis.reshape(-1, spec.cin, spec.k, spec.k), spec)
-            y = y.reshape(n, m + 1, spec.cout, *y.shape[2:])
-            coeff = torch.cat([code, code.new_ones(n, 1)], dim=1)
-            return torch.einsum("nj,njchw->nchw", coeff, y)
-        w = fc(code).reshape(n * spec.shape[0], *spec.shape[1:])  # grouped
-        y = _conv(x.reshape(1, n * x.shape[1], *x.shape[2:]), w, spec, groups=n)
-        return y.reshape(n, spec.cout, *y.shape[2:])
+                p.conv[i] = gen(code, self.weights[i] if i in self.weights else None)
+        for i, gen in self.norm_net.items():
+            p.affine[i] = gen(code)
+        if self.gate_net is not None:
+            p.gates = self.gate_net(code)
+        if self.plan.adafm:
+            lam = code[:, :1]  # the normalised γ
+            p.adafm = {i: (_lerp_identity(f, lam), lam * b[None])
+                       for i, (f, b) in enumerate(zip(self.adafm_filter, self.adafm_bias))}
+        p.code = code
+        return p
+
+    def fixed_weights(self, code: torch.Tensor | None = None) -> Params:
+        """Every code-dependent parameter for one code (m,), computed once and reused for any
+        batch (:meth:`forward` with ``fixed=``)."""
+        if not self.needs_code:
+            return Params(shared=True)
+        device = next(self.parameters()).device
+        code = torch.as_tensor(code, dtype=torch.float32, device=device).reshape(1, -1)
+        p = self.params(code)
+        return p.squeeze()
 
     # ------------------------------------------------------------------ forward
-    def forward(self, x: torch.Tensor, code: torch.Tensor | None = None, *, fixed=None):
-        """``x`` (N, 4, H, W) from :func:`model.data.prepare`; ``code`` (N, m) for decouple (unless
-        ``fixed`` weights are given) and concat; returns (N, 3, H, W) on the 0–255 scale."""
+    def _check(self, x, code, fixed):
         if x.ndim != 4 or x.shape[1] != 4:
             raise ValueError(f"expected input (N, 4, H, W), got {tuple(x.shape)}")
         if x.shape[2] % 2 or x.shape[3] % 2:
             raise ValueError(f"height and width must be even, got {tuple(x.shape[2:])}")
-        if (self.arch == "decouple" and fixed is None) or self.arch == "concat":
+        if self.needs_code and (fixed is None or self.plan.input_planes):
             if code is None or code.shape != (x.shape[0], self.code_dim):
                 raise ValueError(f"{self.arch} needs a code of shape (N, {self.code_dim}), got "
                                  f"{None if code is None else tuple(code.shape)}")
-        if self.arch == "concat":  # the code on the input's scale (0–255 minus 128), tiled
-            planes = (code.to(x.dtype) * 255.0 - 128.0)[:, :, None, None]
-            x = torch.cat([x, planes.expand(-1, -1, *x.shape[2:])], dim=1)
-        relu = F.relu
-        h = relu(self.norms[0](self._apply_conv(0, x, code, fixed)))
-        h = relu(self.norms[1](self._apply_conv(1, h, code, fixed)))
-        h = relu(self.norms[2](self._apply_conv(2, h, code, fixed)))
-        i = 3
-        n_blocks = (len(self.layout) - 6) // 2
-        for _ in range(n_blocks):
-            r = relu(self.norms[i](self._apply_conv(i, h, code, fixed)))
-            r = self.norms[i + 1](self._apply_conv(i + 1, r, code, fixed))
-            h = relu(h + r)
-            i += 2
-        h = relu(self.norms[i](self._apply_conv(i, h, code, fixed)))
-        h = relu(self.norms[i + 1](self._apply_conv(i + 1, h, code, fixed)))
-        out = self._apply_conv(i + 2, h, code, fixed)
-        if self.residual:  # TPAMI's realtime variant: output = input RGB + predicted residual
-            return x[:, :3] + 128.0 + out
-        return relu(out)
+
+    def forward(self, x: torch.Tensor, code: torch.Tensor | None = None, *, fixed=None):
+        """``x`` (N, 4, H, W) from :func:`model.data.prepare`; ``code`` (N, m) unless ``fixed``
+        parameters are given (concat always needs it); returns (N, 3, H, W) on 0–255."""
+        self._check(x, code, fixed)
+        if fixed is None:
+            fixed = (self.params(code, linear=self.mode == "linear") if self.needs_code
+                     else Params(shared=True))
+        state = {"h": x, "x": x, "skip": None}
+        return self._run(state, 0, fixed, code)
+
+    def prefix(self, x: torch.Tensor, code: torch.Tensor | None = None) -> tuple[int, dict]:
+        """Run the steps before the first code-dependent one: (position, state) to pass to
+        :meth:`finish` with any code's parameters."""
+        stop = self.first_dependent
+        state = {"h": x, "x": x, "skip": None}
+        self._run(state, 0, Params(shared=True), code, stop=stop)
+        return stop, state
+
+    def finish(self, position: int, state: dict, fixed, code=None) -> torch.Tensor:
+        """The rest of the forward pass from :meth:`prefix`'s result."""
+        return self._run(dict(state), position, fixed, code)
+
+    def _run(self, st: dict, start: int, p: Params, code, stop: int | None = None):
+        steps = self.steps if stop is None else self.steps[:stop]
+        h = st["h"]
+        for kind, *arg in steps[start:]:
+            if kind == "planes":  # the code on the input's scale (0–255 minus 128), tiled
+                planes = (code.to(h.dtype) * 255.0 - 128.0)[:, :, None, None]
+                h = torch.cat([h, planes.expand(-1, -1, *h.shape[2:])], dim=1)
+            elif kind == "conv":
+                h = self._conv_step(arg[0], h, p, code)
+            elif kind == "adafm":
+                f, b = p.adafm[arg[0]]
+                h = _depthwise(h, f, b, p.shared)
+            elif kind == "norm":
+                i = arg[0]
+                if i in self.plan.norms:
+                    scale, shift = p.affine[i]
+                    h = F.instance_norm(h, eps=self.norms[i].eps)
+                    if p.shared:
+                        h = h * scale[None, :, None, None] + shift[None, :, None, None]
+                    else:
+                        h = h * scale[:, :, None, None] + shift[:, :, None, None]
+                else:
+                    h = self.norms[i](h)
+            elif kind == "relu":
+                h = F.relu(h)
+            elif kind == "save":
+                st["skip"] = h
+            elif kind == "add":
+                if self.plan.gates:
+                    g = p.gates[arg[0]] if p.shared else p.gates[:, arg[0], None, None, None]
+                    h = st["skip"] + g * h
+                else:
+                    h = st["skip"] + h
+            elif kind == "out":
+                if self.residual:  # TPAMI's realtime variant: input RGB + predicted residual
+                    h = st["x"][:, :3] + 128.0 + h
+                else:
+                    h = F.relu(h)
+        st["h"] = h
+        return h
+
+    def _conv_step(self, i: int, h, p: Params, code):
+        spec = self.layout[i]
+        if i not in self.plan.convs:
+            return _conv(h, self.weights[i], spec)
+        w = p.conv.get(i)
+        if w is None:  # "linear" mode, fully generated layer
+            return self._linear_conv(i, h, code)
+        if p.shared:
+            return _conv(h, w, spec)
+        n = h.shape[0]
+        if self.mode == "loop":
+            return torch.cat([_conv(h[j:j + 1], w[j], spec) for j in range(n)])
+        y = _conv(h.reshape(1, n * h.shape[1], *h.shape[2:]),
+                  w.reshape(n * spec.shape[0], *spec.shape[1:]), spec, groups=n)
+        return y.reshape(n, spec.cout, *y.shape[2:])
+
+    def _linear_conv(self, i: int, x, code):
+        spec, fc, n = self.layout[i], self.weight_net[i], x.shape[0]
+        m = code.shape[1]
+        a = fc.weight.t().reshape(m, *spec.shape)  # A_j for each code component
+        basis = torch.cat([a, fc.bias.reshape(1, *spec.shape)])  # (m+1, ...)
+        if spec.transposed:  # stack along the output axis (dim 1 of a transposed weight)
+            y = _conv(x, basis.permute(1, 0, 2, 3, 4).reshape(spec.cin, -1, spec.k, spec.k), spec)
+        else:
+            y = _conv(x, basis.reshape(-1, spec.cin, spec.k, spec.k), spec)
+        y = y.reshape(n, m + 1, spec.cout, *y.shape[2:])
+        coeff = torch.cat([code, code.new_ones(n, 1)], dim=1)
+        return torch.einsum("nj,njchw->nchw", coeff, y)
+
+
+# ---------------------------------------------------------------------- AdaFM helpers
+def _identity_filter(channels: int, k: int) -> torch.Tensor:
+    f = torch.zeros(channels, 1, k, k)
+    f[:, 0, k // 2, k // 2] = 1.0
+    return f
+
+
+def _lerp_identity(f: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    """Per-sample filters I + λ (f − I), I the identity (a centred delta): (N, C, 1, k, k)."""
+    ident = _identity_filter(f.shape[0], f.shape[-1]).to(f)
+    return ident[None] + lam[:, :, None, None, None] * (f - ident)[None]
+
+
+def _depthwise(h, f, b, shared: bool):
+    c, k = h.shape[1], f.shape[-1]
+    if shared:
+        return F.conv2d(h, f, b, padding=k // 2, groups=c)
+    n = h.shape[0]
+    y = F.conv2d(h.reshape(1, n * c, *h.shape[2:]), f.reshape(n * c, 1, k, k),
+                 b.reshape(n * c), padding=k // 2, groups=n * c)
+    return y.reshape(n, c, *y.shape[2:])

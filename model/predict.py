@@ -8,6 +8,7 @@ float in [0, 1], like :func:`operators.apply`.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 
@@ -18,9 +19,11 @@ import torch.nn.functional as F
 import operators
 
 from . import device as devices
+from . import registry
 from .checkpoint import load as load_state
+from .config import ModelConfig
 from .data import check_domain, prepare, prepare_float
-from .registry import PER_GAMMA, build_model
+from .registry import build_model
 
 #: the warning issued when a γ outside the trained range is used with ``strict=False``
 ExtrapolationWarning = getattr(operators, "ExtrapolationWarning", UserWarning)
@@ -40,12 +43,42 @@ class Predictor:
 
     def __init__(self, state: dict, device: str | None = None):
         self.device = devices.resolve(device)
-        self.config = state["config"]
-        self.net, self.coder = build_model(self.config)
-        self.net.load_state_dict(state["model"])
+        cfg = ModelConfig.from_dict(state["config"])
+        self.config = cfg.to_dict()
+        self.arch = registry.get(cfg.arch)
+        self.net, self.coder = build_model(cfg)
+        try:
+            self.net.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+            raise ValueError(f"the checkpoint's weights do not fit a {cfg.arch} network of its "
+                             f"config (written by another architecture or version?): "
+                             f"{lines[1][:300] if len(lines) > 1 else lines[0][:300]}") from None
         self.net.to(self.device).eval()
         self.iteration = state.get("iteration")
+        self._check_trained(cfg)
         self._cache: tuple | None = None
+        self._features: tuple | None = None
+
+    def _check_trained(self, cfg: ModelConfig) -> None:
+        """A two-end-point model (adafm, dni) is only usable once both ends are trained."""
+        if self.arch.schedule != "ends":
+            return
+        total = int(cfg.preset.get("iterations", 0))
+        half = total // 2
+        it = int(self.iteration or 0)
+        spec = operators.get(cfg.ops[0])
+        lo, hi = spec.gamma_range
+        missing = []
+        if it < half:
+            missing.append(f"the low end ({spec.gamma_name}={lo:g}, iterations 1..{half})")
+        if it < total:
+            missing.append(f"the high end ({spec.gamma_name}={hi:g}, iterations {half + 1}.."
+                           f"{total})")
+        if missing:
+            raise ValueError(f"this {cfg.arch} model is trained to iteration {it} of {total}: "
+                             f"{' and '.join(missing)} not trained yet; resume its training "
+                             "(train --resume)")
 
     @property
     def ops(self) -> tuple[str, ...]:
@@ -73,7 +106,7 @@ class Predictor:
         spec = operators.get(op)
         g = check_domain(op, gamma)
         lo, hi = self.gamma_range(op)
-        if self.config["arch"] in PER_GAMMA:
+        if self.arch.per_gamma:
             if not math.isclose(g, self.config["gamma"], rel_tol=1e-9):
                 msg = (f"this {self.config['arch']} network was trained at {spec.gamma_name}="
                        f"{self.config['gamma']:g} only, not {g:g}")
@@ -112,6 +145,43 @@ class Predictor:
         y = self.net(x, None if code is None else code.expand(n, -1), fixed=fixed)
         return y[:, :, :h, :w]
 
+    # ------------------------------------------------------------------ re-tuning
+    @property
+    def retunable(self) -> bool:
+        """Whether the network can be split at its first γ-dependent step (see :meth:`retune`)."""
+        return hasattr(self.net, "prefix") and self.net.needs_code
+
+    @torch.no_grad()
+    def features(self, image) -> tuple:
+        """The cached part of an image's forward pass: everything before the first layer that
+        depends on γ (for the real-time model, all but the last affine and conv)."""
+        img = self._as_uint8_or_float(image)
+        key = (img.shape, str(img.dtype), hashlib.blake2b(img.tobytes(), digest_size=16).digest())
+        if self._features is None or self._features[0] != key:
+            t = self._tensor(img)
+            n, c, h, w = t.shape
+            x = prepare(t) if t.dtype == torch.uint8 else prepare_float(t)
+            x = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate") if (h % 2 or w % 2) else x
+            pos, state = self.net.prefix(x) if self.retunable else (0, {"x": x})
+            self._features = (key, (pos, state, h, w))
+        return self._features[1]
+
+    @torch.no_grad()
+    def retune(self, image, op: str, gamma, *, strict: bool = True) -> np.ndarray:
+        """:meth:`apply` for an image seen before with another γ: the features before the
+        first γ-dependent layer are cached per image (one image at a time), so a new γ costs
+        only the layers after it. Same output as :meth:`apply`."""
+        img = self._as_uint8_or_float(image)
+        op = self._op(op)
+        g = self.check(op, gamma, strict)
+        pos, state, h, w = self.features(img)
+        code, fixed = self.weights(op, g)
+        if self.retunable:
+            y = self.net.finish(pos, state, fixed, None if code is None else code[None])
+        else:
+            y = self.net(state["x"], None if code is None else code[None], fixed=fixed)
+        return self._output(y[:, :, :h, :w], img.dtype)
+
     def apply(self, image, op: str, gamma, *, strict: bool = True) -> np.ndarray:
         """One HxWx3 RGB image (any size >= 2x2) → the output of ``op`` at ``gamma``.
 
@@ -119,6 +189,13 @@ class Predictor:
         output on the [0, 1] scale, unclipped. γ outside the trained range raises unless
         ``strict=False`` (then an :data:`ExtrapolationWarning`), like :func:`operators.apply`.
         """
+        img = self._as_uint8_or_float(image)
+        op = self._op(op)
+        g = self.check(op, gamma, strict)
+        return self._output(self.run(self._tensor(img), op, g), img.dtype)
+
+    @staticmethod
+    def _as_uint8_or_float(image) -> np.ndarray:
         img = np.asarray(image)
         if img.dtype != np.uint8 and img.dtype.kind != "f":
             raise TypeError(f"image must be uint8 or float in [0, 1] RGB, got {img.dtype}")
@@ -132,14 +209,20 @@ class Predictor:
             if img.min() < 0 or img.max() > 1:
                 raise ValueError(f"a float image must be in [0, 1], got values in "
                                  f"[{img.min():g}, {img.max():g}]")
-        op = self._op(op)
-        g = self.check(op, gamma, strict)
+        return img
+
+    @staticmethod
+    def _tensor(img: np.ndarray) -> torch.Tensor:
         if img.dtype == np.uint8:
-            t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None]
-            return to_uint8(self.run(t, op, g))[0].permute(1, 2, 0).cpu().numpy()
-        t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32))[None]
-        y = self.run(t * 255.0, op, g)[0].permute(1, 2, 0).cpu().numpy()
-        return y / np.float32(255.0)
+            return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None]
+        t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32))
+        return t[None] * 255.0
+
+    @staticmethod
+    def _output(y: torch.Tensor, dtype) -> np.ndarray:
+        if dtype == np.uint8:
+            return to_uint8(y)[0].permute(1, 2, 0).cpu().numpy()
+        return y[0].permute(1, 2, 0).cpu().numpy() / np.float32(255.0)
 
 
 def load(ckpt, device: str | None = None) -> Predictor:

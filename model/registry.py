@@ -1,21 +1,194 @@
-"""Architectures: name → how to build it (phase-1 form; see docs/model.md)."""
+"""One registry of architectures: name → how to build it, how it is trained, what depends on γ.
+
+``--arch`` on the command line, ``train(arch=...)`` and the ``arch`` of a checkpoint's config are
+names of this registry: plain names (``decouple``, ``single``, ``concat``, ``hdrnet``,
+``realtime``, ``cresmd``, ``adafm``, ``dni``, ``norm:all``) and the Table 12 families with a layer
+number K (``norm:K``, ``conv:K``, ``conv-ch1:K``, ``conv-ch2:K``; K in 1..19 as the paper numbers
+the InstanceNorm layers of N_base; fewer for the short presets' fewer residual blocks).
+
+Training schedules (:mod:`model.train`):
+
+* ``"all"``: every γ of the ``train`` split (continuously sampled), the operator code as input;
+* ``"one"``: the ``single`` split at ``--gamma`` (one network per γ);
+* ``"ends"``: the ``single`` split at the two ends of the operator's γ range, half the
+  iterations each; stage 0 at the low end, stage 1 at the high end (the network says which
+  parameters each stage trains).
+"""
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from torch import nn
+
+from .config import ModelConfig
 from .data import GammaCoder
-from .hdrnet import HDRNet
-from .networks import OperatorNet
+from .networks import OperatorNet, Plan
 
-#: architectures trained at one γ (the others learn every γ)
-PER_GAMMA = ("single", "hdrnet")
-ARCHS = ("decouple", "single", "concat", "hdrnet")
+#: the paper's N_base has 19 InstanceNorm layers (Table 12 numbers them 1..19, 19 the last)
+PAPER_NORMS = 19
+FAMILIES = ("norm", "conv", "conv-ch1", "conv-ch2")
 
 
-def build_model(config: dict):
-    """The network and γ coder a config describes (see :func:`model.train.train`)."""
-    coder = GammaCoder(tuple(config["ops"]), config.get("norm", "law"), config.get("op_code", "scalar"))
-    if config["arch"] == "hdrnet":
-        return HDRNet(lowres=config["lowres"]), coder
-    net = OperatorNet(config["arch"], width=config["width"], dilations=tuple(config["dilations"]),
-                      code_dim=coder.dim, mode=config.get("mode", "grouped"),
-                      init=config.get("init", "paper"), residual=config.get("residual", False))
+@dataclass(frozen=True)
+class Arch:
+    """An architecture of the registry (see the module docstring)."""
+
+    name: str
+    build: Callable[[ModelConfig, int], nn.Module]  # (config, code dim) → network
+    schedule: str = "all"  # "all" | "one" | "ends"
+    needs_code: bool = True
+    one_op: bool = False  # trained for one operator only
+    depends: str = ""  # what depends on γ (README's methods table)
+    paper: str = ""
+    retune: str = ""  # what a new γ re-runs on a cached image
+
+    @property
+    def per_gamma(self) -> bool:
+        """Trained at one γ (``--gamma``)."""
+        return self.schedule == "one"
+
+
+def _base(cfg: ModelConfig, code_dim: int, plan, name: str) -> OperatorNet:
+    return OperatorNet(plan, width=cfg.width, dilations=cfg.dilations, code_dim=code_dim,
+                       mode=cfg.mode, init=cfg.init, residual=cfg.residual, name=name)
+
+
+def _n_convs(cfg: ModelConfig) -> int:
+    return 6 + 2 * len(cfg.dilations)
+
+
+def _table12(family: str, k: int | None, name: str):
+    def build(cfg: ModelConfig, code_dim: int):
+        n_norms = _n_convs(cfg) - 1
+        if k is not None and not 1 <= k <= n_norms:
+            raise ValueError(f"{name}: K must be in 1..{n_norms} for a base network with "
+                             f"{len(cfg.dilations)} residual blocks ({PAPER_NORMS} for the "
+                             f"paper's 7)")
+        if family == "norm":
+            norms = range(n_norms) if k is None else [k - 1]
+            plan = Plan(norms=frozenset(norms))
+        else:
+            plan = Plan(convs={k - 1: {"conv": "full", "conv-ch1": "ch1", "conv-ch2": "ch2"}[family]})
+        return _base(cfg, code_dim, plan, name)
+    return build
+
+
+def _hdrnet(cfg: ModelConfig, code_dim: int):
+    from .hdrnet import HDRNet
+
+    return HDRNet(lowres=cfg.lowres)
+
+
+def _realtime(cfg: ModelConfig, code_dim: int):
+    from .realtime import RealtimeNet
+
+    return RealtimeNet(width=cfg.width, dilations=cfg.dilations, code_dim=code_dim,
+                       init=cfg.init, mode=cfg.mode)
+
+
+def _dni(cfg: ModelConfig, code_dim: int):
+    from .dni import DNINet
+
+    return DNINet(width=cfg.width, dilations=cfg.dilations, code_dim=code_dim, init=cfg.init,
+                  residual=cfg.residual, mode=cfg.mode)
+
+
+def _adafm(cfg: ModelConfig, code_dim: int):
+    net = _base(cfg, code_dim, Plan(adafm=True), "adafm")
+    return net
+
+
+FAMILY_DOC = {
+    "norm": ("only InstanceNorm K's scale and shift (2C numbers), from the code by one FC layer",
+             "TPAMI 2019 §6.3.2, Table 12: norm(K)"),
+    "conv": ("every weight of conv K (the conv feeding IN K), generated as in decouple",
+             "TPAMI 2019 §6.3.2, Table 12: conv(K)"),
+    "conv-ch1": ("an M×1×k×k slice of conv K (all outputs, input channel 1)",
+                 "TPAMI 2019 §6.3.2, Table 12: conv channel1(K)"),
+    "conv-ch2": ("a 1×N×k×k slice of conv K (output channel 1, all inputs)",
+                 "TPAMI 2019 §6.3.2, Table 12: conv channel2(K)"),
+}
+
+_PLAIN = {
+    "decouple": Arch("decouple", lambda c, m: _base(c, m, Plan.named("decouple", _n_convs(c)),
+                                                    "decouple"),
+                     depends="every conv weight, W = A·code + B (one FC layer per conv)",
+                     paper="Fan et al., ECCV 2018 Eq. 4; TPAMI 2019 conv(all)",
+                     retune="everything (first conv)"),
+    "single": Arch("single", lambda c, m: _base(c, m, Plan(), "single"), schedule="one",
+                   needs_code=False, one_op=True, depends="nothing (one network per γ)",
+                   paper="Fan et al., ECCV 2018 Table 1 baseline", retune="—"),
+    "concat": Arch("concat", lambda c, m: _base(c, m, Plan(input_planes=True), "concat"),
+                   depends="the input (code tiled as extra channels)",
+                   paper="TPAMI 2019 Table 3 (after Chen et al., ICCV 2017)",
+                   retune="everything (input)"),
+    "hdrnet": Arch("hdrnet", _hdrnet, schedule="one", needs_code=False, one_op=True,
+                   depends="nothing (one network per γ)",
+                   paper="Gharbi et al., SIGGRAPH 2017 (DBL); TPAMI 2019 Table 6", retune="—"),
+    "realtime": Arch("realtime", _realtime,
+                     depends="the last IN's 64 scales and shifts, two MLPs code→16→64",
+                     paper="TPAMI 2019 §3.3, §5, Table 5",
+                     retune="the last affine, ReLU and output conv"),
+    "cresmd": Arch("cresmd", lambda c, m: _base(c, m, Plan(gates=True), "cresmd"),
+                   depends="one scalar per residual block scaling its residual (condition net "
+                           "code→32→blocks)",
+                   paper="He, Dong, Qiao, ECCV 2020 (CResMD)",
+                   retune="from the first residual block's addition"),
+    "adafm": Arch("adafm", _adafm, schedule="ends", one_op=True,
+                  depends="a depthwise 5×5 filter and bias after each conv, I + λ(f − I)",
+                  paper="He, Dong, Qiao, Loy, CVPR 2019 (AdaFM)",
+                  retune="everything after the first conv"),
+    "dni": Arch("dni", _dni, schedule="ends", one_op=True,
+                depends="every parameter, (1 − α) θ_lo + α θ_hi",
+                paper="Wang, Yu, Dong, Loy, CVPR 2019 (DNI)", retune="everything"),
+    "norm:all": Arch("norm:all", _table12("norm", None, "norm:all"),
+                     depends="every InstanceNorm's scale and shift, one FC layer each",
+                     paper="TPAMI 2019 §6.3.2, Table 12: norm(all)",
+                     retune="from the first IN"),
+}
+
+#: plain names, then the families (``norm:K`` ...)
+NAMES = tuple(_PLAIN) + tuple(f"{f}:K" for f in FAMILIES)
+#: the first version's names (kept for imports)
+ARCHS = tuple(_PLAIN)
+PER_GAMMA = tuple(n for n, a in _PLAIN.items() if a.per_gamma)
+
+
+def get(name: str) -> Arch:
+    """The registry's entry for ``name``; an unknown name or K is a ValueError listing the
+    allowed ones."""
+    if not isinstance(name, str):
+        raise TypeError(f"arch must be a string, got {type(name).__name__}")
+    key = name.strip().lower()
+    if key == "conv:all":  # TPAMI Table 12's conv(all) is the decouple network
+        key = "decouple"
+    if key in _PLAIN:
+        return _PLAIN[key]
+    m = re.fullmatch(r"(norm|conv|conv-ch1|conv-ch2):(\d+)", key)
+    if m:
+        family, k = m.group(1), int(m.group(2))
+        if not 1 <= k <= PAPER_NORMS:
+            raise ValueError(f"{name!r}: K must be in 1..{PAPER_NORMS} (the paper's "
+                             f"InstanceNorm layers, {PAPER_NORMS} the last)")
+        depends, paper = FAMILY_DOC[family]
+        return Arch(f"{family}:{k}", _table12(family, k, f"{family}:{k}"),
+                    depends=depends.replace("K", str(k)), paper=paper.replace("K", str(k)),
+                    retune=f"from {'IN' if family == 'norm' else 'conv'} {k}")
+    raise ValueError(f"unknown arch {name!r}; choose from {', '.join(NAMES)} "
+                     f"(K in 1..{PAPER_NORMS})")
+
+
+def is_per_gamma(name: str) -> bool:
+    return get(name).per_gamma
+
+
+def build_model(config) -> tuple[nn.Module, GammaCoder]:
+    """The network and γ coder a config (a :class:`ModelConfig` or a checkpoint's dict, any
+    format) describes."""
+    cfg = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config)
+    arch = get(cfg.arch)
+    coder = GammaCoder(cfg.ops, cfg.norm, cfg.op_code, table=cfg.op_codes)
+    net = arch.build(cfg, coder.dim)
     return net, coder

@@ -20,20 +20,18 @@ from datagen.dataset import PairDataset
 from datagen.store import open_file
 
 from . import device as devices
+from . import registry
 from .checkpoint import load, save
+from .config import RUNTIME_KEYS, ModelConfig  # noqa: F401  (RUNTIME_KEYS: re-exported)
 from .data import prepare
 from .metrics import psnr
-from .presets import Preset
-from .registry import ARCHS, PER_GAMMA, build_model
+from .presets import Preset, get_preset
+from .registry import build_model
 
 try:
     import fcntl
 except ImportError:  # not POSIX: no lock (documented in docs/model.md)
     fcntl = None
-
-#: config entries that say how a run is executed, not what it trains: they may differ on
-#: --resume (the first run's values stay in the config; each resume is listed in "resumes")
-RUNTIME_KEYS = ("mode", "data", "code", "resumes")
 
 
 class RunLockedError(RuntimeError):
@@ -105,18 +103,9 @@ def truncate_log(path: Path, iteration: int) -> int:
 
 
 def config_differences(recorded: dict, new: dict) -> list[str]:
-    """What a resumed run would change in the recorded configuration (runtime keys aside)."""
-    diffs = []
-    for k in sorted(set(recorded) | set(new)):
-        if k in RUNTIME_KEYS:
-            continue
-        a, b = recorded.get(k), new.get(k)
-        if k == "preset" and isinstance(a, dict) and isinstance(b, dict):
-            diffs += [f"preset.{j}: {a.get(j)!r} recorded, {b.get(j)!r} given"
-                      for j in sorted(set(a) | set(b)) if j != "workers" and a.get(j) != b.get(j)]
-        elif a != b:
-            diffs.append(f"{k}: {a!r} recorded, {b!r} given")
-    return diffs
+    """What a resumed run would change in the recorded configuration (runtime keys aside; see
+    :meth:`model.config.ModelConfig.differences`)."""
+    return ModelConfig.from_dict(recorded).differences(ModelConfig.from_dict(new))
 
 
 def summary_writer(out: Path):
@@ -192,29 +181,86 @@ def _collate(items):
             "gamma": [d["gamma"] for d in items], "op": [d["op"] for d in items]}
 
 
-def lr_at(preset: Preset, it: int, arch: str = "decouple") -> float:
+def lr_at(preset: Preset, it: int, arch: str = "decouple", start: int = 0,
+          stop: int | None = None) -> float:
+    """The learning rate at iteration ``it`` of a stage running from ``start`` to ``stop``
+    (default: the whole run): ``preset.lr``, then ``lr_final`` after ``lr_drop`` of the stage."""
     if arch == "hdrnet":  # HDRNet trains at a constant rate (see Preset.hdrnet_lr)
         return preset.hdrnet_lr
-    return preset.lr if it < int(preset.lr_drop * preset.iterations) else preset.lr_final
+    stop = preset.iterations if stop is None else stop
+    return preset.lr if it < start + int(preset.lr_drop * (stop - start)) else preset.lr_final
 
 
-def train(data, ops, out, *, preset: Preset, arch: str = "decouple", gamma: float | None = None,
-          seed: int = 0, resume: bool = False, device: str | None = None, norm: str = "law",
-          op_code: str = "scalar", mode: str = "grouped", progress: bool = True,
-          stop_at: int | None = None, init: str | None = None,
-          residual: bool | None = None) -> dict:
+class Stage:
+    """Iterations [start, stop) trained on ``dataset`` (stage ``index`` of the schedule)."""
+
+    def __init__(self, index: int, start: int, stop: int, dataset, gamma=None):
+        self.index, self.start, self.stop, self.dataset, self.gamma = index, start, stop, dataset, gamma
+
+    def drop_at(self, preset: Preset) -> int:
+        return self.start + int(preset.lr_drop * (self.stop - self.start))
+
+
+def _stage_parameters(net, stage: int):
+    return net.stage_parameters(stage) if hasattr(net, "stage_parameters") else list(net.parameters())
+
+
+def schedule(data, ops, arch: registry.Arch, preset: Preset, gamma) -> list[Stage]:
+    """The stages of a run (see :mod:`model.registry`): the ``train`` split at every γ, the
+    ``single`` split at ``gamma``, or the ``single`` split at the two ends of the range."""
+    if arch.schedule == "ends":
+        spec = operators.get(ops[0])
+        lo, hi = spec.gamma_range
+        stages = []
+        half = preset.iterations // 2
+        for k, (g, a, b) in enumerate(((lo, 0, half), (hi, half, preset.iterations))):
+            ds = PairDataset(data, ops, "single", crop=preset.crop, flip=True, gamma=g)
+            if len(ds) == 0:
+                raise ValueError(f"--arch {arch.name} trains at the ends of {spec.name}'s range "
+                                 f"({spec.gamma_name}={lo:g} and {hi:g}): {data} has no 'single' "
+                                 f"pairs at {g:g}; build it with --single")
+            _enough(ds, preset, f"the 'single' split at {spec.gamma_name}={g:g}")
+            stages.append(Stage(k, a, b, ds, g))
+        return stages
+    split = "single" if arch.per_gamma else "train"
+    ds = PairDataset(data, ops, split, crop=preset.crop, flip=True, gamma=gamma)
+    if len(ds) == 0:
+        msg = f"{data} has no '{split}' pairs for {list(ops)}"
+        if split == "single":
+            present = sorted(set(np.round(PairDataset(data, ops, "single").gamma_values(ops[0]), 12)))
+            msg += (f" at γ={gamma:g}; its 'single' split holds the paper's test γ "
+                    f"{', '.join(f'{g:g}' for g in present)}: train at one of them"
+                    if present else "; build the dataset with `datagen build --single`")
+        raise ValueError(msg)
+    _enough(ds, preset, f"the '{split}' split" + (f" at γ={gamma:g}" if gamma is not None else ""))
+    return [Stage(0, 0, preset.iterations, ds, gamma)]
+
+
+def _enough(ds, preset: Preset, what: str) -> None:
+    if len(ds) < preset.batch:
+        raise ValueError(f"only {len(ds)} training pairs in {what} for a batch of "
+                         f"{preset.batch}: use a smaller --batch or a larger dataset")
+
+
+def train(data, ops, out, *, preset: Preset | str, arch: str = "decouple",
+          gamma: float | None = None, seed: int = 0, resume: bool = False,
+          device: str | None = None, norm: str = "law", op_code: str = "scalar",
+          mode: str = "grouped", progress: bool = True, stop_at: int | None = None,
+          init: str | None = None, residual: bool | None = None) -> dict:
     """Train and return the final checkpoint state; writes ``out``/last.pt, ``out``/log.csv and
     ``out``/config.json (the run's full configuration, readable), and TensorBoard scalars into
     ``out``/tb when ``tensorboard`` is installed.
 
-    ``arch="decouple"`` trains on the continuously sampled γ of the ``train`` split;
-    ``arch="single"`` trains at one ``gamma`` on the ``single`` split (training crops at the
-    paper's test γ). Both see the same crops, iterations and batch size. The baselines:
-    ``"concat"`` (γ as constant input channels) trains like decouple, ``"hdrnet"`` (DBL, see
-    :mod:`model.hdrnet`) like single, at a constant learning rate (``preset.hdrnet_lr``).
-    ``init`` and ``residual`` default to the preset's, as on the command line. ``stop_at`` ends
-    the run early at that iteration (with a checkpoint), to continue later with ``resume=True``
-    exactly as if it had not stopped (the schedule is always the preset's).
+    ``arch`` is a name of :mod:`model.registry`; its schedule says what the run trains on:
+    every γ of the ``train`` split (``decouple``, ``concat``, the Table 12 family, ``realtime``,
+    ``cresmd``), the ``single`` split at one ``gamma`` (``single``, ``hdrnet``, the latter at a
+    constant learning rate, ``preset.hdrnet_lr``), or the ``single`` split at the two ends of
+    the range, half the iterations each (``adafm``, ``dni``). ``preset`` is a
+    :class:`model.presets.Preset` or its name; ``init`` and ``residual`` default to the
+    preset's, exactly as on the command line, so that ``train(..., preset="smoke")`` trains the
+    network ``python -m model train --preset smoke`` trains. ``stop_at`` ends the run early at
+    that iteration (with a checkpoint), to continue later with ``resume=True`` exactly as if it
+    had not stopped (the schedule is always the preset's).
 
     ``resume=True`` continues the run with its recorded configuration: any difference in what is
     trained (preset, width, iterations, ...) is refused with the list of differences; how it runs
@@ -223,21 +269,33 @@ def train(data, ops, out, *, preset: Preset, arch: str = "decouple", gamma: floa
     iteration. One training per run folder at a time (an exclusive lock on ``out``/.lock).
     """
     out = Path(out)
+    if isinstance(preset, str):
+        preset = get_preset(preset)
     if not isinstance(preset, Preset):
-        raise TypeError(f"preset must be a model.presets.Preset, got {type(preset).__name__}")
+        raise TypeError(f"preset must be a model.presets.Preset or its name, got "
+                        f"{type(preset).__name__}")
     if isinstance(ops, str):
         ops = (ops,)
     ops = tuple(operators.get(o).name for o in ops)  # names are case-insensitive
     if not ops or len(set(ops)) != len(ops):
         raise ValueError(f"ops must name each operator once, got {list(ops)}")
-    if arch not in ARCHS:
-        raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
-    if arch in PER_GAMMA:
-        if gamma is None or len(ops) != 1:
-            raise ValueError(f"--arch {arch} needs exactly one operator and --gamma")
+    entry = registry.get(arch)
+    if entry.one_op and len(ops) != 1:
+        raise ValueError(f"--arch {entry.name} trains one operator, got {list(ops)}")
+    if entry.per_gamma:
+        if gamma is None:
+            raise ValueError(f"--arch {entry.name} needs exactly one operator and --gamma")
         operators.get(ops[0]).check_gamma(gamma)
     elif gamma is not None:
-        raise ValueError(f"--gamma is for --arch {'/'.join(PER_GAMMA)}; {arch} trains on all γ")
+        raise ValueError(f"--gamma is for --arch {'/'.join(registry.PER_GAMMA)}; {entry.name} "
+                         "trains on all γ" + (" (the two ends of the range)"
+                                              if entry.schedule == "ends" else ""))
+    if entry.schedule == "ends":
+        if norm != "law":
+            raise ValueError(f"--arch {entry.name} interpolates in the law's normalised γ: "
+                             "--norm law only")
+        if preset.iterations < 2:
+            raise ValueError(f"--arch {entry.name} trains two end points: --iterations >= 2")
     if stop_at is not None and (isinstance(stop_at, bool) or not isinstance(stop_at, int)
                                 or stop_at < 1):
         raise ValueError(f"stop_at must be a positive integer, got {stop_at!r}")
@@ -248,27 +306,25 @@ def train(data, ops, out, *, preset: Preset, arch: str = "decouple", gamma: floa
 
     with open_file(data) as f:
         data_digest = str(f.attrs["digest"])
-    split = "single" if arch in PER_GAMMA else "train"
-    dataset = PairDataset(data, ops, split, crop=preset.crop, flip=True, gamma=gamma)
-    if len(dataset) == 0:
-        raise ValueError(f"{data} has no '{split}' pairs for {ops}"
-                         + (f" at γ={gamma}" if gamma is not None else "")
-                         + ("; build it with --single" if split == "single" else ""))
-    gammas = {o: dataset.gamma_values(o) for o in ops}
-    config = {"arch": arch, "ops": list(ops), "width": preset.width,
-              "dilations": list(preset.dilations), "norm": norm, "op_code": op_code,
-              "mode": mode, "init": init, "residual": residual, "gamma": gamma,
-              "trained_range": {o: [float(g.min()), float(g.max())] for o, g in gammas.items()},
-              "preset": preset.to_dict(), "seed": seed, "data": str(data),
-              **({"lowres": preset.hdrnet_lowres} if arch == "hdrnet" else {}),
-              "data_digest": data_digest, "code": code_version()}
+    stages = schedule(data, ops, entry, preset, gamma)
+    if entry.schedule == "ends":
+        trained = {ops[0]: [float(stages[0].gamma), float(stages[1].gamma)]}
+    else:
+        gammas = {o: stages[0].dataset.gamma_values(o) for o in ops}
+        trained = {o: [float(g.min()), float(g.max())] for o, g in gammas.items()}
+    config = ModelConfig(
+        arch=entry.name, ops=ops, width=preset.width, dilations=preset.dilations, norm=norm,
+        op_code=op_code, mode=mode, init=init, residual=residual, gamma=gamma,
+        lowres=preset.hdrnet_lowres if entry.name == "hdrnet" else None,
+        trained_range=trained, preset=preset.to_dict(), seed=seed, data=str(data),
+        data_digest=data_digest, code=code_version()).to_dict()
 
     with RunLock(out):
-        return _train_locked(data, ops, out, ckpt_path, log_path, config, dataset, preset, arch,
-                             gamma, seed, resume, device, mode, progress, stop_at)
+        return _train_locked(data, ops, out, ckpt_path, log_path, config, stages, preset,
+                             entry.name, gamma, seed, resume, device, mode, progress, stop_at)
 
 
-def _train_locked(data, ops, out, ckpt_path, log_path, config, dataset, preset, arch, gamma,
+def _train_locked(data, ops, out, ckpt_path, log_path, config, stages, preset, arch, gamma,
                   seed, resume, device, mode, progress, stop_at) -> dict:
     torch.manual_seed(seed)
     net, coder = build_model(config)
@@ -285,24 +341,16 @@ def _train_locked(data, ops, out, ckpt_path, log_path, config, dataset, preset, 
         resumes = list(recorded.get("resumes", []))
         resumes.append({"iteration": int(state["iteration"]), "mode": config["mode"],
                         "data": config["data"], "code": config["code"]})
-        config = {**recorded, "resumes": resumes}
+        # the recorded configuration, in today's form (a v1 one gets its operator-code table)
+        config = {**ModelConfig.from_dict(recorded).to_dict(), "resumes": resumes}
         net.load_state_dict(state["model"])
         start = state["iteration"]
         if hasattr(net, "mode"):
             net.mode = mode  # how batches run may change between sessions (same results)
     elif ckpt_path.exists() and not resume:
         raise FileExistsError(f"{ckpt_path} exists: add --resume to continue it, or use another --out")
-    opt = torch.optim.Adam(net.parameters(), lr=lr_at(preset, start, arch))
-    if start:
-        opt.load_state_dict(state["optimizer"])
-        for g in opt.param_groups:
-            g["lr"] = lr_at(preset, start, arch)
-
     stop = preset.iterations if stop_at is None else min(stop_at, preset.iterations)
-    loader = DataLoader(dataset, batch_sampler=EpochBatches(len(dataset), preset.batch, seed,
-                                                            start, max(start, stop)),
-                        num_workers=preset.workers, collate_fn=_collate,
-                        persistent_workers=False)
+
     out.mkdir(parents=True, exist_ok=True)
     _write_atomic(out / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
     new_log = not (resume and log_path.is_file() and start)
@@ -324,12 +372,13 @@ def _train_locked(data, ops, out, ckpt_path, log_path, config, dataset, preset, 
     t0 = time.perf_counter()
     elapsed0 = state.get("elapsed_s", 0.0) if start else 0.0
     it = start
+    opt = None
     net.train()
 
     def checkpoint():
         save(ckpt_path, {"config": config, "model": net.state_dict(),
-                         "optimizer": opt.state_dict(), "iteration": it,
-                         "elapsed_s": elapsed0 + time.perf_counter() - t0})
+                         "optimizer": opt.state_dict() if opt is not None else {},
+                         "iteration": it, "elapsed_s": elapsed0 + time.perf_counter() - t0})
         if validate is not None:
             v = validate(net)
             if v is not None:
@@ -337,35 +386,61 @@ def _train_locked(data, ops, out, ckpt_path, log_path, config, dataset, preset, 
             tb.flush()
 
     try:
-        for batch in loader:
-            if it == int(preset.lr_drop * preset.iterations) and it > 0 and arch != "hdrnet":
-                # the authors re-create the optimiser when the learning rate changes
-                opt = torch.optim.Adam(net.parameters(), lr=preset.lr_final)
-            x = prepare(batch["input"]).to(device)
-            y = batch["target"].to(device).float()
-            code = coder(batch["op"], batch["gamma"]).to(device) if net.needs_code else None
-            loss = torch.nn.functional.mse_loss(net(x, code), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            it += 1
-            if it % preset.log_every == 0 or it == preset.iterations:
-                lr = opt.param_groups[0]["lr"]
-                writer.writerow([it, it // max(1, len(dataset) // preset.batch), f"{loss.item():.6g}",
-                                 lr, f"{elapsed0 + time.perf_counter() - t0:.2f}"])
-                log.flush()
-                if tb is not None:
-                    tb.add_scalar("train/loss", loss.item(), it)
-                    tb.add_scalar("train/lr", lr, it)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.2f}")
-            if it % preset.ckpt_every == 0:
-                checkpoint()
+        for stage in stages:
+            if it >= stage.stop or it >= stop:
+                continue
+            params = _stage_parameters(net, stage.index)
+            if it == stage.start and stage.index > 0 and hasattr(net, "begin_stage"):
+                net.begin_stage(stage.index)
+            opt = torch.optim.Adam(params, lr=lr_at(preset, it, arch, stage.start, stage.stop))
+            if it > stage.start and start == it and state.get("optimizer"):
+                opt.load_state_dict(state["optimizer"])  # resuming inside this stage
+                for g in opt.param_groups:
+                    g["lr"] = lr_at(preset, it, arch, stage.start, stage.stop)
+            ds = stage.dataset
+            loader = DataLoader(ds, batch_sampler=EpochBatches(
+                len(ds), preset.batch, seed + stage.index, it - stage.start,
+                min(stop, stage.stop) - stage.start),
+                num_workers=preset.workers, collate_fn=_collate, persistent_workers=False)
+            per_epoch = max(1, len(ds) // preset.batch)
+            for batch in loader:
+                if it == stage.drop_at(preset) and it > stage.start and arch != "hdrnet":
+                    # the authors re-create the optimiser when the learning rate changes
+                    opt = torch.optim.Adam(params, lr=preset.lr_final)
+                x = prepare(batch["input"]).to(device)
+                y = batch["target"].to(device).float()
+                code = coder(batch["op"], batch["gamma"]).to(device) if net.needs_code else None
+                loss = torch.nn.functional.mse_loss(net(x, code), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                it += 1
+                if it % preset.log_every == 0 or it == preset.iterations:
+                    lr = opt.param_groups[0]["lr"]
+                    writer.writerow([it, (it - stage.start) // per_epoch, f"{loss.item():.6g}",
+                                     lr, f"{elapsed0 + time.perf_counter() - t0:.2f}"])
+                    log.flush()
+                    if tb is not None:
+                        tb.add_scalar("train/loss", loss.item(), it)
+                        tb.add_scalar("train/lr", lr, it)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss.item():.2f}")
+                if it % preset.ckpt_every == 0:
+                    checkpoint()
     finally:
         if bar is not None:
             bar.close()
         log.close()
+    if opt is None and start:  # nothing left to run: keep the stored optimiser state
+        opt = torch.optim.Adam(_stage_parameters(net, stages[-1].index), lr=preset.lr_final)
+        if state.get("optimizer"):
+            try:
+                opt.load_state_dict(state["optimizer"])
+            except ValueError:
+                pass
+    if opt is None:
+        opt = torch.optim.Adam(_stage_parameters(net, 0), lr=preset.lr)
     checkpoint()
     if tb is not None:
         tb.close()

@@ -142,7 +142,7 @@ def test_single_gamma_baseline_and_strict(data, tmp_path):
                   progress=False)
     assert state["config"]["arch"] == "single"
     net, _ = build_model(state["config"])
-    assert not hasattr(net, "weight_net")
+    assert len(net.weight_net) == 0 and len(net.weights) == len(net.layout)  # all static
     m = model.load(tmp_path / "s")
     img = np.zeros((8, 8, 3), np.uint8)
     m.apply(img, "l0", 0.02, strict=True)

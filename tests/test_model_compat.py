@@ -98,3 +98,25 @@ def test_old_checkpoints_evaluate_identically(tmp_path, arch, ops, op, gamma, me
     assert (y * pattern).sum().item() == pytest.approx(weighted, rel=1e-5, abs=2e-3)
     out = p.apply(img, op, gamma)
     assert out.shape == img.shape and out.dtype == np.uint8
+
+
+def test_an_old_run_resumes_exactly(data, tmp_path):
+    """A run folder whose last.pt is in the v1 format (no checksum, no operator-code table)
+    resumes, and ends where an uninterrupted run ends."""
+    from model.presets import get_preset
+    from model.train import train
+
+    p = get_preset("smoke").with_(width=4, dilations=(2,), crop=16, batch=2, iterations=4,
+                                  log_every=1, ckpt_every=2)
+    full = train(data, ["l0", "wmf"], tmp_path / "full", preset=p, progress=False)
+    train(data, ["l0", "wmf"], tmp_path / "old", preset=p, stop_at=2, progress=False)
+    state = torch.load(tmp_path / "old" / "last.pt", weights_only=True)
+    state = {k: v for k, v in state.items() if k != "checksum"}
+    state["format"] = V1
+    state["config"] = {k: v for k, v in state["config"].items() if k != "op_codes"}
+    torch.save(state, tmp_path / "old" / "last.pt")
+    assert model.load(tmp_path / "old").coder.table == {"l0": (0.1,), "wmf": (0.5,)}
+    resumed = train(data, ["l0", "wmf"], tmp_path / "old", preset=p, resume=True, progress=False)
+    assert resumed["config"]["op_codes"] == {"l0": [0.1], "wmf": [0.5]}
+    for k, v in full["model"].items():
+        torch.testing.assert_close(resumed["model"][k], v)
