@@ -190,7 +190,7 @@ def test_gamma_sweep(op, experiment, scale, sweep, sources):
                                     sources, op, float(g)) for g in spec.test_gammas}
     rows = []
     for g in gammas:
-        refs = np.stack([run_task(op, s, [g])[0] for s in sources])
+        refs = np.stack([run_task(op, s, [g])["output"][0] for s in sources])
         u = float(spec.normalize(g))
         models = {"decouple": _run_model(dec, sources, op, g),
                   "concat": _run_model(concat, sources, op, g), "identity": sources}
@@ -221,7 +221,7 @@ def test_visual(op, experiment, results_dir, sources):
     spec = operators.get(op)
     dec = _predictor(experiment, Run("decouple", op))
     gs = [float(g) for g in spec.test_gammas]
-    refs = run_task(op, src, gs)
+    refs = run_task(op, src, gs)["output"]
     rows = [("operator (reference)", list(refs)),
             ("decouple", [_run_model(dec, src[None], op, g)[0] for g in gs]),
             ("single-γ", [_run_model(_predictor(experiment, Run("single", op, g)), src[None], op,
