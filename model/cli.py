@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 
 import operators
+from datagen.cli import HelpFormatter
 
 from .predict import ExtrapolationWarning, OutOfRangeError
 from .train import RunLockedError
@@ -55,16 +56,8 @@ def _positive_float(text: str) -> float:
     return v
 
 
-class _Help(argparse.RawDescriptionHelpFormatter):
-    """Shows "(default: X)" only where a default means something (not on required arguments,
-    flags, or options whose absence is described in their help)."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        if ("%(default)" in text or action.default in (None, False, argparse.SUPPRESS)
-                or action.required or not action.option_strings):
-            return text
-        return text + " (default: %(default)s)"
+#: "(default: X)" only where a default means something: the project's one help formatter
+_Help = HelpFormatter
 
 
 def _version() -> str:
