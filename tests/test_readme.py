@@ -68,3 +68,24 @@ def test_every_operator_is_in_the_readme_table():
 
     names = {r[0].strip("`") for r in _table_after("take no γ. Names are case-insensitive")}
     assert names == set(operators.ALL)
+
+
+def test_methods_table_parameter_counts():
+    """The methods table's parameter counts (width 64, two operators) are the built networks'."""
+    from model.config import ModelConfig
+    from model.registry import build_model
+
+    rows = _table_after("| `--arch` | what depends on γ | parameters")
+    checked = 0
+    for row in rows:
+        archs = re.findall(r"`([a-zA-Z0-9:-]+)`", row[0])
+        counts = [re.match(r"\s*([0-9][0-9,]*)", part) for part in row[2].split(" / ")]
+        if not archs or not all(counts):  # the BGU row has nothing to count
+            continue
+        for arch, count in zip(archs, (m.group(1) for m in counts)):
+            arch = arch.replace(":K", ":19")
+            net, _ = build_model(ModelConfig(arch=arch, ops=("l0", "wls"), width=64,
+                                             dilations=(2, 4, 4, 8, 8, 16, 1), lowres=256))
+            assert sum(p.numel() for p in net.parameters()) == int(count.replace(",", "")), arch
+            checked += 1
+    assert checked >= 11
