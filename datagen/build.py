@@ -239,7 +239,8 @@ class Journal:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise BuildError(f"disk full while writing {path}: free some space and run the "
                                  "same command with --resume; finished work is kept") from None
-            raise
+            raise BuildError(f"writing {path} failed ({exc.strerror or exc}); finished work is "
+                             "kept: fix the cause and run the same command with --resume") from None
 
     def add(self, name: str, slots: np.ndarray, arrays: dict[str, np.ndarray]) -> None:
         """Buffer one task's result (``run_task``'s dict of arrays, one row per slot)."""

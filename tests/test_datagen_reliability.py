@@ -351,9 +351,16 @@ def test_a_real_write_failure_in_hdf5_does_not_crash(images, reference, tmp_path
     own driver segfaulted at exit after such a failure; now a message and exit status 2."""
     import resource
 
+    # a limit that the journal's shards (raw uint8 outputs) fit under but the finished HDF5 file
+    # (sources + outputs + metadata) does not
+    cap = os.path.getsize(reference) - 1
+    with h5py.File(reference, "r") as f:
+        shard = sum(f[f"ops/{n}/output"].nbytes for n in f["ops"]) + 8192
+    assert shard < cap, f"the test's premise fails: a shard ({shard} B) would not fit under {cap} B"
+
     def limit():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a signal
-        resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (cap, cap))
 
     out = tmp_path / "limited.h5"
     r = run_cli(tiny_args(images, out), tmp_path, preexec_fn=limit)
@@ -647,3 +654,18 @@ def test_every_stored_pair_and_crop_is_what_it_claims(tmp_path):
                 np.testing.assert_array_equal(outputs[k], expect, err_msg=f"{name} pair {k}")
                 checked += 1
     assert checked > 40
+
+
+def test_a_journal_write_failure_is_a_clear_error(images, tmp_path, monkeypatch):
+    """Any failed journal write (not only a full disk) ends with a message and --resume."""
+    real_open = open
+
+    def failing_open(path, mode="r", *a, **kw):
+        if "wb" in mode and str(path).endswith(".npz.tmp"):
+            raise OSError(errno.EFBIG, "File too large")
+        return real_open(path, mode, *a, **kw)
+
+    monkeypatch.setattr("builtins.open", failing_open)
+    with pytest.raises(BuildError, match=r"writing .*\.npz failed \(File too large\).*--resume"):
+        build(make_plan(tiny_options(images)), tmp_path / "x.h5", workers=1, progress=False)
+    assert no_temporaries(tmp_path)
