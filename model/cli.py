@@ -188,13 +188,11 @@ def main(argv=None) -> int:
                   f"config: {args.out / 'config.json'})")
             return 0
         if args.command == "eval":
-            from .evaluate import evaluate
+            from .evaluate import evaluate, with_averages
             from .predict import load
 
-            table = evaluate(load(args.ckpt, args.device), args.data)
+            table = with_averages(evaluate(load(args.ckpt, args.device), args.data))
             print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-            ave = table.groupby("operator")[["psnr", "ssim"]].mean()
-            print("\nave.\n" + ave.to_string(float_format=lambda v: f"{v:.4f}"))
             if args.csv:
                 args.csv.parent.mkdir(parents=True, exist_ok=True)
                 table.to_csv(args.csv, index=False)

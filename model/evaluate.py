@@ -47,3 +47,18 @@ def evaluate(predictor: Predictor, data, *, ops=None, gammas=None, batch: int = 
                 row.update(identity_psnr=np.mean(ip), identity_ssim=np.mean(is_))
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def with_averages(table: pd.DataFrame) -> pd.DataFrame:
+    """The evaluation table with an ``ave.`` row after each operator's rows: the mean over its γ
+    of the per-γ means (the paper's "ave." columns), images summed. ``gamma`` becomes text."""
+    parts = []
+    for op, rows in table.groupby("operator", sort=False):
+        rows = rows.astype({"gamma": object})
+        rows["gamma"] = [f"{g:g}" for g in rows["gamma"]]
+        ave = rows.drop(columns=["operator", "gamma"]).mean(numeric_only=True)
+        ave["images"] = int(rows["images"].sum())
+        parts += [rows, pd.DataFrame([{"operator": op, "gamma": "ave.", **ave.to_dict()}])]
+    out = pd.concat(parts, ignore_index=True) if parts else table
+    return out.astype({"images": int}) if len(out) else out
+

@@ -54,7 +54,9 @@ class Preset:
 
 
 PRESETS = {
-    # a few seconds: for CI and the tests
+    # a few seconds: for CI and the tests. It checks that everything runs, not that anything is
+    # learnt: 30 iterations at the paper's learning rate (0.01) often end with a loss *above* the
+    # first one (Adam's first steps overshoot); judge quality with `small` or `paper`
     "smoke": Preset("smoke", width=8, dilations=(2, 4), crop=32, batch=4, iterations=30,
                     log_every=5, ckpt_every=15, residual=True, hdrnet_lowres=32, hdrnet_lr=1e-3),
     # under 3 minutes on 2 CPU cores: the full 20-conv layout, narrower, small crops, and the

@@ -217,13 +217,21 @@ def test_cli_eval_writes_the_evaluate_table(models, data, tmp_path, capsys):
     assert main(["eval", "--ckpt", str(models / "dec"), "--data", str(data), "--csv", str(path)]) == 0
     table = evaluate(model.load(models / "dec"), data)
     rows = list(csv.DictReader(open(path)))
-    assert len(rows) == len(table)
-    for r, (_, t) in zip(rows, table.iterrows()):
+    per_gamma = [r for r in rows if r["gamma"] != "ave."]
+    assert len(per_gamma) == len(table)
+    for r, (_, t) in zip(per_gamma, table.iterrows()):
         assert r["operator"] == t["operator"] and int(r["images"]) == t["images"]
         for k in ("gamma", "psnr", "ssim", "identity_psnr", "identity_ssim"):
             assert float(r[k]) == pytest.approx(t[k], rel=1e-12, abs=1e-12), k
+    # one "ave." row after each operator's rows: the mean over γ of the per-γ means
+    ave = table.groupby("operator")[["psnr", "ssim"]].mean()
+    aves = [r for r in rows if r["gamma"] == "ave."]
+    assert [r["operator"] for r in aves] == list(dict.fromkeys(table["operator"]))
+    for r in aves:
+        assert float(r["psnr"]) == pytest.approx(ave.loc[r["operator"], "psnr"], rel=1e-12)
+        assert float(r["ssim"]) == pytest.approx(ave.loc[r["operator"], "ssim"], rel=1e-12)
+        assert int(r["images"]) == table.loc[table["operator"] == r["operator"], "images"].sum()
     out = capsys.readouterr().out
-    ave = table.groupby("operator")[["psnr", "ssim"]].mean()  # mean over images, then over γ
     for op in ("l0", "wmf"):
-        line = next(ln for ln in out.split("ave.")[1].splitlines() if ln.startswith(op))
+        line = next(ln for ln in out.splitlines() if ln.split()[:2] == [op, "ave."])
         assert f"{ave.loc[op, 'psnr']:.4f}" in line and f"{ave.loc[op, 'ssim']:.4f}" in line
