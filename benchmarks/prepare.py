@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 import operators
+from datagen import code_version
+from datagen.cli import HelpFormatter
 
 from ._experiments import Experiment, baseline_runs, table1_runs
 
@@ -19,9 +21,13 @@ TABLES = {"table1": table1_runs, "table6": baseline_runs}
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.prepare", description=__doc__,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--scale", choices=("smoke", "small", "paper"), default="small")
-    p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "decouple")
+                                formatter_class=HelpFormatter)
+    p.add_argument("--version", action="version",
+                   version=f"decouple-ops benchmarks.prepare {code_version()}")
+    p.add_argument("--scale", choices=("smoke", "small", "paper"), default="small",
+                   help="which scale's dataset and preset")
+    p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "decouple",
+                   help="the benchmark cache: <scale>/data.h5 and one run folder per model")
     p.add_argument("--data", type=Path, default=None, help="dataset instead of the scale's default")
     p.add_argument("--tables", default="table1,table6", help="which tables' models to train")
     p.add_argument("--ops", default="all", help="operators, comma separated, or all")

@@ -30,3 +30,12 @@ def test_datagen_version_in_a_fresh_process():
     out = subprocess.run([sys.executable, "-m", "datagen", "--version"], capture_output=True,
                          text=True, check=True).stdout
     assert out.startswith("decouple-ops datagen ")
+
+
+def test_prepare_version_and_help():
+    out = subprocess.run([sys.executable, "-m", "benchmarks.prepare", "--version"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.startswith("decouple-ops benchmarks.prepare ")
+    text = subprocess.run([sys.executable, "-m", "benchmarks.prepare", "--help"],
+                          capture_output=True, text=True, check=True).stdout
+    assert "(default: None)" not in text and "--jobs" in text
