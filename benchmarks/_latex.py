@@ -352,35 +352,51 @@ def _size(v) -> str:
 
 
 def operator_speed(name: str, df: pd.DataFrame) -> str:
-    """Operator wall times: ours, the OpenCV counterpart and their ratio, first-call times."""
+    """Operator wall times, one block of rows per image size: ours in the suite and in a fresh
+    process, the library counterpart and the ratio, the target; below, the first-call times."""
     known = {"operator", "gamma", "size", "ours_s", "counterpart", "counterpart_s", "ratio",
-             "target", "first_call_cold_s", "first_call_cached_s"}
+             "target", "fresh_process_s", "fresh_vs_suite", "first_call_cold_s",
+             "first_call_cached_s"}
     extra = [c for c in df.columns if c not in known]
     ecols, efmts = generic_columns(df, extra)
-    cols = [Col(("", ""), "l"), Col(("", "$\\gamma$"), "l"), Col(("", "size"), "r"),
-            Col(("ours", "(s)"), "r"), Col(("OpenCV", "(s)"), "r"), Col(("", "ratio"), "r"),
-            *ecols, Col(("first call (s)", "cold"), "r"), Col(("", "cached"), "r"),
-            Col(("", "target"), wrap("1.8cm"))]
+    fresh = "fresh_process_s" in df
+    cols = [Col(("", ""), "l"), Col(("", "$\\gamma$"), "l"), Col(("ours", "(s)"), "r"),
+            *([Col(("fresh", "(s)"), "r")] if fresh else []),
+            Col(("counter-", "part (s)"), "r"), Col(("", "ratio"), "r"), *ecols,
+            Col(("", "target"), wrap("2.2cm"))]
     rows: list = []
-    last = None
-    for r in df.itertuples(index=False):
-        if last is not None and r.operator != last:
+    for size, d in df.groupby("size", sort=False):
+        if rows:
             rows.append(SPACE)
-        first = r.operator != last
-        last = r.operator
-        rows.append([op_label(r.operator) if first else "",
-                     f"{_gamma_name(r.operator)}\\,=\\,{gamma_value(r.gamma)}", _size(r.size),
-                     number(r.ours_s, 3), number(r.counterpart_s, 3), number(r.ratio, 2),
-                     *[f(getattr(r, k)) for f, k in zip(efmts, extra)],
-                     number(r.first_call_cold_s, 1), number(r.first_call_cached_s, 1),
-                     "" if _is_missing(r.target) else latex_text(r.target)])
+        rows.append(section(_size(size), len(cols)))
+        last = None
+        for r in d.itertuples(index=False):
+            first = r.operator != last
+            last = r.operator
+            g = "" if _is_missing(r.gamma) else (
+                f"{_gamma_name(r.operator)}\\,=\\,{gamma_value(r.gamma)}")
+            rows.append([op_label(r.operator) if first else "", g, number(r.ours_s, 3),
+                         *([number(r.fresh_process_s, 3)] if fresh else []),
+                         number(r.counterpart_s, 3), number(r.ratio, 2),
+                         *[f(getattr(r, k)) for f, k in zip(efmts, extra)],
+                         "" if _is_missing(r.target) else latex_text(r.target)])
+    calls = df.dropna(subset=["first_call_cold_s"]).drop_duplicates("operator")
+    first_rows = [[op_label(r.operator), number(r.first_call_cold_s, 1),
+                   number(r.first_call_cached_s, 1)] for r in calls.itertuples(index=False)]
+    body = tabular(cols, rows)
+    if first_rows:
+        first_cols = [Col(("", ""), "l"), Col(("first call (s)", "cold"), "r"),
+                      Col(("", "cached"), "r")]
+        body += "\n\n\\medskip\n" + tabular(first_cols, first_rows)
     counterparts = sorted({str(c) for c in df.counterpart if not _is_missing(c)})
-    caption = ("Operator wall time per RGB image (median of the rounds); OpenCV's counterpart "
-               "timed in the same run, ratio = ours / OpenCV; first call: a fresh process on a "
-               "32$^2$ image with an empty (cold) and a filled (cached) Numba cache.")
-    note = ("OpenCV: " + ", ".join(f"\\texttt{{{latex_text(c)}}}" for c in counterparts)
+    caption = ("Operator wall time per RGB image (median of the rounds) inside the benchmark "
+               "suite" + (" and in a fresh process" if fresh else "") + "; the library "
+               "counterpart timed in the same run, ratio = ours / counterpart. Below: the first "
+               "call in a fresh process on a 32$^2$ image with an empty (cold) and a filled "
+               "(cached) Numba cache.")
+    note = ("Counterparts: " + ", ".join(f"\\texttt{{{latex_text(c)}}}" for c in counterparts)
             + " (not faithful to the reference; timed for scale).") if counterparts else ""
-    return table_env(name, caption, tabular(cols, rows), note)
+    return table_env(name, caption, body, note)
 
 
 def operator_fidelity(name: str, df: pd.DataFrame) -> str:
@@ -473,12 +489,35 @@ def datagen_speed(name: str, df: pd.DataFrame) -> str:
     return table_env(name, caption, tabular(cols, rows))
 
 
+def retune_speed(name: str, df: pd.DataFrame) -> str:
+    """Per method (what a re-tune re-runs in its heading row) and image size: the first render,
+    a re-tune with a new γ on the same image, and their ratio."""
+    devices = df.device.nunique() > 1
+    cols = [Col(("",), "l"), *([Col(("device",), "l")] if devices else []),
+            Col(("first (ms)",), "r"), Col(("re-tune (ms)",), "r"), Col(("speed-up",), "r")]
+    rows: list = []
+    for method, d in df.groupby("method", sort=False):
+        runs = str(d.retune_runs.iloc[0]) if "retune_runs" in d else ""
+        head = latex_text(method) + ("" if runs in ("", "nan", "—") else
+                                     f" (re-tune runs {latex_text(runs)})")
+        if rows:
+            rows.append(SPACE)
+        rows.append(section(head, len(cols)))
+        for r in d.itertuples(index=False):
+            rows.append([f"\\quad {_size(r.size)}", *([latex_text(r.device)] if devices else []),
+                         number(r.first_ms, 0), number(r.retune_ms, 0), number(r.speedup, 1)])
+    caption = ("Interactive re-tuning: ms per image for the first render and for a new $\\gamma$ "
+               "on the same image (only the layers after the first $\\gamma$-dependent one run "
+               "again; TPAMI 2019 Table 5's question), per method and image size.")
+    return table_env(name, caption, tabular(cols, rows))
+
+
 #: The table-specific layouts, by table name; other tables get :func:`generic`.
 LAYOUTS: dict[str, Callable[[str, pd.DataFrame], str]] = {
     "table1_single_vs_decouple": table1, "table6_baselines": table6,
     "gamma_sweep": gamma_sweep, "operator_speed": operator_speed,
     "operator_fidelity": operator_fidelity, "baseline_speed": baseline_speed,
-    "model_speed": model_speed, "datagen_speed": datagen_speed,
+    "model_speed": model_speed, "datagen_speed": datagen_speed, "retune_speed": retune_speed,
 }
 
 
