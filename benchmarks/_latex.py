@@ -352,8 +352,9 @@ def _size(v) -> str:
 
 
 def operator_speed(name: str, df: pd.DataFrame) -> str:
-    """Operator wall times, one block of rows per image size: ours in the suite and in a fresh
-    process, the library counterpart and the ratio, the target; below, the first-call times."""
+    """Operator wall times at the largest size timed (the others, and the first-call times, stay
+    in the CSV: the page has room for one block): ours in the suite and in a fresh process, the
+    library counterpart and the ratio, the target."""
     known = {"operator", "gamma", "size", "ours_s", "counterpart", "counterpart_s", "ratio",
              "target", "fresh_process_s", "fresh_vs_suite", "first_call_cold_s",
              "first_call_cached_s"}
@@ -365,9 +366,10 @@ def operator_speed(name: str, df: pd.DataFrame) -> str:
             Col(("counter-", "part (s)"), "r"), Col(("", "ratio"), "r"), *ecols,
             Col(("", "target"), wrap("2.2cm"))]
     rows: list = []
-    for size, d in df.groupby("size", sort=False):
-        if rows:
-            rows.append(SPACE)
+    sizes = list(dict.fromkeys(df["size"]))
+    largest = max(sizes, key=lambda v: int(re.match(r"\d+", str(v)).group()) if re.match(
+        r"\d+", str(v)) else 0)
+    for size, d in df[df["size"] == largest].groupby("size", sort=False):
         rows.append(section(_size(size), len(cols)))
         last = None
         for r in d.itertuples(index=False):
@@ -380,23 +382,19 @@ def operator_speed(name: str, df: pd.DataFrame) -> str:
                          number(r.counterpart_s, 3), number(r.ratio, 2),
                          *[f(getattr(r, k)) for f, k in zip(efmts, extra)],
                          "" if _is_missing(r.target) else latex_text(r.target)])
-    calls = df.dropna(subset=["first_call_cold_s"]).drop_duplicates("operator")
-    first_rows = [[op_label(r.operator), number(r.first_call_cold_s, 1),
-                   number(r.first_call_cached_s, 1)] for r in calls.itertuples(index=False)]
     body = tabular(cols, rows)
-    if first_rows:
-        first_cols = [Col(("", ""), "l"), Col(("first call (s)", "cold"), "r"),
-                      Col(("", "cached"), "r")]
-        body += "\n\n\\medskip\n" + tabular(first_cols, first_rows)
     counterparts = sorted({str(c) for c in df.counterpart if not _is_missing(c)})
     caption = ("Operator wall time per RGB image (median of the rounds) inside the benchmark "
                "suite" + (" and in a fresh process" if fresh else "") + "; the library "
-               "counterpart timed in the same run, ratio = ours / counterpart. Below: the first "
-               "call in a fresh process on a 32$^2$ image with an empty (cold) and a filled "
-               "(cached) Numba cache.")
+               "counterpart timed in the same run, ratio = ours / counterpart.")
     note = ("Counterparts: " + ", ".join(f"\\texttt{{{latex_text(c)}}}" for c in counterparts)
             + " (not faithful to the reference; timed for scale).") if counterparts else ""
-    return table_env(name, caption, body, note)
+    others = [_size(v) for v in sizes if v != largest]
+    if others:
+        note += f" The rows at {', '.join(others)} are in the CSV."
+    if "first_call_cold_s" in df:
+        note += " The CSV also has each operator's first call (cold and cached Numba cache)."
+    return table_env(name, caption, body, note.strip())
 
 
 def operator_fidelity(name: str, df: pd.DataFrame) -> str:
@@ -490,25 +488,26 @@ def datagen_speed(name: str, df: pd.DataFrame) -> str:
 
 
 def retune_speed(name: str, df: pd.DataFrame) -> str:
-    """Per method (what a re-tune re-runs in its heading row) and image size: the first render,
-    a re-tune with a new γ on the same image, and their ratio."""
+    """One row per method (and device): the first render and a re-tune with a new γ on the same
+    image, ms, at each image size (what a re-tune re-runs is in the CSV)."""
+    sizes = list(dict.fromkeys(df["size"]))
     devices = df.device.nunique() > 1
-    cols = [Col(("",), "l"), *([Col(("device",), "l")] if devices else []),
-            Col(("first (ms)",), "r"), Col(("re-tune (ms)",), "r"), Col(("speed-up",), "r")]
-    rows: list = []
-    for method, d in df.groupby("method", sort=False):
-        runs = str(d.retune_runs.iloc[0]) if "retune_runs" in d else ""
-        head = latex_text(method) + ("" if runs in ("", "nan", "—") else
-                                     f" (re-tune runs {latex_text(runs)})")
-        if rows:
-            rows.append(SPACE)
-        rows.append(section(head, len(cols)))
-        for r in d.itertuples(index=False):
-            rows.append([f"\\quad {_size(r.size)}", *([latex_text(r.device)] if devices else []),
-                         number(r.first_ms, 0), number(r.retune_ms, 0), number(r.speedup, 1)])
-    caption = ("Interactive re-tuning: ms per image for the first render and for a new $\\gamma$ "
-               "on the same image (only the layers after the first $\\gamma$-dependent one run "
-               "again; TPAMI 2019 Table 5's question), per method and image size.")
+    cols = [Col(("", ""), "l"), *([Col(("", "device"), "l")] if devices else [])]
+    for size in sizes:
+        label = latex_text(str(size).replace("x", "\u00d7"))
+        cols += [Col((label, "first"), "r"), Col(("", "re-tune"), "r")]
+    rows = []
+    for (method, device), d in df.groupby(["method", "device"], sort=False):
+        by = d.set_index("size")
+        cells = [latex_text(method), *([latex_text(device)] if devices else [])]
+        for size in sizes:
+            r = by.loc[size] if size in by.index else None
+            cells += ["" if r is None else number(r.first_ms, 0),
+                      "" if r is None else number(r.retune_ms, 0)]
+        rows.append(cells)
+    caption = ("Interactive re-tuning (TPAMI 2019 Table 5's question): ms per image for the first "
+               "render and for a new $\\gamma$ on the same image, where only the layers after "
+               "the first $\\gamma$-dependent one run again, per method and image size.")
     return table_env(name, caption, tabular(cols, rows))
 
 

@@ -89,3 +89,16 @@ def test_methods_table_parameter_counts():
             assert sum(p.numel() for p in net.parameters()) == int(count.replace(",", "")), arch
             checked += 1
     assert checked >= 11
+
+
+def test_operator_speed_rows_are_the_committed_csv():
+    speed = pd.read_csv(RESULTS / "operator_speed.csv")
+    speed = speed[speed["size"] == "1024x1024"]
+    rows = _table_after("**Speed at 1024² RGB and fidelity**")
+    assert len(rows) == len(speed)
+    for row, (_, r) in zip(rows, speed.iterrows()):
+        assert row[0].strip("`") == r.operator
+        assert float(row[2]) == pytest.approx(r.ours_s, abs=5e-4), r.operator
+        assert float(row[3]) == pytest.approx(r.fresh_process_s, abs=5e-4), r.operator
+        if row[5] != "–":
+            assert float(row[5]) == pytest.approx(r.ratio, abs=0.005), r.operator
