@@ -16,8 +16,7 @@ from __future__ import annotations
 import numpy as np
 from skimage.metrics import structural_similarity
 
-#: MATLAB rgb2gray's exact coefficients (first row of the inverse NTSC matrix).
-RGB2GRAY = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])
+from operators._color import RGB2GRAY  # MATLAB rgb2gray's exact coefficients, one definition
 PSNR_CAP = 100.0
 
 
