@@ -115,35 +115,12 @@ def run_llf(gray: np.ndarray, colour: np.ndarray, refs: np.ndarray, mode: int,
 
     Output levels: L_l(I) + Σ_k w_k(G_l(I))·L_l(e_k) below the top, G_top(I) on top, collapsed.
     Returns (h, w, C) as ``colour``: llf itself for C = 1, else llf·colour/(I + eps).
-    Same orchestration as :func:`operators.llf._llf` (Gaussian pyramids of the input and of the
-    N remapped images, then the top-down collapse that touches two samples per pixel).
+    The orchestration is :func:`operators.llf.collapse_pyramids`; only the first level's
+    remapping differs.
     """
-    from . import _llf_kernels as K
-    from ._validate import MATLAB_EPS
-    from .llf import _level_taps, pyramid_depth
+    from .llf import collapse_pyramids
 
-    h, w = gray.shape
-    depth = pyramid_depth(h, w)
-    sizes = [(h, w)]
-    for _ in range(depth - 1):
-        hh, ww = sizes[-1]
-        sizes.append(((hh + 1) // 2, (ww + 1) // 2))
-    taps = [_level_taps(*s) for s in sizes[:-1]]
+    def first(ri, rw, ci, cw):
+        return remap_downsample(gray, refs, mode, table, ri, rw, ci, cw, nchunks)
 
-    g_in = [gray.reshape(h, w, 1)]
-    for (ri, rw), (ci, cw), _, _ in taps:
-        g_in.append(K.downsample(g_in[-1], ri, rw, ci, cw, nchunks))
-    (ri, rw), (ci, cw) = taps[0][0], taps[0][1]
-    g_d1, wd = remap_downsample(gray, refs, mode, table, ri, rw, ci, cw, nchunks)
-    g_d = [None, g_d1]
-    for (ri, rw), (ci, cw), _, _ in taps[1:]:
-        g_d.append(K.downsample(g_d[-1], ri, rw, ci, cw, nchunks))
-
-    d = np.zeros(sizes[-1])
-    for lev in range(depth - 2, 0, -1):
-        (ri, rw, rc), (ci, cw, _) = taps[lev][2], taps[lev][3]
-        d = K.collapse_level(g_in[lev].reshape(sizes[lev]), g_d[lev], g_d[lev + 1], d,
-                             ri, rw, rc, ci, cw, refs, nchunks)
-    (ri, rw, rc), (ci, cw, _) = taps[0][2], taps[0][3]
-    return K.collapse_bottom(gray, colour, wd, g_d[1], d, ri, rw, rc, ci, cw, refs, MATLAB_EPS,
-                             nchunks)
+    return collapse_pyramids(gray, colour, refs, first, nchunks)

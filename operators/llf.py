@@ -148,26 +148,43 @@ def _llf(gray: np.ndarray, colour: np.ndarray, fact: float, sigma: float, n: int
     """The filter on a C-contiguous float64 gray image; returns (h, w, C) as colour's C."""
     from . import _llf_kernels as K
 
-    h, w = gray.shape
-    depth = pyramid_depth(h, w)
     refs = np.linspace(0.0, 1.0, n)
     c = 1.0 / (2.0 * sigma * sigma)
     use_rec, up = K.remap_tables(refs, c)
     nchunks = 4 * _num_threads()
 
+    def first(ri, rw, ci, cw):  # level 1 of the n images remapped with LLF's detail curve
+        return K.remap_downsample(gray, refs, fact, c, use_rec, up, ri, rw, ci, cw, nchunks)
+
+    return collapse_pyramids(gray, colour, refs, first, nchunks)
+
+
+def collapse_pyramids(gray: np.ndarray, colour: np.ndarray, refs: np.ndarray, first_level,
+                      nchunks: int) -> np.ndarray:
+    """The fast-LLF orchestration shared by ``llf``, ``llf_remap`` and ``style``.
+
+    Gaussian pyramids of the input (1 channel) and of the N remapped images (N channels), whose
+    first level (and the level-0 detail weights) ``first_level(ri, rw, ci, cw) -> (g_d1, wd)``
+    makes in one streaming pass with the remapping of the caller; then the top-down collapse
+    that touches the two samples with non-zero hat weight per pixel. Returns (h, w, C) as
+    ``colour``.
+    """
+    from . import _llf_kernels as K
+
+    h, w = gray.shape
+    depth = pyramid_depth(h, w)
     sizes = [(h, w)]
     for _ in range(depth - 1):
         hh, ww = sizes[-1]
         sizes.append(((hh + 1) // 2, (ww + 1) // 2))
     taps = [_level_taps(*s) for s in sizes[:-1]]
 
-    # Gaussian pyramids: of the input (1 channel) and of the n remapped images (n channels).
     g_in = [gray.reshape(h, w, 1)]  # (h, w, 1) views: the kernels take channel-last stacks
     for t in taps:
         (ri, rw), (ci, cw) = t[0], t[1]
         g_in.append(K.downsample(g_in[-1], ri, rw, ci, cw, nchunks))
     (ri, rw), (ci, cw) = taps[0][0], taps[0][1]
-    g_d1, wd = K.remap_downsample(gray, refs, fact, c, use_rec, up, ri, rw, ci, cw, nchunks)
+    g_d1, wd = first_level(ri, rw, ci, cw)
     g_d = [None, g_d1]
     for t in taps[1:]:
         (ri, rw), (ci, cw) = t[0], t[1]
