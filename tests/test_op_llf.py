@@ -6,44 +6,16 @@ import math
 
 import numpy as np
 import pytest
-from scipy.ndimage import correlate
 
 from operators import MATLAB_EPS
 from operators._llf_kernels import RECURRENCE_MAX_C, _remap_pixel, remap_tables
 from operators.llf import RGB2GRAY, local_laplacian, pyramid_depth
+from llf_pyramids import gaussian as _gaussian
+from llf_pyramids import laplacian as _laplacian
+from llf_pyramids import up as _up
 
 # ----------------------------------------------------------------------------- slow reference
-# Straight from the description (operators.md 2.6): full-size 5x5 correlations with zero padding,
-# divided by the filtered ones / 0-1 mask; N + 1 complete Laplacian pyramids; explicit collapse.
-_F2 = np.outer([0.05, 0.25, 0.4, 0.25, 0.05], [0.05, 0.25, 0.4, 0.25, 0.05])
-
-
-def _imfilter(x):
-    return correlate(x, _F2, mode="constant", cval=0.0)
-
-
-def _down(x):
-    return (_imfilter(x) / _imfilter(np.ones_like(x)))[::2, ::2]
-
-
-def _up(coarse, shape):
-    z = np.zeros(shape)
-    m = np.zeros(shape)
-    z[::2, ::2] = coarse
-    m[::2, ::2] = 1.0
-    return _imfilter(z) / _imfilter(m)
-
-
-def _gaussian(x, n):
-    pyr = [x]
-    for _ in range(n - 1):
-        pyr.append(_down(pyr[-1]))
-    return pyr
-
-
-def _laplacian(x, n):
-    g = _gaussian(x, n)
-    return [g[k] - _up(g[k + 1], g[k].shape) for k in range(n - 1)] + [g[-1]]
+# N + 1 complete Laplacian pyramids of the literal machinery (tests/llf_pyramids.py), explicit collapse.
 
 
 def slow_llf(gray, fact, sigma=0.1, n_samples=10):

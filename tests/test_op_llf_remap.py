@@ -8,7 +8,6 @@ import math
 import numba
 import numpy as np
 import pytest
-from scipy.ndimage import correlate
 
 from conftest import REFERENCE, read_rgb, reference_manifest
 from operators._color import rgb2gray
@@ -16,37 +15,11 @@ from operators._llf_general_kernels import MODE_ENHANCE, _enhance_detail, run_ll
 from operators._validate import MATLAB_EPS
 from operators.fidelity import agreement
 from operators.llf_remap import llf_remap, remapping_function
+from llf_pyramids import gaussian as _gaussian
+from llf_pyramids import laplacian as _laplacian
+from llf_pyramids import up as _up
 
 # ----------------------------------------------------------------------------- slow reference
-_F2 = np.outer([0.05, 0.25, 0.4, 0.25, 0.05], [0.05, 0.25, 0.4, 0.25, 0.05])
-
-
-def _imfilter(x):
-    return correlate(x, _F2, mode="constant", cval=0.0)
-
-
-def _down(x):
-    return (_imfilter(x) / _imfilter(np.ones_like(x)))[::2, ::2]
-
-
-def _up(coarse, shape):
-    z = np.zeros(shape)
-    m = np.zeros(shape)
-    z[::2, ::2] = coarse
-    m[::2, ::2] = 1.0
-    return _imfilter(z) / _imfilter(m)
-
-
-def _gaussian(x, n):
-    pyr = [x]
-    for _ in range(n - 1):
-        pyr.append(_down(pyr[-1]))
-    return pyr
-
-
-def _laplacian(x, n):
-    g = _gaussian(x, n)
-    return [g[k] - _up(g[k + 1], g[k].shape) for k in range(n - 1)] + [g[-1]]
 
 
 def slow_r(y):

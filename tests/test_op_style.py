@@ -16,7 +16,9 @@ from operators._llf_general_kernels import MODE_TABLE, run_llf
 from operators._style_kernels import apply_table, gradient_magnitude, hist_counts, normalise
 from operators.fidelity import agreement
 from operators.style import _edges, _transfer, exemplar_info, load_exemplar, style_transfer
-from test_op_llf_remap import _gaussian, _laplacian, _up
+from llf_pyramids import gaussian as _gaussian
+from llf_pyramids import laplacian as _laplacian
+from llf_pyramids import up as _up
 
 # ----------------------------------------------------------------------------- slow reference
 
