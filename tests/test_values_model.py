@@ -7,6 +7,7 @@ swaps channels or an output that loses its offset fails (issue 16, bugs 1, 3 and
 from __future__ import annotations
 
 import math
+import re
 import os
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from model.checkpoint import load as load_state, save as save_state
 from model.cli import main
 from model.data import prepare
 from model.networks import OperatorNet
+from model.predict import OutOfRangeError
 from model.presets import get_preset
 from model.train import train
 
@@ -168,3 +170,50 @@ def test_cli_apply_bgu_writes_what_the_python_call_returns(tmp_path, capsys):
                  str(src), str(dst)]) == 0
     assert "wrote" in capsys.readouterr().out
     np.testing.assert_array_equal(read_rgb(dst), expected)
+
+
+@pytest.fixture(scope="module")
+def two_models(data, tmp_path_factory):
+    """A decouple and a single-γ (λ = 0.02) l0 model after one iteration (only their γ checks
+    are under test here)."""
+    out = tmp_path_factory.mktemp("check")
+    train(data, ["l0"], out / "d", preset=TINY.with_(iterations=1), progress=False)
+    train(data, ["l0"], out / "s", preset=TINY.with_(iterations=1), arch="single", gamma=0.02,
+          progress=False)
+    return model.load(out / "d"), model.load(out / "s")
+
+
+def test_check_takes_the_exact_ends_of_the_range_and_refuses_just_outside(two_models):
+    """The paper's test γ include both ends of each range: a strict check must accept them exactly
+    and refuse the next float outside, with the whole message (and warn at the caller's line)."""
+    pred, _ = two_models
+    assert pred.gamma_range("l0") == (L0_LO, L0_HI)
+    assert pred.check("l0", L0_LO, strict=True) == L0_LO
+    assert pred.check("l0", L0_HI, strict=True) == L0_HI
+    for g in (np.nextafter(L0_LO, 0), np.nextafter(L0_HI, 1)):
+        msg = (f"l0: lambda={g:g} is outside the trained range [0.002, 0.2]; pass strict=False "
+               "to extrapolate on purpose")
+        with pytest.raises(OutOfRangeError, match=f"^{re.escape(msg)}$"):
+            pred.check("l0", g, strict=True)
+    img = np.zeros((4, 4, 3), np.uint8)
+    with pytest.warns(operators.ExtrapolationWarning) as rec:
+        pred.apply(img, "l0", 0.5, strict=False)
+    assert [str(w.message) for w in rec] == [
+        "l0: lambda=0.5 is outside the trained range [0.002, 0.2]: extrapolating"]
+    assert rec[0].filename == __file__  # stacklevel: the user's call, not the library's
+
+
+def test_check_of_a_single_gamma_network_is_exact(two_models):
+    _, single = two_models
+    assert single.check("l0", 0.02 * (1 + 5e-10), strict=True) == 0.02 * (1 + 5e-10)
+    msg = ("this single network was trained at lambda=0.02 only, not 0.02; pass strict=False to "
+           "use it anyway")
+    with pytest.raises(OutOfRangeError, match=f"^{re.escape(msg)}$"):
+        single.check("l0", 0.02 * (1 + 1.5e-9), strict=True)
+    img = np.zeros((4, 4, 3), np.uint8)
+    with pytest.warns(operators.ExtrapolationWarning) as rec:
+        single.apply(img, "l0", 0.05, strict=False)
+    assert [str(w.message) for w in rec] == [
+        "this single network was trained at lambda=0.02 only, not 0.05; its output does not "
+        "depend on γ"]
+    assert rec[0].filename == __file__
