@@ -5,6 +5,12 @@ refused unless ``strict=False`` (extrapolating is a legitimate experiment), and 
 :class:`operators.ExtrapolationWarning` is issued; γ outside the law's domain (γ <= 0 for a
 log-uniform law, NaN, inf) is refused whatever ``strict`` says. Images are HxWx3 RGB, uint8 or
 float in [0, 1], like :func:`operators.apply`.
+
+Operators whose γ a model ignores (:meth:`Predictor.uses_gamma` is False; docs/joint.md): a
+fixed-effect operator takes ``gamma=None`` (a number is refused, as by :func:`operators.apply`);
+a degradation in a joint model (blind to the corruption level, as the authors' joint models)
+takes None or any γ of its domain, which is accepted and has no effect on the output (no range
+check, no warning).
 """
 from __future__ import annotations
 
@@ -22,8 +28,7 @@ from . import device as devices
 from . import registry
 from .checkpoint import load as load_state
 from .config import ModelConfig
-from .data import check_domain, prepare, prepare_float
-from .registry import build_model
+from .data import GammaCoder, prepare, prepare_float
 
 #: the warning issued when a γ outside the trained range is used with ``strict=False``
 ExtrapolationWarning = getattr(operators, "ExtrapolationWarning", UserWarning)
@@ -46,7 +51,10 @@ class Predictor:
         cfg = ModelConfig.from_dict(state["config"])
         self.config = cfg.to_dict()
         self.arch = registry.get(cfg.arch)
-        self.net, self.coder = build_model(cfg)
+        # the coder the config records (operator codes, constant γ, γ component or not), and
+        # the network for its code size (registry.build_model's, with the recorded coder)
+        self.coder = GammaCoder.from_config(cfg)
+        self.net = self.arch.build(cfg, self.coder.dim)
         try:
             self.net.load_state_dict(state["model"])
         except RuntimeError as exc:
@@ -90,21 +98,32 @@ class Predictor:
             raise ValueError(f"this model was trained for {list(self.ops)}, not {op!r}")
         return name
 
+    def uses_gamma(self, op: str) -> bool:
+        """Whether this model's output for ``op`` depends on γ: False for a fixed-effect operator
+        and for a degradation in a joint model (blind to the corruption level, paper.md §5)."""
+        return self.coder.uses_gamma(self._op(op))
+
     def gamma_range(self, op: str) -> tuple[float, float]:
         """The γ range this model was trained on: the operator's sampling range, from which
         ``datagen`` draws every training γ (the drawn extremes, ``config["trained_range"]``, lie
         just inside it), so that the paper's test γ at the ends of the range are in range."""
         spec = operators.get(op)
+        if not spec.has_gamma:
+            raise ValueError(f"{spec.name} has no parameter (a fixed-effect operator): no γ range")
         lo, hi = self.config["trained_range"][spec.name]
         return min(lo, spec.gamma_range[0]), max(hi, spec.gamma_range[1])
 
     def check(self, op: str, gamma, strict: bool = True) -> float:
         """Validate (op, γ). γ outside the law's domain is always refused; outside the range the
         model was trained on (for a single-γ network: any other γ) it is refused with ``strict``
-        and warned about (:data:`ExtrapolationWarning`) without."""
+        and warned about (:data:`ExtrapolationWarning`) without. An operator whose γ the model
+        ignores (:meth:`uses_gamma`): None for a fixed-effect operator (a number is refused),
+        None or any γ of a blind degradation's domain (returned, with no effect)."""
         op = self._op(op)
         spec = operators.get(op)
-        g = check_domain(op, gamma)
+        if not self.coder.uses_gamma(op):
+            return self.coder.check(op, gamma)
+        g = self.coder.check(op, gamma)
         lo, hi = self.gamma_range(op)
         if self.arch.per_gamma:
             if not math.isclose(g, self.config["gamma"], rel_tol=1e-9):
@@ -122,8 +141,16 @@ class Predictor:
             warnings.warn(msg + ": extrapolating", ExtrapolationWarning, stacklevel=3)
         return g
 
-    def weights(self, op: str, gamma: float):
+    def _key(self, op: str, gamma):
+        """γ as the cache and the code see it: None where the model ignores it."""
+        if not self.coder.uses_gamma(op):
+            self.coder.check(op, gamma)
+            return None
+        return float(gamma)
+
+    def weights(self, op: str, gamma):
         """(code, fixed weights) for one (operator, γ), computed once."""
+        gamma = self._key(op, gamma)
         key = (op, gamma)
         if self._cache is None or self._cache[0] != key:
             with torch.no_grad():
@@ -132,16 +159,17 @@ class Predictor:
         return self._cache[1]
 
     @torch.no_grad()
-    def run(self, batch: torch.Tensor, op: str, gamma: float) -> torch.Tensor:
+    def run(self, batch: torch.Tensor, op: str, gamma) -> torch.Tensor:
         """(N, 3, H, W) uint8 (or float on the 0–255 scale) → (N, 3, H, W) float on 0–255; odd
-        sizes are padded and cropped."""
+        sizes are padded and cropped. ``gamma``: None (or anything, see :meth:`check`) where the
+        model ignores it."""
         n, c, h, w = batch.shape
         batch = batch.to(self.device)
         x = prepare(batch) if batch.dtype == torch.uint8 else prepare_float(batch)
         ph, pw = h % 2, w % 2
         if ph or pw:  # the stride-2 / transposed-conv round trip needs even sizes
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-        code, fixed = self.weights(op, float(gamma))
+        code, fixed = self.weights(op, gamma)
         y = self.net(x, None if code is None else code.expand(n, -1), fixed=fixed)
         return y[:, :, :h, :w]
 

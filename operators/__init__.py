@@ -460,8 +460,10 @@ class OperatorSpec:
     def paper_normalize(self, gamma):
         """The authors' ad-hoc map of γ into about [0.002, 0.2] (train_6_filter_operator_model.py).
 
-        Operators without such a map (fixed-effect ones, and the restorations, whose parameter the
-        authors' joint models disable) get the constant 0.02 those models feed.
+        The restorations' maps are those of the authors' single-operator restoration models (SR
+        (s−2)·0.099+0.002, denoise (σ−10)·0.0033+0.002, deblock (q−10)·0.0198+0.002); their joint
+        models disable a restoration's parameter (:mod:`model.data` feeds a constant there).
+        Operators without a map (fixed-effect ones, and rain) get the constant 0.02.
         """
         if self.paper_norm is None:
             g = np.asarray(0.0 if gamma is None else gamma, dtype=np.float64)
@@ -621,7 +623,7 @@ _SPECS: dict[str, OperatorSpec] = {
                   "Convolutional Networks. IEEE TPAMI 38(2), 2016. doi:10.1109/TPAMI.2015.2439281",
             gamma_name="s", gamma_meaning="scale factor (shrink by 1/s, enlarge back)",
             law=Discrete((2, 3, 4)), test_gammas=(2.0, 3.0, 4.0),
-            fixed={}, _target="sr:sr_degrade", _pair="sr:sr_pair",
+            fixed={}, paper_norm=(2.0, 0.099, 0.002), _target="sr:sr_degrade", _pair="sr:sr_pair",
         ),
         _spec(
             name="denoise", title="Denoising input (additive Gaussian noise, 8-bit)",
@@ -631,7 +633,8 @@ _SPECS: dict[str, OperatorSpec] = {
                   "doi:10.1109/TIP.2017.2662206",
             gamma_name="sigma", gamma_meaning="noise standard deviation on the 0..255 scale",
             law=Uniform(10.0, 70.0, (0.0, 1000.0)), test_gammas=(15.0, 25.0, 50.0),
-            fixed={"quantize": True}, _target="denoise:denoise_degrade",
+            fixed={"quantize": True}, paper_norm=(10.0, 0.0033, 0.002),
+            _target="denoise:denoise_degrade",
             _pair="denoise:denoise_pair",
         ),
         _spec(
@@ -641,7 +644,7 @@ _SPECS: dict[str, OperatorSpec] = {
                   "Deep Convolutional Network. ICCV 2015. doi:10.1109/ICCV.2015.73",
             gamma_name="q", gamma_meaning="JPEG quality (integer, libjpeg scale)",
             law=Integer(10.0, 20.0, (1.0, 100.0), integral=True), test_gammas=(10.0, 20.0),
-            fixed={}, _target="jpeg:jpeg_degrade", _pair="jpeg:jpeg_pair",
+            fixed={}, paper_norm=(10.0, 0.0198, 0.002), _target="jpeg:jpeg_degrade", _pair="jpeg:jpeg_pair",
         ),
         _spec(
             name="rain", title="Rain streaks (procedural Photoshop-style synthesis)",

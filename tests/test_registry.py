@@ -350,3 +350,12 @@ def test_groups_and_resolve():
         operators.resolve([])
     with pytest.raises(TypeError):
         operators.resolve(3)
+
+
+@pytest.mark.parametrize("name, gamma, expected", [
+    ("sr", 3.0, 0.101), ("denoise", 25.0, 0.0515), ("jpeg", 20.0, 0.2), ("l0", 0.02, 0.02),
+    ("wls", 1.0, 0.02), ("rain", 0.5, 0.02), ("shock", None, 0.02)])
+def test_paper_normalisation_of_the_authors_code(name, gamma, expected):
+    """paper.md §2: SR (s−2)·0.099+0.002, denoise (σ−10)·0.0033+0.002, deblock (q−10)·0.0198+0.002,
+    L0 λ as is, WLS λ/50; no map (rain, fixed-effect operators): the constant 0.02."""
+    assert operators.get(name).paper_normalize(gamma) == pytest.approx(expected, abs=1e-15)
