@@ -11,6 +11,7 @@ import cv2
 import operators
 from datagen.cli import HelpFormatter
 
+from .device import AMP, distributed_env, set_threads
 from .predict import ExtrapolationWarning, OutOfRangeError
 from .train import RunLockedError
 
@@ -21,6 +22,8 @@ examples:
   python -m model train --data data/decouple.h5 --ops l0 --preset small --out runs/l0 --resume
   python -m model train --data data/decouple.h5 --ops l0 --arch realtime --out runs/l0-rt
   python -m model train --data data/decouple.h5 --ops l0 --arch norm:19 --out runs/l0-norm19
+  python -m model train --data data/decouple.h5 --ops eccv6 --preset paper --amp --out runs/eccv6
+  torchrun --nproc_per_node 4 -m model train --data data/voc.h5 --ops l0 --preset paper --out runs/p
   python -m model eval --ckpt runs/l0 --data data/decouple.h5 --csv runs/l0/eval.csv
   python -m model apply --ckpt runs/l0 --op l0 --gamma 0.05 in.png out.png
   python -m model apply --method bgu --op l0 --gamma 0.02 in.png out.png
@@ -37,6 +40,16 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {v}")
+    return v
+
+
 def _arch(text: str) -> str:
     from .registry import get
 
@@ -44,6 +57,28 @@ def _arch(text: str) -> str:
         return get(text).name
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _ops(text: str) -> tuple[str, ...]:
+    """Operator names and groups (``operators.GROUPS``: eccv6, tpami10, restoration, filters,
+    all), comma separated, case-insensitive, as :func:`operators.resolve`."""
+    try:
+        return operators.resolve(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _ops_help(what: str) -> str:
+    return (f"{what}: names or groups, comma separated, case-insensitive (e.g. l0, l0,wls or "
+            f"eccv6); operators: {', '.join(operators.ALL)}; groups: "
+            + ", ".join(f"{g} ({len(v)})" for g, v in operators.GROUPS.items()))
+
+
+def _threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="threads this process computes with (torch, OpenCV, Numba; also "
+                        "OMP_NUM_THREADS of the processes it starts); on a busy machine fewer "
+                        "are often faster (default: torch's, one per core)")
 
 
 def _positive_float(text: str) -> float:
@@ -78,9 +113,7 @@ def parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a decouple or single-γ network", formatter_class=_Help)
     t.add_argument("--data", type=Path, required=True, help="HDF5 file from `python -m datagen build`")
-    t.add_argument("--ops", required=True,
-                   help="operator(s), comma separated, case-insensitive (e.g. l0 or l0,wls); "
-                        "known: " + ", ".join(operators.NAMES))
+    t.add_argument("--ops", type=_ops, required=True, help=_ops_help("operator(s) to train"))
     t.add_argument("--out", type=Path, required=True,
                    help="run folder (last.pt, log.csv, config.json; one training at a time)")
     t.add_argument("--arch", type=_arch, default="decouple", metavar="ARCH",
@@ -130,6 +163,17 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--stop-at", type=_positive_int, default=None,
                    help="stop at this iteration (checkpointed); continue later with --resume")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--workers", type=_non_negative_int, default=None,
+                   help="DataLoader worker processes reading the batches (the same batches "
+                        "whatever their number; 0: in this process) (default: the preset's)")
+    t.add_argument("--batch-crop", action=argparse.BooleanOptionalAction, default=None,
+                   help="read samples whole and crop each batch to its smallest sample, as the "
+                        "authors' loader (default: the preset's, on for paper; --crop turns it "
+                        "off)")
+    t.add_argument("--amp", nargs="?", const="auto", default=None, choices=AMP,
+                   help="mixed precision on CUDA (torch.autocast): bf16, fp16 (with a gradient "
+                        "scaler) or auto (bf16 where the GPU has it); refused on the CPU")
+    _threads(t)
 
     e = sub.add_parser("eval", help="PSNR/SSIM per operator and test γ (paper's protocol)",
                        formatter_class=_Help)
@@ -140,6 +184,10 @@ def parser() -> argparse.ArgumentParser:
                    help="also write the table (one row per operator and γ) here")
     e.add_argument("--device", default=None,
                    help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
+    e.add_argument("--ops", type=_ops, default=None,
+                   help=_ops_help("evaluate only these of the model's operators") +
+                   " (default: all of the model's)")
+    _threads(e)
 
     a = sub.add_parser("apply", help="run a trained model (or BGU) on an image file",
                        formatter_class=_Help)
@@ -152,15 +200,18 @@ def parser() -> argparse.ArgumentParser:
                    help="BGU's downsampling factor per axis")
     a.add_argument("--op", required=True,
                    help="operator to apply (case-insensitive): " + ", ".join(operators.NAMES))
-    a.add_argument("--gamma", type=float, required=True,
+    a.add_argument("--gamma", type=float, default=None,
                    help="the operator's parameter γ (e.g. λ of l0); outside the trained range "
-                        "only with --extrapolate")
+                        "only with --extrapolate. Omit it for a fixed-effect operator (shock, "
+                        "llf_remap, wls_enhance, style, pencil); a joint model is blind to a "
+                        "restoration's γ: accepted, no effect")
     a.add_argument("--extrapolate", action="store_true",
                    help="allow γ outside the trained range (with a warning), as "
                         "operators.apply(..., strict=False)")
     a.add_argument("--strict", action="store_true", help=argparse.SUPPRESS)  # the default now
     a.add_argument("--device", default=None,
                    help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
+    _threads(a)
     a.add_argument("input", type=Path, help="input image (any format OpenCV reads)")
     a.add_argument("output", type=Path, help="output image; its extension sets the format "
                                              "(.png, .jpg, .tif, ...)")
@@ -170,19 +221,27 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
+        set_threads(args.threads)
         if args.command == "train":
             from .presets import get_preset
             from .train import train
 
+            batch_crop = args.batch_crop
+            if batch_crop is None and args.crop is not None:
+                batch_crop = False  # a fixed crop asked for
             preset = get_preset(args.preset).with_(iterations=args.iterations, width=args.width,
                                                    crop=args.crop, batch=args.batch, lr=args.lr,
-                                                   lr_final=args.lr / 10 if args.lr else None)
-            ops = tuple(o.strip() for o in args.ops.split(",") if o.strip())
-            state = train(args.data, ops, args.out, preset=preset, arch=args.arch,
+                                                   lr_final=args.lr / 10 if args.lr else None,
+                                                   workers=args.workers, batch_crop=batch_crop)
+            state = train(args.data, args.ops, args.out, preset=preset, arch=args.arch,
                           gamma=args.gamma, seed=args.seed, resume=args.resume,
                           device=args.device, norm=args.norm, op_code=args.op_code,
                           mode=args.mode, progress=not args.quiet,
-                          stop_at=args.stop_at, init=args.init, residual=args.residual)
+                          stop_at=args.stop_at, init=args.init, residual=args.residual,
+                          amp=args.amp)
+            ranks = distributed_env()
+            if ranks is not None and ranks[0] != 0:
+                return 0  # torchrun: rank 0 reports
             print(f"trained {state['iteration']} iterations in {state['elapsed_s']:.1f} s -> "
                   f"{args.out / 'last.pt'} (log: {args.out / 'log.csv'}, "
                   f"config: {args.out / 'config.json'})")
@@ -191,7 +250,13 @@ def main(argv=None) -> int:
             from .evaluate import evaluate, with_averages
             from .predict import load
 
-            table = with_averages(evaluate(load(args.ckpt, args.device), args.data))
+            predictor = load(args.ckpt, args.device)
+            if args.ops is not None:
+                unknown = [o for o in args.ops if o not in predictor.ops]
+                if unknown:
+                    raise ValueError(f"--ops {','.join(unknown)}: this model was trained on "
+                                     f"{', '.join(predictor.ops)} only")
+            table = with_averages(evaluate(predictor, args.data, ops=args.ops))
             print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
             if args.csv:
                 args.csv.parent.mkdir(parents=True, exist_ok=True)
@@ -215,7 +280,10 @@ def _apply(args) -> int:
     from .predict import load
 
     spec = operators.get(args.op)  # unknown operator: listed before any work
-    check_domain(spec.name, args.gamma)
+    if args.gamma is not None:
+        check_domain(spec.name, args.gamma)
+    elif spec.has_gamma and args.method == "bgu":
+        raise ValueError(f"--gamma is needed for {spec.name} ({spec.gamma_name})")
     suffix = args.output.suffix.lower()
     if not suffix or not cv2.haveImageWriter("x" + suffix):
         raise ValueError(f"cannot write {args.output}: its extension "
@@ -227,6 +295,9 @@ def _apply(args) -> int:
             raise ValueError("--ckpt is needed for --method model")
         predictor = load(args.ckpt, args.device)
         predictor.check(spec.name, args.gamma, strict=not args.extrapolate)
+        if args.gamma is not None and spec.has_gamma and not predictor.uses_gamma(spec.name):
+            print(f"note: this model is blind to {spec.name}'s {spec.gamma_name}: --gamma "
+                  f"{args.gamma:g} is accepted and has no effect", file=sys.stderr)
     from datagen.sources import read_image
 
     if not args.input.exists():

@@ -11,7 +11,7 @@ class Preset:
     name: str
     width: int
     dilations: tuple[int, ...]
-    crop: int  # random training crop (even)
+    crop: int  # random training crop (even); with batch_crop: the side of estimate batches
     batch: int
     iterations: int
     lr: float = 0.01
@@ -28,6 +28,10 @@ class Preset:
     hdrnet_lr: float = 1e-4
     log_every: int = 10
     ckpt_every: int = 200
+    # the authors' loader (var_custom_collate): samples are read whole and each batch is cropped,
+    # at a random place per sample, to the smallest height and width in it (instead of a fixed
+    # random ``crop`` per sample)
+    batch_crop: bool = False
 
     def __post_init__(self):
         for k in ("width", "batch", "iterations", "crop", "log_every", "ckpt_every",
@@ -45,9 +49,14 @@ class Preset:
                 raise ValueError(f"{k} must be a positive finite number, got {v!r}")
         if not 0 <= self.lr_drop <= 1:
             raise ValueError(f"lr_drop must be in [0, 1], got {self.lr_drop!r}")
+        if not isinstance(self.batch_crop, bool):
+            raise ValueError(f"batch_crop must be True or False, got {self.batch_crop!r}")
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "dilations": list(self.dilations)}
+        d = {**asdict(self), "dilations": list(self.dilations)}
+        if not d["batch_crop"]:  # runs recorded before it existed resume unchanged
+            del d["batch_crop"]
+        return d
 
     def with_(self, **kw) -> "Preset":
         return replace(self, **{k: v for k, v in kw.items() if v is not None})
@@ -67,10 +76,13 @@ PRESETS = {
                     iterations=3000, log_every=20, ckpt_every=500, residual=True,
                     hdrnet_lowres=64, hdrnet_lr=1e-3),
     # the authors' setting (train_1_operator.py): width 64, batch 12, Adam 0.01 then 0.001 for
-    # the last 15 %, 100 epochs of int(15983 / 12) iterations; crops are the dataset's size here
-    # (the authors cropped each batch to its smallest VOC image). For a GPU.
+    # the last 15 %, 100 epochs of int(15983 / 12) iterations; samples are read whole and each
+    # batch is cropped to its smallest image, as the authors' loader did with VOC images (a
+    # dataset of one size: whole samples; sr's smaller pairs crop the batches they are in). For a
+    # GPU.
     "paper": Preset("paper", width=64, dilations=PAPER_DILATIONS, crop=128, batch=12,
-                    iterations=100 * (15983 // 12), workers=4, log_every=100, ckpt_every=2000),
+                    iterations=100 * (15983 // 12), workers=4, log_every=100, ckpt_every=2000,
+                    batch_crop=True),
 }
 
 

@@ -8,6 +8,7 @@ import socket
 import sys
 import tempfile
 import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -155,30 +156,114 @@ class EpochBatches(Sampler):
     """Batches of (index, augmentation seed): epoch e is a permutation drawn from (seed, e).
 
     Starting at any iteration gives exactly the batches an uninterrupted run would have seen.
+    With ``world`` > 1 processes (``torchrun``), process ``rank`` gets its contiguous share of
+    ``batch / world`` items of each global batch, with the seeds they have in the global batch:
+    the processes together see exactly the batches one process would. ``sides`` (n × 2: each
+    sample's height and width) adds to every key the smallest even sides of its global batch,
+    ``(index, seed, h, w)``, to which :func:`crop_to_smallest` crops (the same crop in every
+    share).
     """
 
-    def __init__(self, n: int, batch: int, seed: int, start: int, stop: int):
+    def __init__(self, n: int, batch: int, seed: int, start: int, stop: int, *, rank: int = 0,
+                 world: int = 1, sides=None):
         if n < batch:
             raise ValueError(f"only {n} training pairs for a batch of {batch}")
+        if world < 1 or not 0 <= rank < world or batch % world:
+            raise ValueError(f"a batch of {batch} cannot be shared equally by {world} processes "
+                             f"(rank {rank})")
         self.n, self.batch, self.seed, self.start, self.stop = n, batch, seed, start, stop
+        self.rank, self.world = rank, world
         self.per_epoch = n // batch
+        self.sides = None if sides is None else np.asarray(sides, dtype=np.int64).reshape(n, 2)
 
     def __len__(self) -> int:
         return self.stop - self.start
 
     def __iter__(self):
+        share = self.batch // self.world
+        lo = self.rank * share
         for it in range(self.start, self.stop):
             epoch, b = divmod(it, self.per_epoch)
             perm = np.random.default_rng([self.seed, epoch]).permutation(self.n)
             idx = perm[b * self.batch:(b + 1) * self.batch]
-            yield [(int(i), int(self.seed * 1_000_003 + epoch * 65_537 + b * self.batch + j))
-                   for j, i in enumerate(idx)]
+            keys = [(int(i), int(self.seed * 1_000_003 + epoch * 65_537 + b * self.batch + j))
+                    for j, i in enumerate(idx)]
+            if self.sides is not None:  # the global batch's smallest sides, for every share
+                h, w = (int(v) for v in self.sides[idx].min(axis=0))
+                keys = [(i, s, h - h % 2, w - w % 2) for i, s in keys]
+            yield keys[lo:lo + share]
 
 
 def _collate(items):
     return {"input": torch.stack([d["input"] for d in items]),
             "target": torch.stack([d["target"] for d in items]),
             "gamma": [d["gamma"] for d in items], "op": [d["op"] for d in items]}
+
+
+class _WithSeed(torch.utils.data.Dataset):
+    """A dataset's items with the augmentation seed they were drawn with (``"seed"``), for
+    :func:`_collate_smallest`."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple) and len(key) == 4:  # (index, seed, h, w): see EpochBatches
+            item = self.dataset[key[:2]]
+            item["crop_to"] = (int(key[2]), int(key[3]))
+        else:
+            item = self.dataset[key]
+        item["seed"] = int(key[1]) if isinstance(key, tuple) else None
+        return item
+
+
+def sample_sides(ds) -> np.ndarray:
+    """(n, 2): each sample's stored height and width (a :class:`PairDataset` of square pairs,
+    one side per operator), without reading any pixels."""
+    side = np.array([ds.sizes[name] for name in ds.ops], dtype=np.int64)
+    s = side[ds.index[:, 0]] if len(ds.index) else np.zeros(0, np.int64)
+    return np.stack([s, s], axis=1)
+
+
+def crop_to_smallest(items: list[dict]) -> list[dict]:
+    """The authors' variable-size batches (their ``var_custom_collate``; docs/paper.md): every
+    sample of a batch cropped to the smallest height and the smallest width in the batch (made
+    even, as the stride-2 round trip of the network needs), at a random place per sample drawn
+    from its augmentation seed (``item["seed"]``; reproducible, whatever the process or worker),
+    the same window for input and target. Samples of that size are left whole. Items with a
+    ``crop_to`` (h, w) (a share of a batch split between processes, :class:`EpochBatches`) are
+    cropped to the global batch's smallest sides it gives."""
+    h = min(d["input"].shape[1] for d in items)
+    w = min(d["input"].shape[2] for d in items)
+    h, w = h - h % 2, w - w % 2
+    given = {d["crop_to"] for d in items if d.get("crop_to") is not None}
+    if len(given) > 1:
+        raise ValueError(f"items of one batch name different crops: {sorted(given)}")
+    if given:
+        gh, gw = given.pop()
+        if gh > h or gw > w:
+            raise ValueError(f"crop {gh}x{gw} is larger than the smallest sample ({h}x{w})")
+        h, w = gh, gw
+    if h < 2 or w < 2:
+        raise ValueError(f"a batch holds an image smaller than 2x2 ({h}x{w} after cropping to "
+                         "even sides): nothing to train on")
+    out = []
+    for d in items:
+        H, W = d["input"].shape[1:]
+        if (H, W) != (h, w):
+            rng = np.random.default_rng([d.get("seed") or 0, 7])
+            top, left = int(rng.integers(0, H - h + 1)), int(rng.integers(0, W - w + 1))
+            d = {**d, "input": d["input"][:, top:top + h, left:left + w],
+                 "target": d["target"][:, top:top + h, left:left + w]}
+        out.append(d)
+    return out
+
+
+def _collate_smallest(items):
+    return _collate(crop_to_smallest(items))
 
 
 def lr_at(preset: Preset, it: int, arch: str = "decouple", start: int = 0,
@@ -214,7 +299,7 @@ def schedule(data, ops, arch: registry.Arch, preset: Preset, gamma) -> list[Stag
         stages = []
         half = preset.iterations // 2
         for k, (g, a, b) in enumerate(((lo, 0, half), (hi, half, preset.iterations))):
-            ds = PairDataset(data, ops, "single", crop=preset.crop, flip=True, gamma=g)
+            ds = PairDataset(data, ops, "single", crop=_crop(preset), flip=True, gamma=g)
             if len(ds) == 0:
                 raise ValueError(f"--arch {arch.name} trains at the ends of {spec.name}'s range "
                                  f"({spec.gamma_name}={lo:g} and {hi:g}): {data} has no 'single' "
@@ -222,8 +307,8 @@ def schedule(data, ops, arch: registry.Arch, preset: Preset, gamma) -> list[Stag
             _enough(ds, preset, f"the 'single' split at {spec.gamma_name}={g:g}")
             stages.append(Stage(k, a, b, ds, g))
         return stages
-    split = "single" if arch.per_gamma else "train"
-    ds = PairDataset(data, ops, split, crop=preset.crop, flip=True, gamma=gamma)
+    split = "single" if arch.per_gamma and operators.get(ops[0]).has_gamma else "train"
+    ds = PairDataset(data, ops, split, crop=_crop(preset), flip=True, gamma=gamma)
     if len(ds) == 0:
         msg = f"{data} has no '{split}' pairs for {list(ops)}"
         if split == "single":
@@ -236,6 +321,12 @@ def schedule(data, ops, arch: registry.Arch, preset: Preset, gamma) -> list[Stag
     return [Stage(0, 0, preset.iterations, ds, gamma)]
 
 
+def _crop(preset: Preset) -> int | None:
+    """The dataset's per-sample crop: the preset's, or None (whole samples) when batches are
+    cropped to their smallest sample (``preset.batch_crop``, the paper preset)."""
+    return None if preset.batch_crop else preset.crop
+
+
 def _enough(ds, preset: Preset, what: str) -> None:
     if len(ds) < preset.batch:
         raise ValueError(f"only {len(ds)} training pairs in {what} for a batch of "
@@ -246,7 +337,7 @@ def train(data, ops, out, *, preset: Preset | str, arch: str = "decouple",
           gamma: float | None = None, seed: int = 0, resume: bool = False,
           device: str | None = None, norm: str = "law", op_code: str = "scalar",
           mode: str = "grouped", progress: bool = True, stop_at: int | None = None,
-          init: str | None = None, residual: bool | None = None) -> dict:
+          init: str | None = None, residual: bool | None = None, amp: str | None = None) -> dict:
     """Train and return the final checkpoint state; writes ``out``/last.pt, ``out``/log.csv and
     ``out``/config.json (the run's full configuration, readable), and TensorBoard scalars into
     ``out``/tb when ``tensorboard`` is installed.
@@ -260,13 +351,24 @@ def train(data, ops, out, *, preset: Preset | str, arch: str = "decouple",
     preset's, exactly as on the command line, so that ``train(..., preset="smoke")`` trains the
     network ``python -m model train --preset smoke`` trains. ``stop_at`` ends the run early at
     that iteration (with a checkpoint), to continue later with ``resume=True`` exactly as if it
-    had not stopped (the schedule is always the preset's).
+    had not stopped (the schedule is always the preset's). ``preset.workers`` DataLoader worker
+    processes read the batches (the same batches whatever their number). ``amp`` (``"auto"``,
+    ``"bf16"``, ``"fp16"``; CUDA only) runs the forward pass under ``torch.autocast`` (float16
+    with a gradient scaler).
+
+    Started by ``torchrun --nproc_per_node N`` (``WORLD_SIZE`` > 1), the N processes train one
+    model together (``torch.distributed``, ``DistributedDataParallel``; gloo on the CPU, NCCL
+    on CUDA, one GPU per process): each reads its ``batch / N`` items of every global batch from
+    the data file, the gradients are averaged (the mean over the global batch, as one process
+    computes it), and only rank 0 takes the lock and writes the checkpoint, log, config and
+    TensorBoard scalars. The result equals one process's up to float rounding.
 
     ``resume=True`` continues the run with its recorded configuration: any difference in what is
     trained (preset, width, iterations, ...) is refused with the list of differences; how it runs
-    (``mode``, the data file's path with the same digest, the code version) may differ and each
-    resume is listed in the config's ``resumes``. ``log.csv`` is cut back to the checkpoint's
-    iteration. One training per run folder at a time (an exclusive lock on ``out``/.lock).
+    (``mode``, the data file's path with the same digest, the code version, the workers, the
+    number of processes) may differ and each resume is listed in the config's ``resumes``.
+    ``log.csv`` is cut back to the checkpoint's iteration. One training per run folder at a time
+    (an exclusive lock on ``out``/.lock).
     """
     out = Path(out)
     if isinstance(preset, str):
@@ -282,7 +384,11 @@ def train(data, ops, out, *, preset: Preset | str, arch: str = "decouple",
     entry = registry.get(arch)
     if entry.one_op and len(ops) != 1:
         raise ValueError(f"--arch {entry.name} trains one operator, got {list(ops)}")
-    if entry.per_gamma:
+    if entry.per_gamma and not operators.get(ops[0]).has_gamma:
+        # a fixed-effect operator has one output per image: trained on its 'train' pairs
+        if gamma is not None:
+            raise ValueError(f"{ops[0]} has no parameter (a fixed-effect operator): no --gamma")
+    elif entry.per_gamma:
         if gamma is None:
             raise ValueError(f"--arch {entry.name} needs exactly one operator and --gamma")
         operators.get(ops[0]).check_gamma(gamma)
@@ -301,17 +407,37 @@ def train(data, ops, out, *, preset: Preset | str, arch: str = "decouple",
         raise ValueError(f"stop_at must be a positive integer, got {stop_at!r}")
     init = preset.init if init is None else init
     residual = preset.residual if residual is None else bool(residual)
-    device = devices.resolve(device)
+    ranks = devices.distributed_env()
+    if ranks is None:
+        rank, world = 0, 1
+        device = devices.resolve(device)
+    else:
+        rank, world, local_rank = ranks
+        device = devices.for_rank(device, local_rank)
+        if preset.batch % world:
+            raise ValueError(f"a global batch of {preset.batch} cannot be shared by the {world} "
+                             f"processes of this run (WORLD_SIZE={world}): each process trains "
+                             f"batch/{world} samples of every batch; use a --batch that is a "
+                             f"multiple of {world}, or another torchrun --nproc_per_node")
+    amp = devices.check_amp(amp, device)
     ckpt_path, log_path = out / "last.pt", out / "log.csv"
 
     with open_file(data) as f:
         data_digest = str(f.attrs["digest"])
+    if not preset.batch_crop:
+        # a crop larger than an operator's stored pairs (SR's are cut to a multiple of 12, so
+        # smaller than the others') is capped at the smallest stored size, even, and recorded
+        smallest = PairDataset(data, ops, "train").size // 2 * 2
+        if 2 <= smallest < preset.crop:
+            preset = preset.with_(crop=smallest)
     stages = schedule(data, ops, entry, preset, gamma)
     if entry.schedule == "ends":
         trained = {ops[0]: [float(stages[0].gamma), float(stages[1].gamma)]}
     else:
         gammas = {o: stages[0].dataset.gamma_values(o) for o in ops}
-        trained = {o: [float(g.min()), float(g.max())] for o, g in gammas.items()}
+        # a fixed-effect operator has no γ range: [] (not NaN, which JSON cannot hold)
+        trained = {o: [float(g.min()), float(g.max())] if operators.get(o).has_gamma else []
+                   for o, g in gammas.items()}
     config = ModelConfig(
         arch=entry.name, ops=ops, width=preset.width, dilations=preset.dilations, norm=norm,
         op_code=op_code, mode=mode, init=init, residual=residual, gamma=gamma,
@@ -319,17 +445,165 @@ def train(data, ops, out, *, preset: Preset | str, arch: str = "decouple",
         trained_range=trained, preset=preset.to_dict(), seed=seed, data=str(data),
         data_digest=data_digest, code=code_version()).to_dict()
 
-    with RunLock(out):
-        return _train_locked(data, ops, out, ckpt_path, log_path, config, stages, preset,
-                             entry.name, gamma, seed, resume, device, mode, progress, stop_at)
+    run = _Run(rank, world, device, amp)
+    created = run.start_group()
+    try:
+        with run.lock(out):
+            return _train_locked(data, ops, out, ckpt_path, log_path, config, stages, preset,
+                                 entry.name, gamma, seed, resume, device, mode, progress,
+                                 stop_at, run)
+    finally:
+        if created:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+class _Run:
+    """How a training runs: this process's rank among ``world`` (1: alone), its device and the
+    autocast dtype (None: float32)."""
+
+    def __init__(self, rank: int, world: int, device: str, amp: str | None):
+        self.rank, self.world, self.device, self.amp = rank, world, device, amp
+        self.main = rank == 0
+
+    def start_group(self) -> bool:
+        """Join the process group of a multi-process run (env:// from torchrun's variables);
+        True when this call created it (and the training destroys it at its end)."""
+        if self.world == 1:
+            return False
+        import datetime
+
+        import torch.distributed as dist
+
+        if self.device.startswith("cuda"):
+            torch.cuda.set_device(self.device)
+        if dist.is_initialized():
+            if dist.get_world_size() != self.world or dist.get_rank() != self.rank:
+                raise ValueError(f"the process group has {dist.get_world_size()} processes "
+                                 f"(this is rank {dist.get_rank()}) but WORLD_SIZE={self.world},"
+                                 f" RANK={self.rank}")
+            return False
+        dist.init_process_group("nccl" if self.device.startswith("cuda") else "gloo",
+                                timeout=datetime.timedelta(minutes=30))
+        return True
+
+    @contextmanager
+    def lock(self, out: Path):
+        """The run folder's lock, taken by rank 0 alone; every rank fails when it is held."""
+        if self.world == 1:
+            with RunLock(out):
+                yield
+            return
+        import torch.distributed as dist
+
+        held, failure, error = None, None, None
+        if self.main:
+            try:
+                held = RunLock(out).__enter__()
+            except Exception as exc:  # every rank must learn it, or the others would wait
+                failure, error = exc, (isinstance(exc, RunLockedError), str(exc))
+        msg = [error]
+        dist.broadcast_object_list(msg, src=0)
+        if failure is not None:
+            raise failure
+        if msg[0] is not None:
+            locked, text = msg[0]
+            raise (RunLockedError if locked else RuntimeError)(
+                text if locked else f"rank 0 could not lock {out}: {text}")
+        try:
+            yield
+        finally:
+            if held is not None:
+                held.__exit__(None, None, None)
+
+    def wrap(self, net, params):
+        """``net`` for training a stage of ``params``: itself in one process, else in a
+        ``DistributedDataParallel`` (which averages the gradients of the ranks: with equal
+        shares, the gradient of the global batch's mean loss). Parameters that a stage does not
+        train and that may not take part in its forward pass (dni's other network) make DDP
+        look for unused parameters."""
+        if self.world == 1:
+            return net
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = {id(p) for p in params}
+        unused = any(p.requires_grad and id(p) not in ids for p in net.parameters())
+        return DistributedDataParallel(
+            net, device_ids=[torch.device(self.device)] if self.device.startswith("cuda") else None,
+            find_unused_parameters=unused)
+
+    def mean(self, value: torch.Tensor) -> torch.Tensor:
+        """``value`` averaged over the ranks (the global batch's mean loss)."""
+        if self.world == 1:
+            return value
+        import torch.distributed as dist
+
+        value = value.detach().clone()
+        dist.all_reduce(value)
+        return value / self.world
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def autocast(self):
+        if self.amp is None:
+            return nullcontext()
+        return torch.autocast("cuda", dtype=torch.bfloat16 if self.amp == "bf16" else torch.float16)
+
+    def scaler(self):
+        """A gradient scaler for float16 autocast, else None."""
+        if self.amp != "fp16":
+            return None
+        if hasattr(torch.amp, "GradScaler"):  # torch >= 2.3
+            return torch.amp.GradScaler("cuda")
+        return torch.cuda.amp.GradScaler()  # pragma: no cover - older torch
+
+
+def _step(model, net, coder, opt, scaler, batch, device: str, run: _Run) -> torch.Tensor:
+    """One optimiser step on ``batch`` (the MSE between the output and the target, a mean over
+    the batch); returns the detached loss."""
+    x = prepare(batch["input"]).to(device)
+    y = batch["target"].to(device).float()
+    code = coder(batch["op"], batch["gamma"]).to(device) if net.needs_code else None
+    with run.autocast():
+        pred = model(x, code)
+    loss = torch.nn.functional.mse_loss(pred.float(), y)
+    opt.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+    else:
+        loss.backward()
+        opt.step()
+    return loss.detach()
+
+
+def _loader(ds, preset: Preset, seed: int, start: int, stop: int, run: _Run) -> DataLoader:
+    """This process's share of the batches of iterations [start, stop) of a stage."""
+    sides = sample_sides(ds) if preset.batch_crop and run.world > 1 else None
+    sampler = EpochBatches(len(ds), preset.batch, seed, start, stop, rank=run.rank,
+                           world=run.world, sides=sides)
+    if preset.batch_crop:
+        return DataLoader(_WithSeed(ds), batch_sampler=sampler, num_workers=preset.workers,
+                          collate_fn=_collate_smallest, persistent_workers=False,
+                          pin_memory=run.device.startswith("cuda"))
+    return DataLoader(ds, batch_sampler=sampler, num_workers=preset.workers,
+                      collate_fn=_collate, persistent_workers=False,
+                      pin_memory=run.device.startswith("cuda"))
 
 
 def _train_locked(data, ops, out, ckpt_path, log_path, config, stages, preset, arch, gamma,
-                  seed, resume, device, mode, progress, stop_at) -> dict:
+                  seed, resume, device, mode, progress, stop_at, run: _Run) -> dict:
     torch.manual_seed(seed)
     net, coder = build_model(config)
     net.to(device)
     start = 0
+    state = {}
     if resume and ckpt_path.is_file():
         state = load(ckpt_path, map_location=device)
         recorded = state["config"]
@@ -351,34 +625,43 @@ def _train_locked(data, ops, out, ckpt_path, log_path, config, stages, preset, a
         raise FileExistsError(f"{ckpt_path} exists: add --resume to continue it, or use another --out")
     stop = preset.iterations if stop_at is None else min(stop_at, preset.iterations)
 
-    out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
-    new_log = not (resume and log_path.is_file() and start)
-    if not new_log:
-        truncate_log(log_path, start)
-    log = open(log_path, "w" if new_log else "a", newline="")
-    writer = csv.writer(log)
-    if new_log:
-        writer.writerow(["iteration", "epoch", "loss", "lr", "elapsed_s"])
-    tb = summary_writer(out)
-    validate = _Validation(data, ops, gamma, coder, device) if tb is not None else None
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    main = run.main
+    log = writer = tb = validate = bar = None
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_atomic(out / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
+        new_log = not (resume and log_path.is_file() and start)
+        if not new_log:
+            truncate_log(log_path, start)
+        log = open(log_path, "w" if new_log else "a", newline="")
+        writer = csv.writer(log)
+        if new_log:
+            writer.writerow(["iteration", "epoch", "loss", "lr", "elapsed_s"])
+        tb = summary_writer(out)
+        validate = _Validation(data, ops, gamma, coder, device) if tb is not None else None
+        if progress:
+            from tqdm import tqdm
 
-        # disable=None: bars on a terminal only, not into redirected logs
-        bar = tqdm(total=preset.iterations, initial=start, unit="it", desc=f"train {arch}",
-                   dynamic_ncols=True, file=sys.stderr, disable=None)
+            # disable=None: bars on a terminal only, not into redirected logs
+            bar = tqdm(total=preset.iterations, initial=start, unit="it", desc=f"train {arch}",
+                       dynamic_ncols=True, file=sys.stderr, disable=None)
     t0 = time.perf_counter()
     elapsed0 = state.get("elapsed_s", 0.0) if start else 0.0
     it = start
     opt = None
+    scaler = run.scaler()
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
     net.train()
 
     def checkpoint():
+        if not main:
+            return
+        extra = {"scaler": scaler.state_dict()} if scaler is not None else {}
         save(ckpt_path, {"config": config, "model": net.state_dict(),
                          "optimizer": opt.state_dict() if opt is not None else {},
-                         "iteration": it, "elapsed_s": elapsed0 + time.perf_counter() - t0})
+                         "iteration": it, "elapsed_s": elapsed0 + time.perf_counter() - t0,
+                         **extra})
         if validate is not None:
             v = validate(net)
             if v is not None:
@@ -397,25 +680,18 @@ def _train_locked(data, ops, out, ckpt_path, log_path, config, stages, preset, a
                 opt.load_state_dict(state["optimizer"])  # resuming inside this stage
                 for g in opt.param_groups:
                     g["lr"] = lr_at(preset, it, arch, stage.start, stage.stop)
+            model = run.wrap(net, params)
             ds = stage.dataset
-            loader = DataLoader(ds, batch_sampler=EpochBatches(
-                len(ds), preset.batch, seed + stage.index, it - stage.start,
-                min(stop, stage.stop) - stage.start),
-                num_workers=preset.workers, collate_fn=_collate, persistent_workers=False)
+            loader = _loader(ds, preset, seed + stage.index, it - stage.start,
+                             min(stop, stage.stop) - stage.start, run)
             per_epoch = max(1, len(ds) // preset.batch)
             for batch in loader:
                 if it == stage.drop_at(preset) and it > stage.start and arch != "hdrnet":
                     # the authors re-create the optimiser when the learning rate changes
                     opt = torch.optim.Adam(params, lr=preset.lr_final)
-                x = prepare(batch["input"]).to(device)
-                y = batch["target"].to(device).float()
-                code = coder(batch["op"], batch["gamma"]).to(device) if net.needs_code else None
-                loss = torch.nn.functional.mse_loss(net(x, code), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                loss = run.mean(_step(model, net, coder, opt, scaler, batch, device, run))
                 it += 1
-                if it % preset.log_every == 0 or it == preset.iterations:
+                if main and (it % preset.log_every == 0 or it == preset.iterations):
                     lr = opt.param_groups[0]["lr"]
                     writer.writerow([it, (it - stage.start) // per_epoch, f"{loss.item():.6g}",
                                      lr, f"{elapsed0 + time.perf_counter() - t0:.2f}"])
@@ -431,7 +707,8 @@ def _train_locked(data, ops, out, ckpt_path, log_path, config, stages, preset, a
     finally:
         if bar is not None:
             bar.close()
-        log.close()
+        if log is not None:
+            log.close()
     if opt is None and start:  # nothing left to run: keep the stored optimiser state
         opt = torch.optim.Adam(_stage_parameters(net, stages[-1].index), lr=preset.lr_final)
         if state.get("optimizer"):
@@ -444,4 +721,72 @@ def _train_locked(data, ops, out, ckpt_path, log_path, config, stages, preset, a
     checkpoint()
     if tb is not None:
         tb.close()
+    run.barrier()  # the other ranks read the checkpoint rank 0 has just written
     return load(ckpt_path)
+
+
+def _estimate_batch(arch: registry.Arch, ops, preset: Preset, data, gamma):
+    """A batch of the preset's size for :func:`seconds_per_iteration`: the first of a real run
+    when ``data`` is a file, else synthetic (random pixels, ``preset.crop``² crops)."""
+    if data is not None and Path(data).is_file():
+        ds = schedule(data, ops, arch, preset, gamma)[0].dataset
+        sampler = EpochBatches(len(ds), preset.batch, 0, 0, 1)
+        keys = next(iter(sampler))
+        items = [{**ds[k], "seed": k[1]} for k in keys]
+        return _collate_smallest(items) if preset.batch_crop else _collate(items)
+    gen = torch.Generator().manual_seed(0)
+    size = (preset.batch, 3, preset.crop, preset.crop)
+    x = torch.randint(0, 256, size, dtype=torch.uint8, generator=gen)
+    y = torch.randint(0, 256, size, dtype=torch.uint8, generator=gen)
+    op = ops[0]
+    tg = operators.get(op).test_gammas
+    g = gamma if gamma is not None else (float(tg[len(tg) // 2]) if len(tg) else None)
+    return {"input": x, "target": y, "gamma": [g] * preset.batch, "op": [op] * preset.batch}
+
+
+def seconds_per_iteration(arch: str, ops, preset: Preset | str, *, data=None,
+                          gamma: float | None = None, device: str | None = None,
+                          iterations: int = 3, warmup: int = 1, amp: str | None = None) -> float:
+    """Measured seconds per training iteration of ``arch`` at ``preset`` on ``device``: the
+    median over ``iterations`` timed steps (after ``warmup`` untimed ones) of exactly the step
+    :func:`train` runs (forward, MSE, backward, Adam), on the first batch of ``data`` when it
+    is a file, else on a synthetic batch of the preset's batch size and crop. Nothing is
+    written. Multiply by the iterations for an estimate of a whole training (loading batches
+    overlaps with computing when the preset has workers; checkpoints and logging are left out).
+    """
+    if isinstance(preset, str):
+        preset = get_preset(preset)
+    if isinstance(ops, str):
+        ops = (ops,)
+    ops = tuple(operators.get(o).name for o in ops)
+    if iterations < 1 or warmup < 0:
+        raise ValueError(f"iterations must be >= 1 and warmup >= 0, got {iterations}, {warmup}")
+    entry = registry.get(arch)
+    if entry.per_gamma and gamma is None and operators.get(ops[0]).has_gamma:
+        spec = operators.get(ops[0])
+        gamma = float(spec.test_gammas[len(spec.test_gammas) // 2])
+    if not entry.per_gamma:
+        gamma = None
+    device = devices.resolve(device)
+    run = _Run(0, 1, device, devices.check_amp(amp, device))
+    config = ModelConfig(arch=entry.name, ops=ops, width=preset.width,
+                         dilations=preset.dilations, init=preset.init, residual=preset.residual,
+                         gamma=gamma, lowres=preset.hdrnet_lowres if entry.name == "hdrnet"
+                         else None, preset=preset.to_dict())
+    torch.manual_seed(0)
+    net, coder = build_model(config)
+    net.to(device).train()
+    batch = _estimate_batch(entry, ops, preset, data, gamma)
+    opt = torch.optim.Adam(_stage_parameters(net, 0), lr=preset.lr)
+    scaler = run.scaler()
+    times = []
+    for k in range(warmup + iterations):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        _step(net, net, coder, opt, scaler, batch, device, run)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        if k >= warmup:
+            times.append(time.perf_counter() - t)
+    return float(np.median(times))
