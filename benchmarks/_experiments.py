@@ -15,12 +15,14 @@ before it.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import operators
+from model.presets import get_preset
 
 # datagen build arguments per scale: smoke is a tiny build for CI (seconds); small and paper use
 # the bundled default images with the default options (`python -m datagen build --ops all`).
@@ -39,37 +41,254 @@ def middle_gamma(op: str) -> float:
     return float(tg[len(tg) // 2])
 
 
+#: Operator sets of the joint models, by the label that names their run folders (TPAMI 2019
+#: Table 3 puts LLF in the six filters, ECCV 2018 Table 4 the shock filter; their 10-operator
+#: models add the four restoration tasks; Tables 6 and 12 use the ten TPAMI filter operators).
+JOINT_GROUPS: dict[str, tuple[str, ...]] = {
+    "filters6": operators.GROUPS["filters"],
+    "eccv6": operators.GROUPS["eccv6"],
+    "restoration4": operators.GROUPS["restoration"],
+    "tpami10": operators.GROUPS["tpami10"],
+    "ten-tpami": operators.GROUPS["filters"] + operators.GROUPS["restoration"],
+    "ten-eccv": operators.GROUPS["eccv6"] + operators.GROUPS["restoration"],
+}
+
+#: The training budget of a model for several operators, in single-operator budgets (the
+#: preset's iterations): the number of its operators, capped at ``JOINT_CAP``; the same rule for
+#: every method of every table (docs/results.md, "Budget"): at the small scale a joint model
+#: trains 6000 iterations where a one-operator model trains 3000.
+JOINT_CAP = 2
+
+
+def joint_budget(n_ops: int) -> int:
+    """A joint model's budget: ``min(n_ops, JOINT_CAP)`` single-operator budgets."""
+    return max(1, min(int(n_ops), JOINT_CAP))
+
+
 @dataclass(frozen=True)
 class Run:
-    """One model of an experiment: architecture, operator and (single-γ models) its γ."""
+    """One model of an experiment: architecture, operator(s), (single-γ models) its γ, and its
+    training budget.
+
+    ``op`` is the operator of a one-operator model, or the label of a joint model's operator
+    set (:data:`JOINT_GROUPS`; then ``ops`` lists them, see :meth:`joint`). The model trains
+    ``preset.iterations * budget // share`` iterations (:meth:`iterations`): ``budget`` > 1 for
+    joint models, ``share`` > 1 for a one-operator model that gets its share of a joint budget.
+    """
 
     arch: str
     op: str
     gamma: float | None = None
+    ops: tuple[str, ...] = ()
+    budget: int = 1
+    share: int = 1
+
+    def __post_init__(self):
+        for k in ("budget", "share"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"Run.{k} must be a positive integer, got {v!r}")
+        if self.ops and len(set(self.ops)) != len(self.ops):
+            raise ValueError(f"Run.ops must name each operator once, got {list(self.ops)}")
+
+    @classmethod
+    def joint(cls, arch: str, label: str, budget: int = 1) -> "Run":
+        """The model ``arch`` trained on the operators of :data:`JOINT_GROUPS` ``[label]``."""
+        if label not in JOINT_GROUPS:
+            raise ValueError(f"unknown operator set {label!r}; choose from {list(JOINT_GROUPS)}")
+        return cls(arch, label, ops=JOINT_GROUPS[label], budget=budget)
+
+    @property
+    def operators(self) -> tuple[str, ...]:
+        """The operators the model is trained on."""
+        return self.ops or (self.op,)
+
+    @property
+    def is_joint(self) -> bool:
+        return len(self.operators) > 1
 
     @property
     def name(self) -> str:
-        return f"{self.arch}-{self.op}" + ("" if self.gamma is None else f"-{self.gamma:g}")
+        """The run folder's name, safe on any file system (``norm:7`` -> ``norm_7``)."""
+        name = f"{self.arch}-{self.op}" + ("" if self.gamma is None else f"-{self.gamma:g}")
+        if self.budget != 1 or self.share != 1:
+            name += f"-b{self.budget}" + ("" if self.share == 1 else f"of{self.share}")
+        return re.sub(r"[^A-Za-z0-9._+-]", "_", name)
+
+    def iterations(self, preset: str = "small") -> int:
+        """Training iterations at ``preset``: its iterations × budget / share (at least 2; the
+        smoke preset, which checks that code runs, not what it learns, ignores the budget)."""
+        budget = 1 if preset == "smoke" else self.budget
+        return max(2, get_preset(preset).iterations * budget // self.share)
+
+    def train_args(self, preset: str = "small") -> list[str]:
+        """``python -m model train`` arguments saying what this run trains beyond ``--arch``,
+        ``--gamma`` and ``--preset``: its operators, and its iterations when they are not the
+        preset's."""
+        args = ["--ops", ",".join(self.operators)]
+        if self.iterations(preset) != get_preset(preset).iterations:
+            args += ["--iterations", str(self.iterations(preset))]
+        return args
 
 
-def table1_runs(ops=operators.NAMES) -> list[Run]:
+def _keep(ops):
+    """The operators a run list is restricted to (``None``: all)."""
+    return None if ops is None else set(operators.resolve(ops))
+
+
+def _wanted(run: Run, keep) -> bool:
+    return keep is None or bool(set(run.operators) & keep)
+
+
+def table1_runs(ops=None, scale=None) -> list[Run]:
     """Table 1 and the γ sweep: per operator one decouple model, one single-γ network per test γ
     and the γ-as-input network (concat) the sweep compares with."""
     runs = []
-    for op in ops:
+    for op in (operators.NAMES if ops is None else ops):
         runs += [Run("decouple", op), Run("concat", op)]
         runs += [Run("single", op, float(g)) for g in operators.get(op).test_gammas]
     return runs
 
 
-def baseline_runs(ops=operators.NAMES) -> list[Run]:
-    """Table 6: per operator the γ-as-input network (all γ) and DBL/HDRNet at the middle γ, beside
-    the decouple model and the single-γ network of Table 1 (BGU needs no training)."""
+def baseline_runs(ops=None, scale=None) -> list[Run]:
+    """Table 6 over the six filters: per operator the γ-as-input network (all γ) and DBL/HDRNet
+    at the middle γ, beside the decouple model and the single-γ network of Table 1 (BGU needs no
+    training)."""
     runs = []
-    for op in ops:
+    for op in (operators.NAMES if ops is None else ops):
         runs += [Run("decouple", op), Run("single", op, middle_gamma(op)), Run("concat", op),
                  Run("hdrnet", op, middle_gamma(op))]
     return runs
+
+
+# ------------------------------------------------------------- the tables of issue 12
+#: Table 2: the restoration tasks with a parameter, one network per task (rain: Table 3 only)
+TABLE2_TASKS = ("sr", "denoise", "jpeg")
+#: Table 6 over the ten TPAMI filter operators, and Table 12's operators
+TABLE6_OPS = operators.GROUPS["tpami10"]
+#: TPAMI 2019 Table 12's rows (``decouple`` is its conv(all)), then, beyond the paper, later
+#: modulation methods, as names of :mod:`model.registry` (K as the paper numbers N_base's 19
+#: InstanceNorm layers; :func:`table12_arch` maps it onto a shorter preset)
+TABLE12_ARCHS = ("norm:1", "norm:7", "norm:14", "norm:19", "conv:19", "conv-ch1:19",
+                 "conv-ch2:19", "norm:all", "decouple", "cresmd", "adafm", "dni")
+#: Table 3 (TPAMI: LLF in the six, with the γ-as-input baseline) and ECCV Table 4 (shock; the
+#: ECCV paper has no γ-as-input row)
+TABLE3_VARIANTS = {"tpami": ("filters6", "ten-tpami", True), "eccv": ("eccv6", "ten-eccv", False)}
+# smoke scale: the same code paths with fewer models (tox runs `pytest benchmarks --scale smoke`)
+SMOKE = {"table2": ("jpeg",), "table6": ("l0", "llf", "llf_remap", "pencil"),
+         "table12": ("norm:19", "decouple", "adafm"), "table12_per_op": ("l0",),
+         "table12_columns": ("l0", "llf", "llf_remap", "pencil"),
+         "table3_columns": {"tpami": ("llf", "jpeg"), "eccv": ("shock", "rain")}}
+
+
+def table2_runs(ops=None, scale=None) -> list[Run]:
+    """Table 2 (ECCV 2018 / TPAMI 2019): per restoration task one single-γ network per test γ
+    (the dataset's ``single`` split holds them: SR ×2/×3/×4, σ 15/25/50, q 10/20) and one
+    decouple network trained on its whole γ range."""
+    keep = _keep(ops)
+    tasks = SMOKE["table2"] if scale == "smoke" else TABLE2_TASKS
+    runs = []
+    for t in tasks:
+        if keep is None or t in keep:
+            runs += [Run("decouple", t)]
+            runs += [Run("single", t, float(g)) for g in operators.get(t).test_gammas]
+    return runs
+
+
+def table3_runs(ops=None, scale=None, variants=tuple(TABLE3_VARIANTS)) -> list[Run]:
+    """TPAMI 2019 Table 3 and ECCV 2018 Table 4: per column operator its one-operator decouple
+    model; the 6-filter and the 4-restoration joint models; the 10-operator joint model; (TPAMI)
+    the γ-as-input network over the ten. Joint models get :func:`joint_budget`."""
+    keep = _keep(ops)
+    runs: list[Run] = []
+    for v in variants:
+        six, ten, baseline = TABLE3_VARIANTS[v]
+        cand = [Run("decouple", o) for o in JOINT_GROUPS[ten]]
+        cand += [Run.joint("decouple", g, joint_budget(len(JOINT_GROUPS[g])))
+                 for g in (six, "restoration4", ten)]
+        if baseline:
+            cand.append(Run.joint("concat", ten, joint_budget(len(JOINT_GROUPS[ten]))))
+        runs += [r for r in cand if _wanted(r, keep) and r not in runs]
+    return runs
+
+
+def table6_runs(ops=None, scale=None) -> list[Run]:
+    """TPAMI 2019 Table 6 over its ten filter operators: per operator DBL/HDRNet at the default
+    γ (fixed-effect operators: their one effect), and, for operators with a γ, our decouple,
+    single-γ and γ-as-input networks (as :func:`baseline_runs`); "ours" as the paper: the
+    ``realtime`` model trained once jointly on all ten (:func:`joint_budget`)."""
+    keep = _keep(ops)
+    runs = []
+    for op in (SMOKE["table6"] if scale == "smoke" else TABLE6_OPS):
+        if keep is not None and op not in keep:
+            continue
+        if operators.get(op).has_gamma:
+            runs += baseline_runs([op])
+        else:
+            runs.append(Run("hdrnet", op))
+    realtime = Run.joint("realtime", "tpami10", joint_budget(len(TABLE6_OPS)))
+    return runs + ([realtime] if _wanted(realtime, keep) else [])
+
+
+def table12_arch(arch: str, scale: str | None) -> str:
+    """``arch`` for the scale's preset: a layer K of the paper's 19 InstanceNorm layers mapped
+    onto a base network with fewer (the smoke preset's 2 residual blocks: 9), the last to the
+    last, the others in proportion."""
+    m = re.fullmatch(r"(norm|conv|conv-ch1|conv-ch2):(\d+)", arch)
+    if m is None or scale is None:
+        return arch
+    from model.presets import get_preset
+    from model.registry import PAPER_NORMS
+
+    n = 5 + 2 * len(get_preset(scale).dilations)  # InstanceNorm layers of the base network
+    k = int(m.group(2))
+    if n >= PAPER_NORMS:
+        return arch
+    k = n if k == PAPER_NORMS else max(1, min(n, round(k * n / PAPER_NORMS)))
+    return f"{m.group(1)}:{k}"
+
+
+def table12_runs(ops=None, scale=None) -> list[Run]:
+    """TPAMI 2019 Table 12 and beyond: each architecture trained jointly on the ten filter
+    operators with the same budget (:func:`joint_budget` of ten operators).
+    ``adafm`` and ``dni`` learn one operator between the two ends of its γ range and cannot be
+    joint: one model per operator with a γ, each with its share of the same total budget."""
+    from model.registry import get as get_arch
+
+    keep = _keep(ops)
+    budget = joint_budget(len(TABLE6_OPS))
+    with_gamma = [o for o in TABLE6_OPS if operators.get(o).has_gamma]
+    runs = []
+    for arch in (SMOKE["table12"] if scale == "smoke" else TABLE12_ARCHS):
+        a = table12_arch(arch, scale)
+        if get_arch(a).one_op:
+            per_op = SMOKE["table12_per_op"] if scale == "smoke" else with_gamma
+            runs += [Run(a, o, budget=budget, share=len(with_gamma)) for o in per_op
+                     if keep is None or o in keep]
+        else:
+            r = Run.joint(a, "tpami10", budget)
+            runs += [r] if _wanted(r, keep) else []
+    return runs
+
+
+def sweep_joint_runs(ops=None, scale=None) -> list[Run]:
+    """The joint γ sweep's models (all trained for Tables 3, 6 and 12): the joint decouple
+    models of Table 3 (6 filters, 10 operators) and its γ-as-input one over 10, the realtime and
+    decouple models over the ten filters (Tables 6 and 12), and each filter's own decouple
+    model (Table 1)."""
+    keep = _keep(ops)
+    runs = [r for r in table3_runs(ops, scale, variants=("tpami",))
+            if r.is_joint and r.op != "restoration4"]
+    runs += [r for r in table6_runs(ops, scale) if r.arch == "realtime"]
+    runs += [r for r in table12_runs(ops, scale) if r.arch == "decouple"]
+    runs += [Run("decouple", o) for o in operators.NAMES if keep is None or o in keep]
+    return runs
+
+
+#: ``python -m benchmarks.prepare --tables``: table name → its run list ``f(ops, scale)``
+#: (``table6``: the ten-operator Table 6, which includes the six-operator one's models)
+TABLES = {"table1": table1_runs, "table2": table2_runs, "table3": table3_runs,
+          "table6": table6_runs, "table12": table12_runs, "sweep_joint": sweep_joint_runs}
 
 
 class Experiment:
@@ -84,6 +303,7 @@ class Experiment:
         self._data = Path(data) if data else None
         self.device = device
         self._attrs: tuple[str, str] | None = None
+        self._pair_sides: dict[str, int] | None = None
 
     @property
     def preset(self) -> str:
@@ -125,9 +345,38 @@ class Experiment:
         runs = "runs" if self._data is None else f"runs-{self.digest()[:12]}"
         return self.root / runs / run.name
 
+    def crop(self, run: Run) -> int:
+        """The training crop: the preset's, or for a dataset whose pairs of one of the run's
+        operators are smaller (the smoke build's 32² crops give 24² SR pairs), the largest even
+        side they all have."""
+        from datagen.store import open_file
+
+        crop = get_preset(self.preset).crop
+        if self._pair_sides is None:
+            with open_file(self.data()) as f:
+                self._pair_sides = {name: int(g.attrs["pair_size"])
+                                    for name, g in f["ops"].items() if "pair_size" in g.attrs}
+        smallest = min([self._pair_sides.get(o, crop) for o in run.operators] + [crop])
+        return max(2, smallest - smallest % 2)
+
+    def run_preset(self, run: Run):
+        """The preset ``run`` is trained with: the scale's, with the run's own iterations
+        (:meth:`Run.iterations`) and crop (:meth:`crop`)."""
+        return get_preset(self.preset).with_(iterations=run.iterations(self.preset),
+                                             crop=self.crop(run))
+
+    def train_args(self, run: Run) -> list[str]:
+        """The ``python -m model train`` arguments that say what ``run`` trains beyond
+        ``--arch``, ``--gamma`` and ``--preset``: ``--ops`` and, where they differ from the
+        preset's, ``--iterations`` and ``--crop`` (see :meth:`run_preset`)."""
+        args = run.train_args(self.preset)
+        preset = get_preset(self.preset)
+        if not preset.batch_crop and self.crop(run) != preset.crop:  # --crop ends batch crops
+            args += ["--crop", str(self.crop(run))]
+        return args
+
     def is_done(self, run: Run) -> bool:
         from model.checkpoint import load
-        from model.presets import get_preset
 
         path = self.run_dir(run) / "last.pt"
         if not path.is_file():
@@ -139,7 +388,7 @@ class Experiment:
         if state["config"].get("data_digest") != self.digest():
             raise ValueError(f"{path} was trained on another dataset than {self.data()} "
                              "(digests differ): delete its run folder or use another --cache")
-        return state["iteration"] >= get_preset(self.preset).iterations
+        return state["iteration"] >= run.iterations(self.preset)
 
     def provenance(self, started: float, runs=(), **extra) -> dict:
         """Provenance of a model table: the dataset, the preset and the trained models behind it,
@@ -163,45 +412,61 @@ class Experiment:
 
         from ._report import portable_path
 
-        states = [load(self.run_dir(r) / "last.pt") for r in runs if self.is_done(r)]
-        return {"models": len(states),
-                "training_wall_s_total": round(sum(s.get("elapsed_s", 0.0) for s in states), 1),
-                "training_code": sorted({str(s["config"].get("code")) for s in states}),
-                "models_dir": portable_path(self.run_dir(Run("decouple", "l0")).parent,
-                                            self.cache)}
+        done = [r for r in runs if self.is_done(r)]
+        states = [load(self.run_dir(r) / "last.pt") for r in done]
+        facts = {"models": len(states),
+                 "training_wall_s_total": round(sum(s.get("elapsed_s", 0.0) for s in states), 1),
+                 "training_code": sorted({str(s["config"].get("code")) for s in states}),
+                 "models_dir": portable_path(self.run_dir(Run("decouple", "l0")).parent,
+                                             self.cache)}
+        if any(r.budget != 1 or r.share != 1 for r in runs):  # tables with joint models
+            facts["budget_rule"] = (
+                f"a model for n operators trains min(n, {JOINT_CAP}) x the preset's "
+                f"{get_preset(self.preset).iterations} iterations; a one-operator model of a "
+                "method that cannot be joint (adafm, dni) gets the joint budget divided by the "
+                "number of operators it is trained for (the same total per method); at the "
+                "smoke scale every model trains the preset's iterations")
+            facts["iterations"] = {r.name: state["iteration"] for r, state in zip(done, states)}
+        return facts
 
-    def train_command(self, run: Run, quiet: bool = True) -> list[str]:
+    def train_command(self, run: Run, quiet: bool = True, threads: int | None = None) -> list[str]:
+        """The ``python -m model train`` command of ``run`` (``threads``: its ``--threads``)."""
         cmd = [sys.executable, "-m", "model", "train", "--data", str(self.data()),
-               "--ops", run.op, "--arch", run.arch, "--preset", self.preset,
+               *self.train_args(run), "--arch", run.arch, "--preset", self.preset,
                "--out", str(self.run_dir(run)), "--resume"]
         if run.gamma is not None:
             cmd += ["--gamma", repr(run.gamma)]
         if self.device:
             cmd += ["--device", self.device]
+        if threads is not None:
+            cmd += ["--threads", str(int(threads))]
         return cmd + (["--quiet"] if quiet else [])
 
     def ensure(self, run: Run, progress: bool = False) -> Path:
         """The run's checkpoint folder, trained or resumed to the end first if needed."""
         if not self.is_done(run):
-            from model.presets import get_preset
             from model.train import train
 
-            preset = get_preset(self.preset)
-            train(self.data(), (run.op,), self.run_dir(run), preset=preset, arch=run.arch,
+            preset = self.run_preset(run)
+            train(self.data(), run.operators, self.run_dir(run), preset=preset, arch=run.arch,
                   gamma=run.gamma, resume=True, device=self.device, progress=progress,
                   init=preset.init, residual=preset.residual)
         return self.run_dir(run)
 
-    def prepare(self, runs: list[Run], jobs: int = 1, progress: bool = True) -> list[Run]:
-        """Train every missing run, ``jobs`` processes at a time (one thread each when > 1).
+    def prepare(self, runs: list[Run], jobs: int = 1, progress: bool = True,
+                threads: int | None = None) -> list[Run]:
+        """Train every missing run, ``jobs`` processes at a time, each with ``threads`` threads
+        (default: one each when ``jobs`` > 1, else torch's default).
 
         Returns the runs that failed (their output is in ``<run>/train.out``).
         """
         self.data(progress=progress)
         todo = [r for r in runs if not self.is_done(r)]
         env = dict(os.environ)
-        if jobs > 1:
-            env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        if threads is None and jobs > 1:
+            threads = 1
+        if threads is not None:
+            env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
         bar = None
         if progress:
             from tqdm import tqdm
@@ -215,8 +480,9 @@ class Experiment:
                 run = pending.pop(0)
                 self.run_dir(run).mkdir(parents=True, exist_ok=True)
                 log = open(self.run_dir(run) / "train.out", "a")
-                active.append((run, subprocess.Popen(self.train_command(run), env=env,
-                                                     stdout=log, stderr=subprocess.STDOUT), log))
+                cmd = self.train_command(run, threads=threads)
+                active.append((run, subprocess.Popen(cmd, env=env, stdout=log,
+                                                     stderr=subprocess.STDOUT), log))
             run, proc, log = active[0]
             for item in active:  # wait for whichever finishes first
                 if item[1].poll() is not None:

@@ -2,6 +2,8 @@
 
 - :func:`plot_gamma_sweep`: ``figures/gamma_sweep.png`` from ``gamma_sweep.csv``, one panel per
   operator (PSNR across its γ range), one legend that is correct for every panel.
+- :func:`plot_gamma_sweep_joint`: ``figures/gamma_sweep_joint.png`` from
+  ``gamma_sweep_joint.csv``: the joint models and each operator's own decouple network.
 """
 from __future__ import annotations
 
@@ -112,3 +114,60 @@ def plot_gamma_sweep(df: pd.DataFrame, out, scale: str) -> Path:
 
 def _ordinal(n: int) -> str:
     return {1: "1st", 2: "2nd", 3: "3rd"}.get(n, f"{n}th")
+
+
+#: line styles of the joint sweep's models (others: the default cycle)
+_JOINT_STYLE = {"decouple, 1 operator": dict(color="crimson", lw=2.2),
+                "identity": dict(color="gray", lw=1, ls=":")}
+
+
+def plot_gamma_sweep_joint(df: pd.DataFrame, out, scale: str) -> Path:
+    """PSNR across each filter's γ range of the operator's own decouple network and of the
+    joint models that hold it (``gamma_sweep_joint.csv``), one panel per operator, one legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    ops = _ops(df)
+    models = list(dict.fromkeys(df.model))
+    cmap = plt.get_cmap("tab10")
+    others = [m for m in models if m not in _JOINT_STYLE]
+    palette = [cmap(i) for i in (0, 1, 2, 4, 5, 6, 8, 9)]  # tab10 without red and gray
+    style = {m: dict(color=palette[i % len(palette)], lw=1.3) for i, m in enumerate(others)}
+    style.update(_JOINT_STYLE)
+    cols = min(3, len(ops))
+    rows = -(-len(ops) // cols)
+    ncol = min(len(models), cols if cols > 1 else 2)
+    legend = 0.25 + 0.17 * -(-len(models) // ncol)  # inches below the panels
+    fig, axes = plt.subplots(rows, cols, figsize=(max(4.6 * cols, 7.0), 3.3 * rows + legend),
+                             squeeze=False)
+    for ax, op in zip(axes.flat, ops):
+        spec = operators.get(op)
+        d = df[df.operator == op]
+        for m in models:
+            s = d[d.model == m].sort_values("gamma")
+            if len(s):
+                ax.plot(s.gamma, s.psnr, **style[m])
+        if spec.law == "log-uniform":
+            ax.set_xscale("log")
+            log_ticks(ax, float(d.gamma.min()), float(d.gamma.max()))
+        symbol = gamma_symbol(spec.gamma_name)
+        ax.set_title(f"{op.upper()}: {spec.title}", fontsize=9)
+        ax.set_xlabel(symbol + (" (log scale)" if spec.law == "log-uniform" else ""))
+        ax.set_ylabel("PSNR (dB)")
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3, which="major")
+    for ax in list(axes.flat)[len(ops):]:
+        ax.axis("off")
+    handles = [Line2D([], [], label=m, **{k: v for k, v in style[m].items()}) for m in models]
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=7, frameon=False)
+    fig.suptitle(f"Joint models across γ vs each operator's own decouple network ({scale} "
+                 "scale)", fontsize=11)
+    fig.tight_layout(rect=(0, legend / (3.3 * rows + legend), 1, 1))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

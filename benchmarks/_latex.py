@@ -57,9 +57,19 @@ def gamma_symbol(name: str) -> str:
     return "$" + part(base) + ("" if not sub else "_{" + part(sub) + "}") + "$"
 
 
+#: the papers' short names of operators whose names are long (TPAMI 2019 Tables 3 and 6)
+SHORT_NAMES = {"llf_remap": "LLF remap", "wls_enhance": "WLS enh.", "style": "Styl.",
+               "pencil": "Abstr.", "denoise": "den.", "jpeg": "deb.", "rain": "derain"}
+
+
 def op_label(op: str) -> str:
     """The paper's name of an operator in tables (L0, WLS, ...)."""
     return latex_text(str(op).upper())
+
+
+def short_label(op: str) -> str:
+    """:func:`op_label`, or the papers' short name of a long one (LLF remap, Abstr., ...)."""
+    return latex_text(SHORT_NAMES[op]) if op in SHORT_NAMES else op_label(op)
 
 
 def _is_missing(v) -> bool:
@@ -163,9 +173,10 @@ def wrap(width: str) -> str:
     return f">{{\\raggedright\\arraybackslash}}p{{{width}}}"
 
 
-def table_env(name: str, caption: str, body: str, note: str = "") -> str:
-    """The float: small type, tighter columns, caption above, label ``tab:<name>``."""
-    lines = ["\\begin{table}[tbp]", "\\centering", "\\small", "\\setlength{\\tabcolsep}{4pt}",
+def table_env(name: str, caption: str, body: str, note: str = "",
+              size: str = "\\small") -> str:
+    """The float: small type (``size``), tighter columns, caption above, label ``tab:<name>``."""
+    lines = ["\\begin{table}[tbp]", "\\centering", size, "\\setlength{\\tabcolsep}{4pt}",
              f"\\caption{{{caption}}}", f"\\label{{tab:{name}}}", body]
     if note:
         lines.append(f"\\par\\smallskip\\parbox{{\\linewidth}}{{\\footnotesize {note}}}")
@@ -268,40 +279,251 @@ def table1(name: str, df: pd.DataFrame) -> str:
 
 _T6_METHODS = (("bgu", "BGU"), ("hdrnet", "HDRNet (DBL)"), ("concat", "$\\gamma$ as input"),
                ("single", "single-$\\gamma$"), ("decouple", "decouple"),
-               ("identity", "input (identity)"))
+               ("realtime", "real-time, joint"), ("identity", "input (identity)"))
 _T6_PAPER = (("paper_bgu", "paper: BGU"), ("paper_dbl", "paper: DBL"),
              ("paper_ours", "paper: ours$^*$"))
+#: operators per column block of the wide tables (more are split into stacked blocks)
+MAX_OP_COLUMNS = 6
+
+
+def _blocks(items: list, most: int = MAX_OP_COLUMNS) -> list[list]:
+    """``items`` in at most ``most`` per block, the blocks as even as possible."""
+    n = max(1, -(-len(items) // most))
+    size = -(-len(items) // n)
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def _stack(tabulars: list[str]) -> str:
+    return "\n\n\\smallskip\n".join(tabulars)
+
+
+def _t6_gamma(op: str, g) -> str:
+    if _is_missing(g):
+        return "(fixed)"
+    return f"{_gamma_name(op)}\\,=\\,{gamma_value(g)}"
 
 
 def table6(name: str, df: pd.DataFrame) -> str:
-    """TPAMI 2019 Table 6's layout: methods as rows (PSNR block, SSIM block), operators across."""
+    """TPAMI 2019 Table 6's layout: methods as rows (PSNR block, SSIM block), operators across
+    (more than six: two stacked blocks of operators, the mean in the last)."""
     ops = _ops(df)
     d = df.set_index("operator").loc[ops]
-    cols = [Col(("", ""), "l")] + [
-        Col((op_label(op), f"{_gamma_name(op)}\\,=\\,{gamma_value(d.loc[op, 'gamma'])}"), "r")
-        for op in ops] + [Col(("", "mean"), "r")]
-    rows: list = []
-    for metric, dec, unit in (("psnr", 2, "PSNR (dB)"), ("ssim", 3, "SSIM")):
-        if rows:
-            rows.append(MIDRULE)
-        rows.append(section(unit, len(cols)))
-        for group in (_T6_METHODS, _T6_PAPER):
-            if group is _T6_PAPER:
-                rows.append(SPACE)
-            for key, label in group:
-                col = f"{key}_{metric}"
-                if col not in d:
-                    continue
-                vals = d[col].astype(float)
-                rows.append([label] + [number(v, dec) for v in vals] + [number(vals.mean(), dec)])
+    blocks = _blocks(ops)
+    parts = []
+    for b, block in enumerate(blocks):
+        last = b == len(blocks) - 1
+        cols = [Col(("", ""), "l")] + [
+            Col((short_label(op), _t6_gamma(op, d.loc[op, "gamma"])), "r") for op in block]
+        cols += [Col(("", "mean"), "r")] if last else []
+        rows: list = []
+        for metric, dec, unit in (("psnr", 2, "PSNR (dB)"), ("ssim", 3, "SSIM")):
+            if rows:
+                rows.append(MIDRULE)
+            rows.append(section(unit, len(cols)))
+            for group in (_T6_METHODS, _T6_PAPER):
+                if group is _T6_PAPER and len(blocks) == 1:
+                    rows.append(SPACE)
+                for key, label in group:
+                    col = f"{key}_{metric}"
+                    if col not in d or (key == "identity" and len(blocks) > 1):
+                        continue  # two blocks: the input's figures stay in the CSV
+                    vals = d[col].astype(float)
+                    cells = [label] + [number(vals.loc[op], dec) for op in block]
+                    rows.append(cells + ([number(vals.mean(), dec)] if last else []))
+        parts.append(tabular(cols, rows))
+    fixed = any(_is_missing(g) for g in d["gamma"])
+    joint = "realtime_psnr" in d
     caption = ("Other methods at each operator's default $\\gamma$ (the middle of its five test "
-               "$\\gamma$): PSNR (dB) and SSIM on the test split, and the paper's figures (TPAMI "
-               "2019 Table 6). BGU is fitted per image; HDRNet and the single-$\\gamma$ network "
-               "are trained at that $\\gamma$, the decouple and $\\gamma$-as-input networks on "
-               "all $\\gamma$.")
-    note = ("$^*$The paper's ``ours'' is its single-layer variant trained jointly on ten "
-            "operators. Means are over the operators shown (the paper's rows: over those it "
-            "reports).")
+               "$\\gamma$" + ("; fixed-effect operators: their effect" if fixed else "")
+               + "): PSNR (dB) and SSIM on the test split, and the paper's figures (TPAMI 2019 "
+               "Table 6). BGU is fitted per image; HDRNet and the single-$\\gamma$ network are "
+               "trained at that $\\gamma$, the decouple and $\\gamma$-as-input networks on all "
+               "$\\gamma$" + (" of one operator, the real-time model once on all operators."
+                               if joint else "."))
+    if joint:
+        note = ("$^*$The paper's ``ours'': its real-time model trained jointly on the ten "
+                "operators. Means: over the operators each row has" + ("; the input's figures: "
+                                                                       "in the CSV."
+                                                                       if len(blocks) > 1
+                                                                       else "."))
+    else:  # the six-operator table of the first version
+        note = ("$^*$The paper's ``ours'' is its single-layer variant trained jointly on ten "
+                "operators. Means are over the operators shown (the paper's rows: over those it "
+                "reports).")
+    return table_env(name, caption, _stack(parts), note,
+                     size="\\footnotesize" if len(blocks) > 1 else "\\small")
+
+
+# ----------------------------------------------------------------------------- Table 2
+def table2(name: str, df: pd.DataFrame) -> str:
+    """ECCV 2018 / TPAMI 2019 Table 2: per task a block of rows, its test γ across, ours and
+    the paper's PSNR per γ, SSIM, the averages and the paper's."""
+    tasks = list(dict.fromkeys(df.operator))
+    per = {t: df[(df.operator == t) & (df.gamma.astype(str) != "ave.")] for t in tasks}
+    k = max(len(v) for v in per.values())
+    cols = [Col(("",), "l")] + [Col(("",), "r") for _ in range(k)] + [Col(("ave.",), "r"),
+                                                                       Col(("paper",), "r")]
+    metrics = [("PSNR single", "single_psnr", "paper_single_psnr", 2),
+               ("PSNR nume.", "decouple_psnr", "paper_decouple_psnr", 2),
+               ("paper: PSNR single", "paper_single_psnr", None, 2),
+               ("paper: PSNR nume.", "paper_decouple_psnr", None, 2),
+               ("SSIM single", "single_ssim", "paper_single_ssim", 3),
+               ("SSIM nume.", "decouple_ssim", "paper_decouple_ssim", 3),
+               ("input (identity) PSNR", "identity_psnr", None, 2)]
+    rows: list = []
+    for i, t in enumerate(tasks):
+        d = per[t]
+        ave = df[(df.operator == t) & (df.gamma.astype(str) == "ave.")]
+        if i:
+            rows.append(MIDRULE)
+        rows.append([f"\\textbf{{{op_label(t)}}}, {_gamma_name(t)}"]
+                    + [gamma_value(g) for g in d.gamma] + [""] * (k - len(d)) + ["", ""])
+        for label, key, paper, dec in metrics:
+            vals = [number(v, dec) for v in d[key]] + ["--"] * (k - len(d))
+            a = number(ave[key].iloc[0], dec) if len(ave) else "--"
+            p = number(ave[paper].iloc[0], dec) if paper and len(ave) else ""
+            rows.append([f"\\quad {latex_text(label)}"] + vals + [a, p])
+    top = [f"& \\multicolumn{{{k}}}{{c}}{{test $\\gamma$}} & ave. & paper \\\\"]
+    caption = ("Restoration, one network per task: single-$\\gamma$ networks (one trained at "
+               "each test $\\gamma$) vs the decouple network trained on the task's $\\gamma$ "
+               "range (nume.), PSNR (dB) and SSIM on the test split (Y for SR and deblocking, "
+               "gray for denoising), the paper's per-$\\gamma$ PSNR, and its averages (ECCV "
+               "2018 / TPAMI 2019 Table 2; its test sets are BSD100, BSD68 and LIVE1).")
+    return table_env(name, caption, tabular(cols, rows, top=top, headers=False))
+
+
+# ----------------------------------------------------------------------------- Table 3
+def table3_joint(name: str, df: pd.DataFrame) -> str:
+    """TPAMI 2019 Table 3 / ECCV 2018 Table 4: per variant, the filters and then the
+    restoration tasks (with the averages) as two stacked column blocks; ours and the paper's
+    rows; per-operator SSIM stays in the CSV (the paper gives SSIM averages only)."""
+    parts = []
+    for variant in dict.fromkeys(df.variant):
+        d = df[df.variant == variant]
+        ops = [o for o in dict.fromkeys(d.operator) if o != "avg"]
+        filters = [o for o in ops if (_spec(o) is None or _spec(o).kind == "filter")]
+        blocks = [b for b in (filters, [o for o in ops if o not in filters]) if b]
+        title = ("TPAMI 2019 Table 3 (LLF)" if variant == "tpami" else
+                 "ECCV 2018 Table 4 (shock)" if variant == "eccv" else latex_text(variant))
+        for b, block in enumerate(blocks):
+            last = b == len(blocks) - 1
+            cols = [Col(("",), "l")] + [Col((short_label(o),), "r") for o in block]
+            cols += [Col(("avg",), "r"), Col(("SSIM",), "r")] if last else []
+            rows: list = [] if b else [section(f"{title}: PSNR (dB); average SSIM",
+                                               len(cols))]
+            for who, key, skey in (("", "psnr", "ssim"), ("paper: ", "paper_psnr",
+                                                          "paper_ssim")):
+                for row in dict.fromkeys(d.row):
+                    r = d[d.row == row].set_index("operator")
+                    cells = [latex_text(who + row)]
+                    cells += [number(r[key].get(o), 2) for o in block]
+                    if last:
+                        cells += [number(r[key].get("avg"), 2), number(r[skey].get("avg"), 3)]
+                    rows.append(cells)
+            parts.append(tabular(cols, rows))
+    caption = ("One network for several operators: PSNR (dB) on the test split per operator "
+               "(its test $\\gamma$ averaged) of the one-operator decouple models (1 op), the "
+               "6-filter or 4-restoration joint models (6/4 ops), the 10-operator joint model "
+               "and the $\\gamma$-as-input network over ten, their average and average SSIM; "
+               "the paper's figures below ours (TPAMI 2019 Table 3, ECCV 2018 Table 4).")
+    note = ("Per-operator SSIM is in the CSV. ECCV Table 4 has no $\\gamma$-as-input row; for "
+            "it the paper gives the shock column, the one-operator restoration columns and the "
+            "averages (its one-operator filter columns are Table 1's). ``--'': not given.")
+    return table_env(name, caption, _stack(parts), note)
+
+
+def table3_summary_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The ``avg`` rows of Table 3 (README summary)."""
+    return df[df.operator == "avg"][["variant", "row", "psnr", "ssim", "paper_psnr",
+                                     "paper_ssim"]].reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- Table 12
+def table12_summary_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per variant: averages over the ten operators and over the six with a γ, the
+    paper's averages (README summary and LaTeX)."""
+    out = []
+    for v, d in df.groupby("variant", sort=False):
+        a, g = d[d.operator == "avg"].iloc[0], d[d.operator == "avg γ"].iloc[0]
+        out.append({"variant": v, "arch": d.arch.iloc[0], "training": d.training.iloc[0],
+                    "psnr": a.psnr, "ssim": a.ssim, "psnr_gamma_ops": g.psnr,
+                    "ssim_gamma_ops": g.ssim, "paper_psnr": a.paper_psnr,
+                    "paper_ssim": a.paper_ssim})
+    return pd.DataFrame(out)
+
+
+def table12_ablation(name: str, df: pd.DataFrame) -> str:
+    """TPAMI 2019 Table 12: one row per variant, its averages (ten operators; the six with a
+    γ) and the paper's; per-operator figures stay in the CSV."""
+    s = table12_summary_rows(df)
+    cols = [Col(("", ""), "l"), Col(("", "trained"), "l"), Col(("10 operators", "PSNR"), "r"),
+            Col(("", "SSIM"), "r"), Col(("6 with $\\gamma$", "PSNR"), "r"), Col(("", "SSIM"), "r"),
+            Col(("paper", "PSNR"), "r"), Col(("", "SSIM"), "r")]
+    rows: list = []
+    for r in s.itertuples(index=False):
+        joint = str(r.training).startswith("joint")
+        rows.append([latex_text(r.variant), "jointly" if joint else "per operator",
+                     number(r.psnr, 2), number(r.ssim, 3), number(r.psnr_gamma_ops, 2),
+                     number(r.ssim_gamma_ops, 3), number(r.paper_psnr, 2),
+                     number(r.paper_ssim, 3)])
+    caption = ("Which layer depends on $\\gamma$ (TPAMI 2019 Table 12, and beyond the paper "
+               "CResMD, AdaFM, DNI): each variant trained on the ten filter operators with the "
+               "same budget, PSNR (dB) and SSIM on the test split averaged over the ten "
+               "operators and over the six with a $\\gamma$, and the paper's averages.")
+    note = ("norm($K$): only InstanceNorm $K$'s affine depends on $\\gamma$; conv($K$): the "
+            "weights of the conv before it; ch1/ch2: an $M\\times1$ / $1\\times N$ slice; "
+            "conv(all) is the decouple network. AdaFM and DNI learn one operator between the "
+            "ends of its range: one model per operator with a $\\gamma$ (ten-operator average "
+            "``--''), each with its share of the budget. Per-operator figures are in the CSV.")
+    return table_env(name, caption, tabular(cols, rows), note)
+
+
+# ----------------------------------------------------------------------------- joint sweep
+def sweep_joint_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per operator and model: mean and worst PSNR over the sweep, the largest change of its
+    gain over the input (PSNR − the identity's) between neighbouring γ (the task itself gets
+    harder or easier along γ, the gain of a model that is continuous in γ changes smoothly; a
+    jump is a discontinuity), and the mean gap to the operator's own decouple model."""
+    out = []
+    for op in _ops(df):
+        d = df[df.operator == op]
+
+        def curve(m):
+            return d[d.model == m].sort_values("gamma").psnr.to_numpy()
+
+        own, ident = curve("decouple, 1 operator"), curve("identity")
+        for m in dict.fromkeys(d.model):
+            p = curve(m)
+            gain = p - ident if len(ident) == len(p) else p
+            out.append({"operator": op, "model": m, "points": len(p), "mean_psnr": p.mean(),
+                        "worst_psnr": p.min(),
+                        "max_step": float(np.abs(np.diff(gain)).max()) if len(p) > 1 else 0.0,
+                        "gap_to_own": float(np.mean(p - own)) if len(own) == len(p)
+                        else float("nan")})
+    return pd.DataFrame(out)
+
+
+def gamma_sweep_joint(name: str, df: pd.DataFrame) -> str:
+    s = sweep_joint_summary(df)
+    cols = [Col(("", ""), "l"), Col(("", "\\#$\\gamma$"), "r"), Col(("PSNR", "mean"), "r"),
+            Col(("", "worst"), "r"), Col(("largest", "gain step"), "r"),
+            Col(("vs.\\ own", "decouple"), "r")]
+    rows: list = []
+    for op in dict.fromkeys(s.operator):
+        if rows:
+            rows.append(SPACE)
+        rows.append(section(f"{op_label(op)} ({_gamma_name(op)})", len(cols)))
+        for r in s[(s.operator == op) & (s.model != "identity")].itertuples(index=False):
+            rows.append([f"\\quad {latex_text(r.model)}", str(r.points), number(r.mean_psnr, 2),
+                         number(r.worst_psnr, 2), number(r.max_step, 2),
+                         "" if r.model == "decouple, 1 operator" else number(r.gap_to_own, 2)])
+    caption = ("Continuity of the joint models across each filter's $\\gamma$ range: PSNR (dB) "
+               "on the test split over the sweep's $\\gamma$ (mean, worst), the largest change "
+               "of the gain over the input between neighbouring $\\gamma$ (a jump: a "
+               "discontinuity in $\\gamma$), and the mean difference to the operator's own "
+               "decouple network.")
+    note = (f"The sweep itself ({len(df)} rows) is in \\texttt{{gamma\\_sweep\\_joint.csv}} and "
+            "plotted in \\texttt{figures/gamma\\_sweep\\_joint.png}.")
     return table_env(name, caption, tabular(cols, rows), note)
 
 
@@ -517,6 +739,8 @@ LAYOUTS: dict[str, Callable[[str, pd.DataFrame], str]] = {
     "gamma_sweep": gamma_sweep, "operator_speed": operator_speed,
     "operator_fidelity": operator_fidelity, "baseline_speed": baseline_speed,
     "model_speed": model_speed, "datagen_speed": datagen_speed, "retune_speed": retune_speed,
+    "table2_restoration": table2, "table3_joint": table3_joint,
+    "table12_ablation": table12_ablation, "gamma_sweep_joint": gamma_sweep_joint,
 }
 
 

@@ -257,12 +257,15 @@ def update_index(results_dir: Path) -> None:
 
 
 def _readme_summary(name: str, df: pd.DataFrame) -> pd.DataFrame | None:
-    """The short form of a long table (the γ sweep: one row per operator), if it has one."""
-    if name == "gamma_sweep":
-        from ._latex import gamma_sweep_summary
+    """The short form of a long table, if it has one (the γ sweeps: one row per operator (and
+    model); Tables 3 and 12: their average rows)."""
+    from . import _latex
 
-        return gamma_sweep_summary(df)
-    return None
+    summaries = {"gamma_sweep": _latex.gamma_sweep_summary,
+                 "gamma_sweep_joint": _latex.sweep_joint_summary,
+                 "table3_joint": _latex.table3_summary_rows,
+                 "table12_ablation": _latex.table12_summary_rows}
+    return summaries[name](df) if name in summaries else None
 
 
 def markdown(df: pd.DataFrame, float_format: str = "{:.4g}") -> str:

@@ -3,20 +3,21 @@
 ``pytest benchmarks`` trains whatever is missing itself, one model after another; this command does
 the same work ``--jobs`` processes at a time, so that the benchmark run afterwards only evaluates.
 It can be stopped and started again: finished models are kept and unfinished ones resume.
+``--dry-run`` trains nothing and builds nothing: it lists the models that would be trained and
+estimates each one's training time on this device from a few timed training steps.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import operators
 from datagen import code_version
 from datagen.cli import HelpFormatter
 
-from ._experiments import Experiment, baseline_runs, table1_runs
-
-TABLES = {"table1": table1_runs, "table6": baseline_runs}
+from ._experiments import TABLES, Experiment
 
 
 def main(argv=None) -> int:
@@ -29,33 +30,148 @@ def main(argv=None) -> int:
     p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "decouple",
                    help="the benchmark cache: <scale>/data.h5 and one run folder per model")
     p.add_argument("--data", type=Path, default=None, help="dataset instead of the scale's default")
-    p.add_argument("--tables", default="table1,table6", help="which tables' models to train")
-    p.add_argument("--ops", default="all", help="operators, comma separated, or all")
-    p.add_argument("--jobs", type=int, default=2, help="trainings at a time (one thread each)")
+    p.add_argument("--tables", default=",".join(TABLES),
+                   help=f"which tables' models to train, comma separated ({', '.join(TABLES)})")
+    p.add_argument("--ops", default="all",
+                   help="operators or groups (" + ", ".join(g for g in operators.GROUPS
+                                                        if g != "all")
+                        + "), comma separated, or all (the paper's filters)")
+    p.add_argument("--jobs", type=int, default=2, help="trainings at a time")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads of each training (--threads of python -m model train; "
+                        "default: 1 when --jobs > 1, else torch's default)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--list", action="store_true", help="only list the runs and whether they are done")
+    p.add_argument("--dry-run", action="store_true",
+                   help="train and build nothing: list the models that would be trained (name, "
+                        "preset, iterations) with an estimate of each one's training time on "
+                        "this device, from --estimate-steps timed training steps")
+    p.add_argument("--estimate-steps", type=int, default=2,
+                   help="--dry-run: timed training steps per architecture (after one untimed "
+                        "warm-up step); 0: list without estimates")
     args = p.parse_args(argv)
-    ops = operators.NAMES if args.ops == "all" else tuple(o.strip() for o in args.ops.split(","))
     try:
-        for o in ops:
-            operators.get(o)
+        if args.jobs < 1:
+            raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
+        if args.threads is not None and args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        if args.estimate_steps < 0:
+            raise ValueError(f"--estimate-steps must be >= 0, got {args.estimate_steps}")
+        ops = None if args.ops.strip().lower() == "all" else operators.resolve(args.ops)
         runs = []
         for t in args.tables.split(","):
             if t.strip() not in TABLES:
                 raise ValueError(f"unknown table {t!r}; choose from {list(TABLES)}")
-            runs += [r for r in TABLES[t.strip()](ops) if r not in runs]
+            runs += [r for r in TABLES[t.strip()](ops, args.scale) if r not in runs]
         exp = Experiment(args.scale, args.cache, args.data, args.device)
         if args.list:
             for r in runs:
                 print(f"{'done ' if exp.is_done(r) else 'to do'}  {exp.run_dir(r)}")
             return 0
-        failed = exp.prepare(runs, jobs=args.jobs)
+        if args.dry_run:
+            dry_run(exp, runs, steps=args.estimate_steps, threads=args.threads)
+            return 0
+        failed = exp.prepare(runs, jobs=args.jobs, threads=args.threads)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for r in failed:
         print(f"failed: {r.name} (see {exp.run_dir(r) / 'train.out'})", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def dry_run(exp: Experiment, runs, *, steps: int = 2, threads: int | None = None,
+            out=None) -> list[dict]:
+    """Print (to ``out``, default stdout) and return what :meth:`Experiment.prepare` would
+    train: per model its name, preset, iterations left and an estimated training time on this
+    device. Nothing is trained, no dataset is built and nothing is written.
+
+    The estimate is measured, not modelled: for each architecture, one untimed warm-up step and
+    ``steps`` timed training steps of :func:`model.train.seconds_per_iteration` (forward, MSE,
+    backward, Adam: the step the training runs) at the scale's preset (width, batch, crop) on
+    the device the trainings would use, on the first batch of the dataset when it exists, else
+    on a synthetic batch of the preset's batch size and crop; the median seconds per step times
+    the iterations left. Loading batches, logging, checkpoints and validation are not counted.
+    """
+    import torch
+
+    from model import device as devices
+    from model.checkpoint import load
+    from model.presets import get_preset
+    from model.train import seconds_per_iteration
+
+    out = sys.stdout if out is None else out
+    preset = get_preset(exp.preset)
+    device = devices.resolve(exp.device)
+    data = exp._data if exp._data is not None else exp.root / "data.h5"
+    have = data.is_file()
+    devices.set_threads(threads)
+    crop = ("each batch cropped to its smallest sample" if preset.batch_crop
+            else f"{preset.crop}² crops")
+    print(f"dry run at scale {exp.scale}: preset {preset.name} (width {preset.width}, batch "
+          f"{preset.batch}, {crop}, {preset.iterations} iterations) on {device} with "
+          f"{torch.get_num_threads()} thread(s); nothing is trained or built", file=out)
+    if have:
+        print(f"dataset: {data}", file=out)
+    else:
+        print(f"dataset: {data} is missing (prepare would build it first: python -m datagen "
+              "build); estimates use a synthetic batch of "
+              f"{preset.batch} × {preset.crop}² crops", file=out)
+    if steps:
+        print(f"estimate: median of {steps} timed training step(s) per architecture (after one "
+              "warm-up step) × the iterations left; data loading, checkpoints and validation "
+              "not counted", file=out)
+    per_step: dict[str, float] = {}
+    rows = []
+    for r in runs:
+        done = 0
+        if have:
+            ckpt = exp.run_dir(r) / "last.pt"
+            if ckpt.is_file():
+                try:
+                    done = int(load(ckpt)["iteration"])
+                except (ValueError, KeyError):
+                    done = 0
+        ops = tuple(getattr(r, "operators", (r.op,)))  # a joint run trains several
+        total = r.iterations(exp.preset)  # (run_preset would read the dataset)
+        left = max(0, total - done)
+        if steps and left and r.arch not in per_step:
+            t = time.perf_counter()
+            kw = dict(gamma=r.gamma, device=device, iterations=steps, warmup=1)
+            try:
+                per_step[r.arch] = seconds_per_iteration(r.arch, ops, preset,
+                                                         data=data if have else None, **kw)
+            except ValueError as exc:  # e.g. too few pairs for a batch: training would fail
+                print(f"  {r.name}: cannot take a batch from the dataset ({exc}); timing a "
+                      "synthetic batch", file=out)
+                per_step[r.arch] = seconds_per_iteration(r.arch, ops, preset, data=None, **kw)
+            print(f"  timed {r.arch}: {per_step[r.arch]:.3g} s per step "
+                  f"({time.perf_counter() - t:.0f} s to measure)", file=out)
+        est = per_step.get(r.arch, 0.0) * left if steps else None
+        rows.append({"name": r.name, "preset": preset.name, "iterations": total,
+                     "left": left, "seconds": est})
+    width = max([len(row["name"]) for row in rows] + [5])
+    print(f"{'model':<{width}}  preset  iterations  {'left':>10}  estimate", file=out)
+    for row in rows:
+        est = "done" if not row["left"] else ("-" if row["seconds"] is None
+                                              else _duration(row["seconds"]))
+        print(f"{row['name']:<{width}}  {row['preset']:<6}  {row['iterations']:>10}  "
+              f"{row['left']:>10}  {est}", file=out)
+    if steps:
+        total = sum(row["seconds"] or 0.0 for row in rows)
+        print(f"{len([r for r in rows if r['left']])} model(s) to train, about "
+              f"{_duration(total)} one after another on {device}", file=out)
+    return rows
 
 
 if __name__ == "__main__":

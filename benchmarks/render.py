@@ -6,11 +6,11 @@
 The numbers are not recomputed: each ``NAME.tex`` is written from ``NAME.csv`` and
 ``NAME.meta.json`` by the same writer the benchmark suite uses (:func:`benchmarks._report.
 write_tex`), so a benchmark run and a render of its CSV give the same table. Figures whose data
-is a CSV (``figures/gamma_sweep.png``) are re-drawn; the others need the trained models (run
-``pytest benchmarks``). Each sidecar keeps its provenance (the command that computed the
-numbers) and gains ``rendered``: this command, the commit (``git rev-parse --short HEAD``) and
-the time. Absolute paths recorded by older versions are made portable on the way
-(:func:`benchmarks._report.portable_meta`).
+is a CSV (``figures/gamma_sweep.png``, ``figures/gamma_sweep_joint.png``) are re-drawn; the
+others need the trained models (run ``pytest benchmarks``). Each sidecar keeps its provenance
+(the command that computed the numbers) and gains ``rendered``: this command, the commit
+(``git rev-parse --short HEAD``) and the time. Absolute paths recorded by older versions are made
+portable on the way (:func:`benchmarks._report.portable_meta`).
 """
 from __future__ import annotations
 
@@ -101,6 +101,12 @@ def _body(tex: str | None) -> str | None:
 
 
 def _figures(results_dir: Path, name: str, meta: dict) -> None:
+    if name == "gamma_sweep_joint":
+        from ._figures import plot_gamma_sweep_joint
+
+        plot_gamma_sweep_joint(pd.read_csv(results_dir / "gamma_sweep_joint.csv"),
+                               results_dir / meta.get("figure", "figures/gamma_sweep_joint.png"),
+                               str(meta.get("scale", "")))
     if name == "gamma_sweep":
         from ._figures import plot_gamma_sweep
 

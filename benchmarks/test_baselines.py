@@ -1,4 +1,7 @@
-"""The paper's comparison with other methods (TPAMI 2019 Table 6) at a scale, and their speed.
+"""The other methods of TPAMI 2019 Table 6 (BGU, DBL/HDRNet): scoring and speed.
+
+The table itself, over the paper's ten operators with the real-time model as "ours", is written
+by ``benchmarks/test_joint_tables.py`` from the helpers here:
 
 - ``table6_baselines``: per operator at its default γ (the middle of its five test γ; the paper
   does not say which it used), PSNR/SSIM (the paper's protocol) on the test split of
@@ -24,13 +27,11 @@ from datagen.dataset import PairDataset
 from model.bgu import MIN_LOWRES, bgu
 from model.checkpoint import build_model
 from model.data import prepare
-from model.evaluate import evaluate
 from model.metrics import psnr, ssim
-from model.predict import load
 from model.presets import get_preset
 
 from ._bench import bench_image, sync
-from ._experiments import Run, baseline_runs, middle_gamma
+from ._experiments import middle_gamma
 from ._report import collect_rows, provenance, write_table
 
 OPS = operators.NAMES
@@ -67,64 +68,6 @@ def _bgu_scores(data, op: str, gamma: float) -> tuple[float, float, int, int]:
         p.append(psnr(out, ref))
         s.append(ssim(out, ref))
     return float(np.mean(p)), float(np.mean(s)), len(ds), factor
-
-
-@pytest.fixture(scope="module")
-def table6(experiment, results_dir):
-    yield from collect_rows(lambda df, started: _write_table6(df, started, experiment, results_dir))
-
-
-def _write_table6(df: pd.DataFrame, started: float, experiment, results_dir) -> None:
-    for method, figures in PAPER_TABLE6.items():
-        nan = (float("nan"), float("nan"))  # an operator the paper's Table 6 does not have
-        df[f"paper_{method}_psnr"] = [figures.get(o, nan)[0] for o in df.operator]
-        df[f"paper_{method}_ssim"] = [figures.get(o, nan)[1] for o in df.operator]
-    preset = get_preset(experiment.preset)
-    meta = experiment.provenance(
-        started, baseline_runs(list(df.operator)), table="TPAMI 2019 Table 6",
-        gamma="the middle of each operator's five test γ",
-        bgu="operator on a box-downsampled input (bgu_factor: 4x, less for crops too small for "
-            "it); grid round(h/16) x round(w/16) x 8 of the low-res image, 3x4 affines, "
-            "lambda_spatial 1, second-derivative intensity smoothness 4e-7, luminance guide "
-            "(google/bgu defaults)",
-        hdrnet=f"16x16x8 grid, low-res stream at {preset.hdrnet_lowres}², Adam "
-               f"{preset.hdrnet_lr:g} constant, the preset's iterations/batch/crop",
-        paper_ours="the paper's single-layer variant trained on 10 operators",
-        summary=_table6_summary(df, experiment.scale))
-    write_table(df, "table6_baselines", results_dir, meta,
-                caption="Other methods at each operator's default γ: PSNR (dB) / SSIM on the "
-                        "test split; paper_*: TPAMI 2019 Table 6 (its 'ours' is the single-layer "
-                        "variant trained jointly on ten operators)")
-
-
-def _table6_summary(df: pd.DataFrame, scale: str) -> str:
-    """Mean PSNR per method over the operators measured, ours and the paper's, in words."""
-    ours = ", ".join(f"{m} {df[f'{m}_psnr'].mean():.2f}" for m in METHODS)
-    known = [o for o in df.operator if o in PAPER_TABLE6["bgu"]]
-    paper = ", ".join(f"{k} {np.mean([PAPER_TABLE6[k][o][0] for o in known]):.2f}"
-                      for k in ("bgu", "dbl", "ours"))
-    return (f"{scale} scale, {len(df)} operators; mean PSNR (dB): {ours}; identity "
-            f"{df.identity_psnr.mean():.2f}. Paper (same operators): {paper}.")
-
-
-@pytest.mark.parametrize("op", OPS)
-def test_table6(op, experiment, scale, table6):
-    data = experiment.data()
-    g = middle_gamma(op)
-    row = {"operator": op, "gamma": g}
-    for method in METHODS[1:]:
-        run = Run(method, op, g if method in ("single", "hdrnet") else None)
-        r = evaluate(load(experiment.ensure(run), experiment.device), data, ops=[op], gammas=[g])
-        row.update({f"{method}_psnr": float(r.psnr[0]), f"{method}_ssim": float(r.ssim[0]),
-                    "identity_psnr": float(r.identity_psnr[0]),
-                    "identity_ssim": float(r.identity_ssim[0]), "images": int(r.images[0])})
-    row["bgu_psnr"], row["bgu_ssim"], n, row["bgu_factor"] = _bgu_scores(data, op, g)
-    assert n == row["images"]
-    table6.append(row)
-    values = np.array([row[f"{m}_{k}"] for m in METHODS for k in ("psnr", "ssim")])
-    assert np.isfinite(values).all()
-    if scale != "smoke":  # the decouple network must beat copying the input
-        assert row["decouple_psnr"] > row["identity_psnr"], row
 
 
 # ----------------------------------------------------------------------------- speed

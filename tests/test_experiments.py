@@ -40,3 +40,90 @@ def test_run_lists():
     assert Run("decouple", "l0") in runs and Run("concat", "l0") in runs
     assert [r.gamma for r in runs if r.arch == "single"] == [0.002, 0.00431, 0.02, 0.09283, 0.2]
     assert middle_gamma("wmf") == 5.5 and Run("single", "l0", 0.02).name == "single-l0-0.02"
+
+
+def test_joint_runs_names_budgets_and_train_args():
+    from benchmarks._experiments import JOINT_CAP, JOINT_GROUPS, joint_budget
+
+    r = Run.joint("norm:7", "tpami10", joint_budget(10))
+    assert r.operators == JOINT_GROUPS["tpami10"] and r.is_joint and len(r.operators) == 10
+    assert r.name == "norm_7-tpami10-b2"  # no ':' in a folder name; the budget in the name
+    assert joint_budget(10) == JOINT_CAP == 2 and joint_budget(1) == 1
+    small = get_preset("small").iterations
+    assert r.iterations("small") == 2 * small
+    assert r.train_args("small") == ["--ops", ",".join(JOINT_GROUPS["tpami10"]),
+                                     "--iterations", str(2 * small)]
+    one = Run("decouple", "l0")  # a one-operator run: the preset's iterations, no override
+    assert one.operators == ("l0",) and not one.is_joint and one.name == "decouple-l0"
+    assert one.train_args("small") == ["--ops", "l0"]
+    share = Run("adafm", "wls", budget=2, share=6)
+    assert share.name == "adafm-wls-b2of6" and share.iterations("small") == 2 * small // 6
+    assert Run("adafm", "l0", budget=1, share=1000).iterations("smoke") == 2  # two end points
+    with pytest.raises(ValueError, match="budget"):
+        Run("decouple", "l0", budget=0)
+    with pytest.raises(ValueError, match="unknown operator set"):
+        Run.joint("decouple", "tpami11")
+    with pytest.raises(ValueError, match="once"):
+        Run("decouple", "x", ops=("l0", "l0"))
+
+
+def test_issue12_run_lists():
+    from benchmarks._experiments import (TABLES, table2_runs, table3_runs, table6_runs,
+                                         table12_arch, table12_runs)
+
+    t2 = table2_runs(None, "small")
+    assert sorted(r.gamma for r in t2 if r.op == "sr" and r.arch == "single") == [2, 3, 4]
+    assert sorted(r.gamma for r in t2 if r.op == "denoise" and r.arch == "single") == [15, 25, 50]
+    assert sorted(r.gamma for r in t2 if r.op == "jpeg" and r.arch == "single") == [10, 20]
+    assert {r.op for r in t2 if r.arch == "decouple"} == {"sr", "denoise", "jpeg"}
+    assert len(t2) == 11 and table2_runs(None, "smoke") == table2_runs(["jpeg"], "small")
+    t3 = table3_runs()
+    joint = {r.name for r in t3 if r.is_joint}
+    assert joint == {"decouple-filters6-b2", "decouple-restoration4-b2", "decouple-ten-tpami-b2",
+                     "concat-ten-tpami-b2", "decouple-eccv6-b2", "decouple-ten-eccv-b2"}
+    assert {r.op for r in t3 if not r.is_joint} == {"l0", "wls", "rtv", "rgf", "wmf", "llf",
+                                                     "shock", "sr", "denoise", "jpeg", "rain"}
+    assert len(t3) == len(set(t3))  # shared models (the restoration one) listed once
+    t6 = table6_runs()
+    assert Run("hdrnet", "pencil") in t6 and Run("hdrnet", "l0", 0.02) in t6
+    assert [r.name for r in t6 if r.is_joint] == ["realtime-tpami10-b2"]
+    assert not any(r.op == "style" and r.arch == "decouple" for r in t6)
+    # Table 12: the paper's K at the small preset (19 InstanceNorm layers), mapped at smoke (9)
+    assert table12_arch("norm:19", "small") == "norm:19"
+    assert table12_arch("norm:19", "smoke") == "norm:9" and table12_arch("norm:1", "smoke") == \
+        "norm:1" and table12_arch("conv:14", "smoke") == "conv:7"
+    assert table12_arch("decouple", "smoke") == "decouple"
+    t12 = table12_runs(None, "small")
+    assert len([r for r in t12 if r.is_joint]) == 10
+    per_op = [r for r in t12 if r.arch in ("adafm", "dni")]
+    assert len(per_op) == 12 and all(r.share == 6 and r.budget == 2 for r in per_op)
+    # the same total budget per method: six shares of the joint budget
+    assert sum(r.iterations("small") for r in per_op if r.arch == "dni") == \
+        Run.joint("decouple", "tpami10", 2).iterations("small")
+    assert [r.name for r in table12_runs(None, "smoke")] == [
+        "norm_9-tpami10-b2", "decouple-tpami10-b2", "adafm-l0-b2of6"]
+    # --ops keeps the models that hold one of the operators
+    assert all("l0" in r.operators for r in table3_runs(["l0"]))
+    assert table2_runs(["l0"]) == []
+    assert set(TABLES) == {"table1", "table2", "table3", "table6", "table12", "sweep_joint"}
+    for name, f in TABLES.items():
+        assert f(None, "small") and all(isinstance(r, Run) for r in f(None, "small")), name
+
+
+def test_run_preset_and_train_args_follow_the_run(data, tmp_path):
+    """A joint run trains its own iterations; a crop larger than an operator's pairs is cut."""
+    from benchmarks._experiments import Experiment, joint_budget
+
+    exp = Experiment("smoke", tmp_path, data=data)
+    run = Run.joint("decouple", "filters6", joint_budget(6))
+    preset = exp.run_preset(run)
+    # smoke checks that code runs: the preset's iterations whatever the budget; small: 2x
+    assert preset.iterations == get_preset("smoke").iterations == run.iterations("smoke")
+    assert run.iterations("small") == 2 * get_preset("small").iterations
+    assert preset.crop == get_preset("smoke").crop  # the test dataset's pairs are 40²
+    assert exp.train_args(run) == ["--ops", ",".join(run.operators)]
+    assert exp.train_args(Run("adafm", "l0", budget=2, share=6)) == ["--ops", "l0",
+                                                                     "--iterations", "5"]
+    exp._pair_sides = {"l0": 24}  # as the smoke build's SR pairs
+    assert exp.crop(Run("decouple", "l0")) == 24 and exp.crop(Run("decouple", "wmf")) == 32
+    assert exp.train_args(Run("decouple", "l0")) == ["--ops", "l0", "--crop", "24"]

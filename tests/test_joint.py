@@ -248,3 +248,32 @@ def test_single_channel_tasks_are_scored_on_one_channel(joint_run, joint_data, j
         assert row.psnr == pytest.approx(np.mean(ps), abs=1e-9)
         assert row.ssim == pytest.approx(np.mean(ss), abs=1e-9)
         assert row.identity_psnr == pytest.approx(np.mean(ips), abs=1e-9)
+
+
+def test_crop_capped_single_network_of_a_fixed_effect_operator_and_apply_without_gamma(
+        joint_data, tmp_path, capsys):
+    """A preset crop larger than the stored pairs (24 here) is capped and recorded; the
+    single-γ baseline of a fixed-effect operator trains on its 'train' pairs (no γ, no γ
+    range); `model apply` takes such an operator without --gamma and refuses one."""
+    state = train(joint_data, ["sr", "denoise"], tmp_path / "r", preset=TINY.with_(crop=32,
+                  iterations=1), progress=False)
+    assert state["config"]["preset"]["crop"] == 24
+    state = train(joint_data, ["shock"], tmp_path / "s", preset=TINY.with_(iterations=1),
+                  arch="single", progress=False)
+    assert state["config"]["trained_range"] == {"shock": []} and state["config"]["gamma"] is None
+    with pytest.raises(ValueError, match="no --gamma"):
+        train(joint_data, ["shock"], tmp_path / "s2", preset=TINY, arch="single", gamma=1.0,
+              progress=False)
+    img = tmp_path / "in.png"
+    cv2.imwrite(str(img), np.full((9, 11, 3), 90, np.uint8))
+    out = tmp_path / "o.png"
+    assert main(["apply", "--ckpt", str(tmp_path / "s"), "--op", "shock", str(img), str(out)]) == 0
+    assert cv2.imread(str(out)).shape == (9, 11, 3)
+    assert main(["apply", "--ckpt", str(tmp_path / "s"), "--op", "shock", "--gamma", "1",
+                 str(img), str(out)]) == 2
+    assert main(["apply", "--method", "bgu", "--op", "l0", str(img), str(out)]) == 2
+    assert "--gamma is needed for l0" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["apply", "--ckpt", str(tmp_path / "r"), "--op", "sr", "--gamma", "3",
+                 str(img), str(out)]) == 0
+    assert "blind to sr's s: --gamma 3 is accepted and has no effect" in capsys.readouterr().err
