@@ -166,8 +166,10 @@ class Predictor:
         n, c, h, w = batch.shape
         batch = batch.to(self.device)
         x = prepare(batch) if batch.dtype == torch.uint8 else prepare_float(batch)
-        ph, pw = h % 2, w % 2
-        if ph or pw:  # the stride-2 / transposed-conv round trip needs even sizes
+        # the stride-2 / transposed-conv round trip needs even sizes, and InstanceNorm more than
+        # one pixel after the stride: at least 4x4
+        ph, pw = max(h + h % 2, 4) - h, max(w + w % 2, 4) - w
+        if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         code, fixed = self.weights(op, gamma)
         y = self.net(x, None if code is None else code.expand(n, -1), fixed=fixed)

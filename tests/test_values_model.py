@@ -183,6 +183,14 @@ def two_models(data, tmp_path_factory):
     return model.load(out / "d"), model.load(out / "s")
 
 
+@pytest.fixture(scope="module")
+def joint_model(data, tmp_path_factory):
+    """A decouple model of l0 and wmf (a 2-component code) after one iteration."""
+    out = tmp_path_factory.mktemp("joint")
+    train(data, ["l0", "wmf"], out, preset=TINY.with_(iterations=1), progress=False, init="conv")
+    return model.load(out)
+
+
 def test_check_takes_the_exact_ends_of_the_range_and_refuses_just_outside(two_models):
     """The paper's test γ include both ends of each range: a strict check must accept them exactly
     and refuse the next float outside, with the whole message (and warn at the caller's line)."""
@@ -217,3 +225,70 @@ def test_check_of_a_single_gamma_network_is_exact(two_models):
         "this single network was trained at lambda=0.02 only, not 0.05; its output does not "
         "depend on γ"]
     assert rec[0].filename == __file__
+
+
+def test_float_images_in_and_out(run):
+    """float input in [0, 1] → float32 output on [0, 1], unclipped: the uint8 path's forward pass
+    divided by 255; the batch path takes float tensors on 0–255 as it takes uint8 ones."""
+    pred = model.load(run)
+    img = coloured(16, 20)
+    f = img.astype(np.float64) / 255.0
+    out = pred.apply(f, "l0", 0.05)
+    assert out.dtype == np.float32 and out.shape == (16, 20, 3)
+    np.testing.assert_allclose(out, direct(pred, img, 0.05).numpy() / 255.0, rtol=0, atol=2e-5)
+    x = torch.from_numpy(img.transpose(2, 0, 1).copy())[None]
+    torch.testing.assert_close(pred.run(x.float(), "l0", 0.05), pred.run(x, "l0", 0.05),
+                               rtol=0, atol=2e-3)
+    edge = f.copy()
+    edge[0, 0], edge[0, 1] = 0.0, 1.0  # both ends of [0, 1] are valid
+    assert pred.apply(edge, "l0", 0.05).shape == (16, 20, 3)
+
+
+def test_image_checks_accept_the_limits_and_say_what_is_wrong(run):
+    pred = model.load(run)
+    assert pred.apply(coloured(2, 2), "l0", 0.02).shape == (2, 2, 3)  # the smallest allowed
+    f = coloured(6, 8).astype(np.float32) / 255
+    cases = [
+        (np.zeros((1, 5, 3), np.uint8), ValueError, "image must be at least 2x2, got (1, 5)"),
+        (np.zeros((8, 8), np.uint8), ValueError, "image must be HxWx3 RGB, got shape (8, 8)"),
+        (np.zeros((4, 4, 3), np.int32), TypeError,
+         "image must be uint8 or float in [0, 1] RGB, got int32"),
+        (np.where(np.arange(8)[:, None] < 1, np.nan, f), ValueError, "image has NaN or inf values"),
+    ]
+    for lo, hi in ((-0.25, 0.5), (0.0, 1.5)):
+        g = f.copy()
+        g[0, 0, 0], g[0, 0, 1] = lo, hi
+        cases.append((g, ValueError, f"a float image must be in [0, 1], got values in "
+                                     f"[{g.min():g}, {g.max():g}]"))
+    for img, err, msg in cases:
+        with pytest.raises(err, match=f"^{re.escape(msg)}$"):
+            pred.apply(img, "l0", 0.02)
+
+
+def test_one_odd_side_is_padded_and_weights_are_computed_once(run):
+    pred = model.load(run)
+    img = coloured(15, 20, seed=5)  # odd height, even width
+    x = prepare(torch.from_numpy(img.transpose(2, 0, 1).copy())[None])
+    x = torch.cat([x, x[:, :, -1:]], dim=2)
+    with torch.no_grad():
+        ref = pred.net(x, l0_code(0.02))[0, :, :15].permute(1, 2, 0)
+    diff = np.abs(pred.apply(img, "l0", 0.02).astype(int) - matlab_uint8(ref).astype(int))
+    assert diff.max() <= 1 and np.mean(diff == 0) > 0.99
+    w = pred.weights("l0", 0.02)
+    assert pred.weights("l0", 0.02) is w  # cached: a slider re-uses them
+    with pytest.raises(OutOfRangeError):
+        pred.check("l0", 0.5)  # strict unless told otherwise
+
+
+def test_a_two_operator_model_applies_its_written_out_code(joint_model):
+    """[γ normalised by the law, the operator's code from the authors' joint table]: l0 .1,
+    wmf .5 (paper.md §5); wmf's r is uniform on [1, 10]."""
+    pred = joint_model
+    img = coloured(12, 14, seed=2)
+    x = prepare(torch.from_numpy(img.transpose(2, 0, 1).copy())[None])
+    for op, g, code in (("wmf", 5.5, [(5.5 - 1) / 9, 0.5]),
+                        ("l0", 0.02, [l0_code(0.02).item(), 0.1])):
+        with torch.no_grad():
+            ref = pred.net(x, torch.tensor([code]))[0].permute(1, 2, 0)
+        out = pred.run(x.new_tensor(img.transpose(2, 0, 1))[None].to(torch.uint8), op, g)[0]
+        torch.testing.assert_close(out.permute(1, 2, 0), ref, rtol=0, atol=2e-3)
