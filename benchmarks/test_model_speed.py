@@ -1,51 +1,143 @@
-"""Model speed: training samples/s at batch 8 (batched vs the authors' per-sample loop) and
-inference time at 512x512 (decouple with weights generated once vs a plain single network).
+"""Model speed: training throughput at batch 8, every γ-conditioned method against a plain network
+of the same width (and the decouple forms against the authors' per-sample loop), and inference
+time (decouple with weights generated once vs a plain single network).
 
-Writes ``model_speed`` (CSV, LaTeX, provenance). Targets (model issue): batched training >= 3x the
-loop; decouple inference within 10 % of the single network. CPU here, and CUDA when present.
+Writes ``model_speed`` (CSV, LaTeX, provenance). Targets (issue 11, "Speed of training"): on the
+CPU, training samples/s of ``decouple`` (grouped) >= 0.9x the ``single`` network of the same
+width, and >= 0.95x for every method whose γ dependence is a few layers (``norm:K``,
+``norm:all``, ``conv:K``, ``conv-ch1:K``, ``conv-ch2:K``, ``cresmd``, ``concat``; ``realtime``
+against its own backbone with a static affine); AdaFM's two stages (the base network at λ = 0,
+then the filters after all 19 convs) are reported without a target; the batched decouple forms
+against the loop (the figure that matters on a GPU: >= 3x); decouple inference within 10 % of
+the single network. CPU here, and CUDA when present (docs/model_architecture.md, "Training
+speed").
+
+Training steps (forward, backward, Adam) run interleaved, one step of each method per round
+(the order rotating), and each method's figure is its best step: a machine whose load changes
+during the run slows every method alike. The load average before and after goes into the
+sidecar.
 """
 from __future__ import annotations
 
+import os
 import time
 
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
+from model.config import ModelConfig
 from model.data import prepare
 from model.networks import PAPER_DILATIONS, OperatorNet
+from model.registry import get
 
 from ._bench import sync
 from ._report import provenance, write_table
 
-# (width, training crop, timed training steps, inference size, inference repeats)
-SETTINGS = {"smoke": (16, 48, 2, 128, 2), "small": (64, 96, 3, 512, 3),
-            "paper": (64, 128, 5, 512, 5)}
+# (width, training crop, training rounds, inference size, inference repeats)
+SETTINGS = {"smoke": (8, 16, 2, 64, 2), "small": (64, 96, 5, 512, 3),
+            "paper": (64, 128, 7, 512, 5)}
 BATCH = 8
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
+#: the γ-conditioned methods whose γ dependence is a few layers (target >= 0.95x single)
+FEW_LAYERS = ("norm:1", "norm:7", "norm:14", "norm:19", "norm:all", "conv:19", "conv-ch1:19",
+              "conv-ch2:19", "cresmd", "concat")
+REFERENCE = "single (same width)"
+LOOP = "decouple (loop)"
+REALTIME_REF = "realtime backbone, static affine"
 
-def _train_rate(net, device, crop, steps) -> float:
-    """Training samples per second (forward, backward, Adam step) at batch 8."""
+
+class StaticAffine(nn.Module):
+    """TPAMI's real-time backbone with its last InstanceNorm's scale and shift learned as plain
+    parameters (no MLP, no code): the plain network the ``realtime`` method is compared with
+    (its backbone, width 2w with depthwise blocks, is not N_base)."""
+
+    needs_code = False
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+        del self.net.affine  # not trained here
+        c = net.width
+        self.scale, self.shift = nn.Parameter(torch.ones(c)), nn.Parameter(torch.zeros(c))
+
+    def forward(self, x, code=None):
+        h = F.instance_norm(self.net.features(x), weight=self.scale, bias=self.shift)
+        return x[:, :3] + 128.0 + self.net.out(F.relu(h))
+
+
+def _config(arch: str, width: int, mode: str = "grouped") -> ModelConfig:
+    return ModelConfig(arch=arch, ops=("l0",), width=width, dilations=PAPER_DILATIONS,
+                       mode=mode)
+
+
+def _methods(width: int) -> list[dict]:
+    """What is timed: name, network, the trained parameters, the code of the batch (``random``
+    one γ per sample, ``zero``/``one`` λ = 0/1 for all, None), the table block and target."""
+    def entry(name, arch, mode="grouped", block="main", target="", code="random", stage=None,
+              wrap=None):
+        torch.manual_seed(0)
+        net = get(arch).build(_config(arch, width, mode), 1)
+        if wrap is not None:
+            net = wrap(net)
+        params = net.stage_parameters(stage) if stage is not None else list(net.parameters())
+        return dict(name=name, net=net, params=params, code=code if net.needs_code else None,
+                    block=block, target=target)
+
+    out = [entry("single", "single")]
+    for mode, target in (("grouped", ">= 0.9x"), ("linear", ""), ("loop", "")):
+        out.append(entry(f"decouple ({mode})", "decouple", mode=mode, target=target))
+    out += [entry(a, a, target=">= 0.95x") for a in FEW_LAYERS]
+    # AdaFM's first stage trains the base network at the low end (λ = 0: its filters are the
+    # identity), the second only the modulation filters at the high end (λ = 1); its γ
+    # dependence is a filter after every conv (19 layers), so no few-layer target
+    out.append(entry("adafm (stage 1: base, λ = 0)", "adafm", code="zero", stage=0))
+    out.append(entry("adafm (stage 2: filters, λ = 1)", "adafm", code="one", stage=1))
+    out.append(entry(REALTIME_REF, "realtime", block="realtime", wrap=StaticAffine))
+    out.append(entry("realtime", "realtime", block="realtime", target=">= 0.95x"))
+    return out
+
+
+def _batch(device, crop):
     g = torch.Generator().manual_seed(0)
-    x = prepare(torch.randint(0, 256, (BATCH, 3, crop, crop), dtype=torch.uint8, generator=g)).to(device)
-    y = torch.rand(BATCH, 3, crop, crop, generator=g).to(device) * 255
-    code = torch.rand(BATCH, 1, generator=g).to(device) if net.arch == "decouple" else None
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x = prepare(torch.randint(0, 256, (BATCH, 3, crop, crop), dtype=torch.uint8, generator=g))
+    y = torch.rand(BATCH, 3, crop, crop, generator=g) * 255
+    codes = {"random": torch.rand(BATCH, 1, generator=g), "zero": torch.zeros(BATCH, 1),
+             "one": torch.ones(BATCH, 1)}
+    return x.to(device), y.to(device), {k: v.to(device) for k, v in codes.items()}
 
-    def step():
-        loss = torch.nn.functional.mse_loss(net(x, code), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
 
-    step()  # warm-up (allocations, kernel selection)
-    sync(device)
-    t = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync(device)
-    return steps * BATCH / (time.perf_counter() - t)
+def train_rates(methods, device, crop, rounds) -> dict[str, float]:
+    """Training samples/s (forward, backward, Adam step at batch 8) of each method: ``rounds``
+    rounds of one step per method (order rotated each round), the best step of each."""
+    x, y, codes = _batch(device, crop)
+    steps = {}
+    for m in methods:
+        net = m["net"].to(device)
+        opt = torch.optim.Adam(m["params"], lr=1e-3)
+        code = None if m["code"] is None else codes[m["code"]]
+
+        def step(net=net, opt=opt, code=code):
+            loss = torch.nn.functional.mse_loss(net(x, code), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        step()  # warm-up (allocations, kernel selection)
+        steps[m["name"]] = step
+    best = dict.fromkeys(steps, float("inf"))
+    names = list(steps)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            sync(device)
+            t = time.perf_counter()
+            steps[name]()
+            sync(device)
+            best[name] = min(best[name], time.perf_counter() - t)
+    return {name: BATCH / t for name, t in best.items()}
 
 
 @torch.no_grad()
@@ -63,37 +155,48 @@ def _infer_time(net, device, size, repeats, fixed) -> float:
     return min(times)
 
 
+def _load() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else []
+
+
 @pytest.fixture(scope="module")
 def rows(scale, results_dir):
-    started = time.perf_counter()
+    started, load = time.perf_counter(), _load()
     rows: list = []
     yield rows
     if rows:
-        width, crop, steps, size, repeats = SETTINGS[scale]
+        width, crop, rounds, size, repeats = SETTINGS[scale]
         write_table(pd.DataFrame(rows), "model_speed", results_dir,
                     provenance(scale, started, width=width, train_crop=crop, batch=BATCH,
-                               timed_steps=steps, inference_size=size,
-                               torch=torch.__version__, threads=torch.get_num_threads()),
-                    caption="Decouple model speed: training samples/s at batch 8 and inference "
+                               train_rounds=rounds, inference_size=size,
+                               torch=torch.__version__, threads=torch.get_num_threads(),
+                               load_average_before=load, load_average_after=_load()),
+                    caption="Model speed: training samples/s at batch 8 of every γ-conditioned "
+                            "method against a plain network of the same width, and inference "
                             "time per image")
 
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_training_throughput(rows, scale, device):
-    width, crop, steps, _, _ = SETTINGS[scale]
-    rates = {}
-    for arch, mode in (("decouple", "loop"), ("decouple", "grouped"), ("decouple", "linear"),
-                       ("single", "grouped")):
-        torch.manual_seed(0)
-        net = OperatorNet(arch, width=width, dilations=PAPER_DILATIONS, mode=mode).to(device)
-        rates[(arch, mode)] = _train_rate(net, device, crop, steps)
-    loop = rates[("decouple", "loop")]
-    for (arch, mode), r in rates.items():
-        rows.append({"device": device, "measure": "train samples/s",
-                     "model": arch if arch == "single" else f"decouple ({mode})",
-                     "value": r, "vs_reference": r / loop,
-                     "reference": "decouple (loop)", "target": ">= 3x" if mode != "loop" and arch == "decouple" else ""})
-    assert all(r > 0 for r in rates.values())
+    width, crop, rounds, _, _ = SETTINGS[scale]
+    methods = _methods(width)
+    rates = train_rates(methods, device, crop, rounds)
+    refs = {"main": (REFERENCE, rates["single"]), "realtime": (REALTIME_REF, rates[REALTIME_REF])}
+    measure = {"main": "train samples/s", "realtime": "train samples/s (realtime backbone)"}
+    for m in methods:
+        ref_name, ref = refs[m["block"]]
+        rows.append({"device": device, "measure": measure[m["block"]],
+                     "model": REFERENCE if m["name"] == "single" else m["name"],
+                     "value": rates[m["name"]], "vs_reference": rates[m["name"]] / ref,
+                     "reference": ref_name, "target": m["target"]})
+    loop = rates[LOOP]
+    for mode in ("loop", "grouped", "linear"):
+        name = f"decouple ({mode})"
+        rows.append({"device": device, "measure": "train samples/s, decouple forms",
+                     "model": name, "value": rates[name], "vs_reference": rates[name] / loop,
+                     "reference": LOOP, "target": "" if mode == "loop" else ">= 3x (GPU)"})
+    assert all(r > 0 and r == r for r in rates.values())
+    assert set(rates) == {m["name"] for m in methods}
 
 
 @pytest.mark.parametrize("device", DEVICES)

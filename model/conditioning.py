@@ -101,11 +101,15 @@ class Slice(nn.Linear):
             nn.init.uniform_(self.weight, -bound, bound)
             nn.init.uniform_(self.bias, -bound, bound)
 
+    def part(self, code: torch.Tensor) -> torch.Tensor:
+        """(N, m) codes → the generated slices alone, (N, *slice_shape)."""
+        return super().forward(code).reshape(code.shape[0], *self.slice_shape)
+
     def forward(self, code: torch.Tensor, static: torch.Tensor) -> torch.Tensor:
         """(N, m) codes and the static tensor → (N, *shape): the static tensor with the slice
         replaced by the generated one."""
         n = code.shape[0]
-        part = super().forward(code).reshape(n, *self.slice_shape)
+        part = self.part(code)
         base = static.unsqueeze(0).expand(n, *self.shape)
         if self.which == "ch1":
             return torch.cat([part, base[:, :, 1:]], dim=2)

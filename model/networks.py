@@ -27,7 +27,12 @@ get their parameters from a :class:`Plan` through the conditioning interface of
 Batches mix γ values, so generated weights differ per sample (``mode``): ``"grouped"`` stacks
 them into one grouped convolution; ``"linear"`` uses conv(x, Σ_j c_j A_j + B) = Σ_j c_j conv(x,
 A_j) + conv(x, B) for fully generated layers (exact for the linear weight network; other
-per-sample layers run grouped); ``"loop"`` is the authors' per-sample loop.
+per-sample layers run grouped); ``"loop"`` is the authors' per-sample loop. The batched modes
+also compute the few-layer methods' per-sample steps in batched forms that equal the loop's
+(docs/model_architecture.md, "Training speed"): a generated InstanceNorm affine inside the
+normalisation (one fused call, as a static affine), a generated slice as the static conv plus
+the slice's own conv, AdaFM's filter I + λ(f − I) as h + λ·(f − I) ∗ h, a gated residual as one
+multiply-add.
 
 At inference for one γ, :meth:`OperatorNet.fixed_weights` generates every parameter once and
 the network then costs what a plain network costs; :meth:`OperatorNet.prefix` and
@@ -91,6 +96,25 @@ def _conv(x, w, spec: ConvSpec, groups: int = 1):
         return F.conv_transpose2d(x, w, stride=spec.stride, padding=spec.padding, groups=groups)
     return F.conv2d(x, w, stride=spec.stride, padding=spec.padding, dilation=spec.dilation,
                     groups=groups)
+
+
+#: a per-sample conv with fewer output channels than this runs as a loop over the batch on the
+#: CPU: there a grouped conv of a few outputs per group is slow (the 64→3 output conv: 3× an
+#: ordinary conv of the batch; the loop: 1.1×)
+FEW_OUTPUTS = 4
+
+
+def _per_sample_conv(x, w, spec: ConvSpec):
+    """``x`` (N, C, H, W) convolved per sample with its own weights ``w`` (N, *weight shape):
+    one grouped conv over the batch (groups = N), or a loop over the samples for a conv with
+    few output channels on the CPU (:data:`FEW_OUTPUTS`). Both equal the per-sample loop."""
+    n = x.shape[0]
+    cout = w.shape[2] if spec.transposed else w.shape[1]
+    if cout < FEW_OUTPUTS and x.device.type == "cpu":
+        return torch.cat([_conv(x[j:j + 1], w[j], spec) for j in range(n)])
+    y = _conv(x.reshape(1, n * x.shape[1], *x.shape[2:]), w.reshape(n * w.shape[1], *w.shape[2:]),
+              spec, groups=n)
+    return y.reshape(n, cout, *y.shape[2:])
 
 
 @dataclass(frozen=True)
@@ -250,15 +274,20 @@ class OperatorNet(nn.Module):
         """Whether :meth:`forward` needs the γ code."""
         return self.plan.needs_code
 
-    def params(self, code: torch.Tensor | None, *, linear: bool = False) -> Params:
+    def params(self, code: torch.Tensor | None, *, linear: bool = False,
+               batched: bool = False) -> Params:
         """Every code-dependent parameter for a batch of codes (N, m): per-sample tensors with a
         leading N axis (static parameters are not listed). ``linear``: fully generated conv
-        weights are left out (None), for the "linear" mode that never materialises them."""
+        weights are left out (None), for the "linear" mode that never materialises them.
+        ``batched`` (the batched modes' forward pass): what that pass computes in its batched
+        forms is left out too: generated slices of a conv (None) and AdaFM's per-sample
+        filters."""
         p = Params()
         if not self.plan.needs_code:
             return p
         for i, gen in self.weight_net.items():
-            if linear and self.plan.convs[i] == "full":
+            kind = self.plan.convs[i]
+            if (linear and kind == "full") or (batched and self._split_slice(i)):
                 p.conv[i] = None
             else:
                 p.conv[i] = gen(code, self.weights[i] if i in self.weights else None)
@@ -266,7 +295,7 @@ class OperatorNet(nn.Module):
             p.affine[i] = gen(code)
         if self.gate_net is not None:
             p.gates = self.gate_net(code)
-        if self.plan.adafm:
+        if self.plan.adafm and not batched:
             lam = code[:, :1]  # the normalised γ
             p.adafm = {i: (_lerp_identity(f, lam), lam * b[None])
                        for i, (f, b) in enumerate(zip(self.adafm_filter, self.adafm_bias))}
@@ -299,7 +328,8 @@ class OperatorNet(nn.Module):
         parameters are given (concat always needs it); returns (N, 3, H, W) on 0–255."""
         self._check(x, code, fixed)
         if fixed is None:
-            fixed = (self.params(code, linear=self.mode == "linear") if self.needs_code
+            fixed = (self.params(code, linear=self.mode == "linear",
+                                 batched=self.mode != "loop") if self.needs_code
                      else Params(shared=True))
         state = {"h": x, "x": x, "skip": None}
         return self._run(state, 0, fixed, code)
@@ -326,17 +356,24 @@ class OperatorNet(nn.Module):
             elif kind == "conv":
                 h = self._conv_step(arg[0], h, p, code)
             elif kind == "adafm":
-                f, b = p.adafm[arg[0]]
-                h = _depthwise(h, f, b, p.shared)
+                if arg[0] in p.adafm:
+                    f, b = p.adafm[arg[0]]
+                    h = _depthwise(h, f, b, p.shared)
+                else:  # batched modes: h + λ (f − I) ∗ h + λ b, as I + λ (f − I) (see params)
+                    h = _adafm_batched(h, self.adafm_filter[arg[0]], self.adafm_bias[arg[0]],
+                                       p.code[:, :1])
             elif kind == "norm":
                 i = arg[0]
                 if i in self.plan.norms:
                     scale, shift = p.affine[i]
-                    h = F.instance_norm(h, eps=self.norms[i].eps)
                     if p.shared:
+                        h = F.instance_norm(h, eps=self.norms[i].eps)
                         h = h * scale[None, :, None, None] + shift[None, :, None, None]
-                    else:
+                    elif self.mode == "loop":  # the literal form: normalise, then the affine
+                        h = F.instance_norm(h, eps=self.norms[i].eps)
                         h = h * scale[:, :, None, None] + shift[:, :, None, None]
+                    else:
+                        h = instance_norm_affine(h, scale, shift, self.norms[i].eps)
                 else:
                     h = self.norms[i](h)
             elif kind == "relu":
@@ -346,7 +383,10 @@ class OperatorNet(nn.Module):
             elif kind == "add":
                 if self.plan.gates:
                     g = p.gates[arg[0]] if p.shared else p.gates[:, arg[0], None, None, None]
-                    h = st["skip"] + g * h
+                    if p.shared or self.mode == "loop":
+                        h = st["skip"] + g * h
+                    else:  # one multiply-add over the feature map instead of two passes
+                        h = torch.addcmul(st["skip"], g, h)
                 else:
                     h = st["skip"] + h
             elif kind == "out":
@@ -362,16 +402,38 @@ class OperatorNet(nn.Module):
         if i not in self.plan.convs:
             return _conv(h, self.weights[i], spec)
         w = p.conv.get(i)
+        if w is None and self.plan.convs[i] != "full":  # batched modes, generated slice
+            return self._slice_conv(i, h, code)
         if w is None:  # "linear" mode, fully generated layer
             return self._linear_conv(i, h, code)
         if p.shared:
             return _conv(h, w, spec)
-        n = h.shape[0]
         if self.mode == "loop":
-            return torch.cat([_conv(h[j:j + 1], w[j], spec) for j in range(n)])
-        y = _conv(h.reshape(1, n * h.shape[1], *h.shape[2:]),
-                  w.reshape(n * spec.shape[0], *spec.shape[1:]), spec, groups=n)
-        return y.reshape(n, spec.cout, *y.shape[2:])
+            return torch.cat([_conv(h[j:j + 1], w[j], spec) for j in range(h.shape[0])])
+        return _per_sample_conv(h, w, spec)
+
+    def _split_slice(self, i: int) -> bool:
+        """Whether the batched modes run conv ``i`` as its static part plus its generated slice
+        (:meth:`_slice_conv`): a generated slice of an ordinary (not transposed) conv."""
+        return self.plan.convs.get(i) in ("ch1", "ch2") and not self.layout[i].transposed
+
+    def _slice_conv(self, i: int, x, code):
+        """Conv ``i`` whose slice is generated per sample, batched: the static weights with the
+        slice zeroed (``ch1``) or left out (``ch2``) on the whole batch, as one ordinary conv,
+        plus the slice's own per-sample conv (1 input channel → M, or N inputs → 1 output;
+        :func:`_per_sample_conv`). Equal to the conv with the whole per-sample weight (the
+        slice is a set of whole input or output channels); costs an ordinary conv and a conv of
+        one input (``ch1``) or one output channel (``ch2``), instead of a grouped conv of the
+        whole weight."""
+        spec, gen, static = self.layout[i], self.weight_net[i], self.weights[i]
+        part = gen.part(code)  # (n, *slice_shape)
+        if gen.which == "ch1":  # part (n, M, 1, k, k): every output on input channel 1
+            rest = _conv(x, F.pad(static[:, 1:], (0, 0, 0, 0, 1, 0)), spec)
+            first = _per_sample_conv(x[:, :1], part, spec)
+            return rest + first
+        # "ch2": part (n, 1, N, k, k): output channel 1 on every input channel
+        rest = _conv(x, static[1:], spec)
+        return torch.cat([_per_sample_conv(x, part, spec), rest], dim=1)
 
     def _linear_conv(self, i: int, x, code):
         spec, fc, n = self.layout[i], self.weight_net[i], x.shape[0]
@@ -398,6 +460,29 @@ def _lerp_identity(f: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
     """Per-sample filters I + λ (f − I), I the identity (a centred delta): (N, C, 1, k, k)."""
     ident = _identity_filter(f.shape[0], f.shape[-1]).to(f)
     return ident[None] + lam[:, :, None, None, None] * (f - ident)[None]
+
+
+def _adafm_batched(h, f, b, lam):
+    """AdaFM's per-sample step, batched: ``h + λ ((f − I) ∗ h + b)`` per sample, which equals the
+    depthwise filter I + λ (f − I) with bias λ b (the convolution is linear in the filter) but
+    runs one depthwise conv with the shared filter f − I over the whole batch instead of a
+    grouped conv with N·C groups. A batch whose λ are all 0 (the first stage, the base network
+    at the low end) is the identity there, and skips the conv."""
+    if not bool((lam != 0).any()):
+        return h
+    ident = _identity_filter(f.shape[0], f.shape[-1]).to(f)
+    d = F.conv2d(h, f - ident, b, padding=f.shape[-1] // 2, groups=h.shape[1])
+    return torch.addcmul(h, lam[:, :, None, None].to(h.dtype), d)
+
+
+def instance_norm_affine(h, scale, shift, eps: float):
+    """InstanceNorm with a per-sample affine, scale and shift (N, C): one fused normalisation
+    of the batch seen as one sample of N·C channels (what ``F.instance_norm`` runs for a static
+    affine), instead of normalising and then two passes of multiply and add."""
+    n, c = h.shape[:2]
+    y = F.batch_norm(h.reshape(1, n * c, *h.shape[2:]), None, None, scale.reshape(n * c),
+                     shift.reshape(n * c), training=True, momentum=0.0, eps=eps)
+    return y.reshape(h.shape)
 
 
 def _depthwise(h, f, b, shared: bool):

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .conditioning import MLPAffine, Params
+from .networks import instance_norm_affine
 
 HIDDEN = 16  # the predictor MLPs' hidden width (authors' code: 2→16→64)
 
@@ -69,8 +70,8 @@ class RealtimeNet(nn.Module):
         scale, shift = self.affine(code)
         return Params(affine={0: (scale[0], shift[0])}, code=code, shared=True)
 
-    def prefix(self, x: torch.Tensor, code=None) -> tuple[int, dict]:
-        """Everything before the γ-dependent affine: the normalised features of the last IN."""
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone up to the last conv before the γ-dependent InstanceNorm."""
         h = x
         for layer in self.stem:
             h = F.relu(layer(h))
@@ -79,8 +80,11 @@ class RealtimeNet(nn.Module):
             r = F.relu(depthwise(r))
             h = F.relu(h + project(r))
         h = F.relu(self.up(h))
-        h = F.instance_norm(self.conv_last_in(h))
-        return 1, {"h": h, "x": x}
+        return self.conv_last_in(h)
+
+    def prefix(self, x: torch.Tensor, code=None) -> tuple[int, dict]:
+        """Everything before the γ-dependent affine: the normalised features of the last IN."""
+        return 1, {"h": F.instance_norm(self.features(x)), "x": x}
 
     def finish(self, position: int, state: dict, fixed: Params, code=None) -> torch.Tensor:
         """The predicted affine, ReLU, the output conv, plus the input."""
@@ -103,5 +107,11 @@ class RealtimeNet(nn.Module):
         if fixed is None and (code is None or code.shape != (x.shape[0], self.code_dim)):
             raise ValueError(f"realtime needs a code of shape (N, {self.code_dim}), got "
                              f"{None if code is None else tuple(code.shape)}")
+        if fixed is None and self.mode != "loop":
+            # training: the per-sample affine inside the normalisation (one fused pass, as a
+            # static affine), equal to normalising, then scaling and shifting (finish)
+            scale, shift = self.affine(code)
+            h = instance_norm_affine(self.features(x), scale, shift, 1e-5)
+            return x[:, :3] + 128.0 + self.out(F.relu(h))
         pos, state = self.prefix(x)
         return self.finish(pos, state, fixed, code)

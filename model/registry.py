@@ -189,6 +189,6 @@ def build_model(config) -> tuple[nn.Module, GammaCoder]:
     format) describes."""
     cfg = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config)
     arch = get(cfg.arch)
-    coder = GammaCoder(cfg.ops, cfg.norm, cfg.op_code, table=cfg.op_codes)
+    coder = GammaCoder.from_config(cfg)
     net = arch.build(cfg, coder.dim)
     return net, coder

@@ -208,10 +208,15 @@ def test_dni_interpolates_every_parameter_linearly():
 
 
 @pytest.mark.parametrize("arch", ["norm:3", "norm:all", "conv:3", "conv-ch1:3", "conv-ch2:3",
-                                  "cresmd", "adafm", "decouple"])
+                                  "cresmd", "adafm", "adafm-stage1", "realtime", "decouple"])
 def test_batched_modes_equal_the_per_sample_loop(arch):
-    net = _net(arch, code_dim=2)
+    """The batched forms (fused affines, AdaFM's skipped identity at λ = 0, ...) equal the
+    literal per-sample loop in outputs and gradients."""
+    stage1 = arch == "adafm-stage1"  # every λ = 0: the modulation is skipped (exactly identity)
+    net = _net("adafm" if stage1 else arch, code_dim=2)
     x, code = _x(3), torch.rand(3, 2, generator=torch.Generator().manual_seed(1))
+    if stage1:
+        code[:, 0] = 0.0
     results = {}
     for mode in ("loop", "grouped", "linear"):
         net.mode = mode
@@ -223,7 +228,9 @@ def test_batched_modes_equal_the_per_sample_loop(arch):
     for mode in ("grouped", "linear"):
         torch.testing.assert_close(results[mode][0], results["loop"][0], rtol=1e-4, atol=1e-4)
         for g, ref in zip(results[mode][1], results["loop"][1]):
-            if ref is not None:
+            if ref is not None and g is None:  # a skipped identity: its gradient is exactly 0
+                assert stage1 and not ref.any()
+            elif ref is not None:
                 torch.testing.assert_close(g, ref, rtol=1e-3, atol=1e-3)
 
 
