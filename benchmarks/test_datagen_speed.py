@@ -93,8 +93,10 @@ def test_datagen_throughput(plan, scale, results_dir, tmp_path):
                            speedup_2_workers=round(walls[1] / walls[2], 2),
                            overhead_1_worker_pct=round(100 * (walls[1] / bare - 1), 1),
                            note="1 worker and the bare calls run in a process limited to one "
-                                "thread; the 2-worker wall time includes the pool start-up "
-                                "(spawned processes import and load the Numba cache) and the "
-                                "HDF5 assembly; best of the repetitions"),
+                                "thread, with every operator called once before the timing; "
+                                "the 2-worker wall time includes the pool start-up (spawned "
+                                "processes import and load the Numba cache of the operators "
+                                "they compute) and the HDF5 assembly (overlapped with the "
+                                "computing); best of the repetitions"),
                 caption="Dataset generation throughput at 256x256 (pairs per second)")
     assert walls[1] > 0 and walls[2] > 0

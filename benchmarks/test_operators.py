@@ -121,13 +121,19 @@ def speed_rows(scale, results_dir):
                       fresh_process="median of the rounds after one warm-up call, in a new "
                                     "process per operator and size (benchmarks/"
                                     "fresh_process_speed.py); ours_s is the median inside "
-                                    "this suite",
+                                    "this suite, with the same rounds, warm-up and gamma",
+                      counterpart_allocator="counterparts run after the operators, with glibc's "
+                                            "mmap/trim/top-pad thresholds as operators._memory."
+                                            "tune_malloc sets them (python -m benchmarks."
+                                            "fresh_process_speed --ops l0 --opencv times "
+                                            "l0Smooth with and without)",
                       first_call="fresh process on a 32x32 image: cold = empty Numba cache "
                                  "(compile), cached = second process reusing the cache")
     write_table(pd.DataFrame(table), "operator_speed", results_dir, meta,
                 caption="Operator wall time per RGB image; ratio = ours / OpenCV counterpart "
-                        "timed in the same run (OpenCV's versions are not faithful to the "
-                        "reference)")
+                        "timed in the same run, so with the allocator setting of the operators "
+                        "(operators._memory.tune_malloc), which also spares OpenCV's l0Smooth "
+                        "its page faults (OpenCV's versions are not faithful to the reference)")
 
 
 def _case_ids():

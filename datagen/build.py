@@ -43,6 +43,9 @@ from .store import (ATTRIBUTES_DIGEST, FORMAT, FORMAT_VERSION, SPLITS, attribute
 # How often finished work is flushed to the journal (a kill loses at most this much work).
 FLUSH_EVERY_S = float(os.environ.get("DATAGEN_FLUSH_SECONDS", 20.0))
 FLUSH_EVERY_PAIRS = int(os.environ.get("DATAGEN_FLUSH_PAIRS", 256))
+# With worker processes the journal is also flushed whenever the overlapped assembly has caught
+# up and this long has passed, so little is left to assemble after the last task.
+ASSEMBLY_FLUSH_S = 1.0
 
 
 class BuildError(RuntimeError):
@@ -133,8 +136,61 @@ def _dask_client():
     return Client
 
 
-def make_executor(workers: int, scheduler: str | None):
-    """(executor, close): a Dask cluster's executor, a process pool, or in-process for 1 worker."""
+def _warm_up() -> int:
+    """The first task of a pool worker: the imports every task needs, done while the parent
+    plans the build or reads its journal."""
+    import numba  # noqa: F401
+
+    import operators  # noqa: F401
+
+    return os.getpid()
+
+
+class WorkerPool:
+    """``workers`` spawned processes, each behind a one-process executor of its own, so that the
+    build chooses which worker computes which task (:func:`_run_pool`: a worker keeps to one
+    operator, so each process loads only the compiled code of the operators it computes).
+
+    The processes start at once (:func:`start_pool` before planning, as the command line does,
+    or in :func:`build`) and import the operators before their first task.
+    """
+
+    def __init__(self, workers: int, threads: int | None = None, parent: int | None = None):
+        import multiprocessing as mp
+
+        if workers < 1:
+            raise ValueError(f"WorkerPool needs workers >= 1, got {workers}")
+        threads = threads or max(1, (os.cpu_count() or 1) // workers)
+        ctx = mp.get_context("spawn")
+        parent = os.getpid() if parent is None else parent
+        self.executors = [cf.ProcessPoolExecutor(max_workers=1, mp_context=ctx,
+                                                 initializer=_init_worker,
+                                                 initargs=(threads, parent))
+                          for _ in range(workers)]
+        self.ready = [ex.submit(_warm_up) for ex in self.executors]
+
+    def __len__(self) -> int:
+        return len(self.executors)
+
+    def shutdown(self, cancel_futures: bool = True, wait: bool = True) -> None:
+        """Stop the processes; ``wait=False`` lets them exit (and be joined by the executors'
+        threads) while this process goes on, as after a build whose tasks are all done."""
+        for ex in self.executors:  # each waits for its process (the others run on meanwhile)
+            ex.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def start_pool(workers: int, scheduler: str | None = None) -> WorkerPool | None:
+    """The local worker processes of a build with ``workers`` > 1 (None for 1 worker or a Dask
+    scheduler), started now so that their start-up overlaps the planning; pass it to
+    :func:`build` as ``pool``, which shuts it down."""
+    if scheduler or workers <= 1:
+        return None
+    return WorkerPool(workers)
+
+
+def make_executor(workers: int, scheduler: str | None, pool: WorkerPool | None = None):
+    """(executor, close): a Dask cluster's executor, the local worker processes
+    (:class:`WorkerPool`), or in-process for 1 worker."""
     if scheduler:
         Client = _dask_client()
         try:
@@ -142,14 +198,12 @@ def make_executor(workers: int, scheduler: str | None):
         except (OSError, TimeoutError) as exc:
             raise BuildError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
         return client.get_executor(), client.close
+    if pool is not None:
+        return pool, pool.shutdown
     if workers == 1:
         return InlineExecutor(), lambda: None
-    import multiprocessing as mp
-
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                  initializer=_init_worker, initargs=(threads, os.getpid()))
-    return pool, lambda: pool.shutdown(cancel_futures=True)
+    pool = WorkerPool(workers)
+    return pool, pool.shutdown
 
 
 # ---------------------------------------------------------------------------------- journal
@@ -175,6 +229,7 @@ class Journal:
         self.seq = 0
         self.writer = f"{os.getpid()}x{secrets.token_hex(3)}"
         self.notes: list[str] = []
+        self.written: list[Path] = []  # shards written by this build, for an ongoing assembly
         digest = plan.digest()
         if self.dir.exists() and force:
             shutil.rmtree(self.dir)
@@ -261,6 +316,7 @@ class Journal:
                     np.savez(fh, slots=slots, **arrays)
 
             self._atomic_write(path, write)
+            self.written.append(path)
             self.seq += 1
             self.done[name][slots] = True
             del self.buffer[name]
@@ -304,29 +360,37 @@ def check_output(out) -> Path:
 
 
 def build(plan: Plan, out, *, workers: int = 0, scheduler: str | None = None, resume: bool = False,
-          force: bool = False, progress: bool = True, command: str | None = None) -> BuildResult:
+          force: bool = False, progress: bool = True, command: str | None = None,
+          pool: WorkerPool | None = None) -> BuildResult:
     """Compute every slot of ``plan`` and write the HDF5 file ``out``.
 
     One build per output at a time: the others are refused with a :class:`BuildError` that names
-    the running one (:mod:`datagen.lock`).
+    the running one (:mod:`datagen.lock`). ``pool``: worker processes already started with
+    :func:`start_pool` (its size replaces ``workers``); the build shuts it down in any case.
     """
     started = time.perf_counter()
-    out = check_output(out)
-    command = command or " ".join(sys.argv)
-    if scheduler:
-        _dask_client()  # before anything is written: a missing dask leaves no journal behind
-    lock = OutputLock(out, command)
     try:
-        lock.acquire()
-    except LockedError as exc:
-        raise BuildError(f"another build is writing {out}: {exc}; wait for it to finish or stop "
-                         "it (two builds on one --out would corrupt it)") from None
-    except OSError as exc:
-        raise BuildError(f"cannot lock {lock.path} ({exc.strerror or exc}): choose an --out in a "
-                         "folder you can write to") from None
+        out = check_output(out)
+        command = command or " ".join(sys.argv)
+        if scheduler:
+            _dask_client()  # before anything is written: a missing dask leaves no journal behind
+        lock = OutputLock(out, command)
+        try:
+            lock.acquire()
+        except LockedError as exc:
+            raise BuildError(f"another build is writing {out}: {exc}; wait for it to finish or "
+                             "stop it (two builds on one --out would corrupt it)") from None
+        except OSError as exc:
+            raise BuildError(f"cannot lock {lock.path} ({exc.strerror or exc}): choose an --out "
+                             "in a folder you can write to") from None
+    except BaseException:
+        if pool is not None:
+            pool.shutdown()
+        raise
     try:
-        return _build_locked(plan, out, workers=workers, scheduler=scheduler, resume=resume,
-                             force=force, progress=progress, command=command, started=started)
+        return _build_locked(plan, out, workers=len(pool) if pool is not None else workers,
+                             scheduler=scheduler, resume=resume, force=force, progress=progress,
+                             command=command, started=started, pool=pool)
     finally:
         lock.release()
 
@@ -338,18 +402,24 @@ def _stale_temporaries(out: Path) -> list[Path]:
 
 
 def _build_locked(plan: Plan, out: Path, *, workers, scheduler, resume, force, progress, command,
-                  started) -> BuildResult:
-    for tmp in _stale_temporaries(out):
-        tmp.unlink(missing_ok=True)
-    if out.exists() and not force:
-        if resume:
-            raise BuildError(f"{out} is already complete; use --force to rebuild it")
-        raise BuildError(f"{out} exists; use --force to overwrite it or choose another --out")
+                  started, pool=None) -> BuildResult:
+    try:
+        for tmp in _stale_temporaries(out):
+            tmp.unlink(missing_ok=True)
+        if out.exists() and not force:
+            if resume:
+                raise BuildError(f"{out} is already complete; use --force to rebuild it")
+            raise BuildError(f"{out} exists; use --force to overwrite it or choose another --out")
+    except BaseException:
+        if pool is not None:
+            pool.shutdown()
+        raise
     workers = workers or os.cpu_count() or 1
     # the executor first: a Dask scheduler that cannot be reached leaves no journal behind
-    executor, close = make_executor(workers, scheduler)
+    executor, close = make_executor(workers, scheduler, pool)
     label = f"dask {scheduler}" if scheduler else f"{workers} worker(s)"
-    bar = None
+    bar = assembly = None
+    done = False
     try:
         journal = Journal(out, plan, resume=resume, force=force)
         resumed = int(sum(d.sum() for d in journal.done.values()))
@@ -363,7 +433,9 @@ def _build_locked(plan: Plan, out: Path, *, workers, scheduler, resume, force, p
             bar = tqdm(total=total, unit="pair", desc="build", dynamic_ncols=True, file=sys.stderr,
                        disable=None)
         try:
-            _run(plan, journal, executor, todo, workers, scheduler, bar)
+            if isinstance(executor, WorkerPool) and todo:  # assembled while the workers compute
+                assembly = _Assembly(plan, journal, out, command=command)
+            _run(plan, journal, executor, todo, workers, scheduler, bar, assembly)
         except KeyboardInterrupt:
             _flush_quietly(journal)
             raise BuildError(f"interrupted; finished work is kept in {journal.dir}: run the same "
@@ -371,12 +443,27 @@ def _build_locked(plan: Plan, out: Path, *, workers, scheduler, resume, force, p
         except BaseException:  # a failing task or pool: keep what is done, report the cause
             _flush_quietly(journal)
             raise
+        done = True
+    except BaseException:
+        if assembly is not None:
+            assembly.abort()
+        raise
     finally:
         if bar is not None:
             bar.close()
-        close()
+        if done and isinstance(executor, WorkerPool):
+            executor.shutdown(wait=False)  # every task is done: they exit while we assemble
+        else:
+            close()
 
-    _assemble(plan, journal, out, command=command)
+    if assembly is None:
+        _assemble(plan, journal, out, command=command)
+    else:
+        missing = {n: int((~d).sum()) for n, d in journal.done.items() if not d.all()}
+        if missing:
+            assembly.abort()
+            raise BuildError(f"internal error: slots still missing {missing}")
+        assembly.finish()
     shutil.rmtree(journal.dir, ignore_errors=True)
     pairs = {name: {s: int((op.split == code).sum()) for s, code in SPLITS.items()}
              for name, op in plan.ops.items()}
@@ -384,7 +471,121 @@ def _build_locked(plan: Plan, out: Path, *, workers, scheduler, resume, force, p
                        out.stat().st_size, label, resumed, journal.notes)
 
 
-def _run(plan, journal, executor, todo, workers, scheduler, bar) -> None:
+def _submit(executor, plan: Plan, task) -> cf.Future:
+    name, crop, slots = task
+    op = plan.ops[name]
+    return executor.submit(run_task, name, plan.pixels[crop], op.gamma[slots],
+                           None if op.seeds is None else op.seeds[slots], op.size,
+                           plan.options.overrides(name))
+
+
+#: Rough seconds per pair of a 256x256 RGB crop on one core (results/operator_speed.csv), only to
+#: hand the largest operators out first; a wrong figure costs balance, never correctness.
+TASK_COST = {"l0": 0.04, "wls": 0.16, "rtv": 0.035, "rgf": 0.02, "wmf": 0.075, "llf": 0.005,
+             "shock": 0.003, "llf_remap": 0.005, "wls_enhance": 0.08, "style": 0.02,
+             "pencil": 0.05, "sr": 0.001, "denoise": 0.002, "jpeg": 0.001, "rain": 0.003}
+
+
+def _collect(journal: Journal, bar, pending: dict, finished) -> None:
+    """Journal every finished task, then raise the first failure (keeping all finished work)."""
+    failed = None
+    for fut in finished:
+        name, slots = pending.pop(fut)[:2]
+        if fut.exception() is not None:
+            failed = failed or fut
+            continue
+        journal.add(name, slots, fut.result())
+        if bar is not None:
+            bar.update(len(slots))
+    if failed is not None:
+        failed.result()  # raises the task's exception
+
+
+def _run_pool(plan, journal, pool: WorkerPool, todo, bar, assembly=None,
+              per_worker: int = 2) -> None:
+    """Hand the tasks to the worker processes with operator affinity.
+
+    Each worker stays on one operator while it has tasks (so each process loads the compiled
+    code of few operators: that loading, ~0.5-1 s per operator and process, is the largest
+    serial part of a small build); a worker that needs work takes the unclaimed operator with the
+    most estimated work left (largest first, :data:`TASK_COST`), and once every operator is
+    claimed it joins the one with the most tasks left, so no worker idles while another has a
+    queue. Each worker holds ``per_worker`` tasks so it never waits for the parent. What is
+    computed, and so the file, does not depend on who computes it. Between results the parent
+    writes the journal's new shards into ``assembly`` (:class:`_Assembly`), a few rows at a time,
+    and flushes the journal when the assembly has caught up (at most every
+    :data:`ASSEMBLY_FLUSH_S`).
+    """
+    from collections import deque
+
+    queues: dict[str, deque] = {}
+    for task in todo:
+        queues.setdefault(task[0], deque()).append(task)
+    size = plan.options.size
+
+    def left(name: str) -> float:
+        q = queues[name]
+        n_pairs = sum(len(t[2]) for t in q) if len(q) < 64 else len(q) * len(q[0][2])
+        return n_pairs * TASK_COST.get(name, 0.05) * (plan.ops[name].size / size) ** 2
+
+    n = len(pool)
+    current: list[str | None] = [None] * n
+    loaded: list[set[str]] = [set() for _ in range(n)]  # operators each process has run
+    inflight = [0] * n
+    pending: dict[cf.Future, tuple[str, np.ndarray, int]] = {}
+
+    def next_task(w: int):
+        name = current[w]
+        if name is None or not queues.get(name):
+            open_ops = [k for k, q in queues.items() if q]
+            if not open_ops:
+                return None
+            claimed = {current[v] for v in range(n) if v != w}
+            free = [k for k in open_ops if k not in claimed]
+            if free:
+                name = max(free, key=left)
+            else:  # all claimed: help where most is left; tasks from the end of its queue
+                name = max(open_ops, key=lambda k: (k in loaded[w], len(queues[k])))
+                if len(queues[name]) < 2 and name not in loaded[w]:
+                    return None  # its owner is about to take the last one: not worth loading
+            current[w] = name
+            loaded[w].add(name)
+        q = queues[name]
+        claimed_by_other = any(current[v] == name for v in range(n) if v != w)
+        return q.pop() if claimed_by_other and len(q) > 1 else q.popleft()
+
+    def fill() -> None:
+        for w in range(n):
+            while inflight[w] < per_worker:
+                task = next_task(w)
+                if task is None:
+                    break
+                fut = _submit(pool.executors[w], plan, task)
+                pending[fut] = (task[0], task[2], w)
+                inflight[w] += 1
+
+    fill()
+    if assembly is not None:
+        assembly.open()  # the source crops and the datasets, while the first tasks run
+    more = False
+    while pending:
+        finished, _ = cf.wait(pending, timeout=0 if more else None,
+                              return_when=cf.FIRST_COMPLETED)
+        for fut in finished:
+            inflight[pending[fut][2]] -= 1
+        _collect(journal, bar, pending, finished)
+        fill()
+        if assembly is not None:
+            if (not more and journal.buffered
+                    and time.monotonic() - journal.last_flush >= ASSEMBLY_FLUSH_S):
+                journal.flush()  # the assembly is idle: feed it (and journal sooner)
+            more = assembly.step()
+    journal.flush()
+
+
+def _run(plan, journal, executor, todo, workers, scheduler, bar, assembly=None) -> None:
+    if isinstance(executor, WorkerPool):
+        return _run_pool(plan, journal, executor, todo, bar, assembly)
     pending: dict[cf.Future, tuple[str, np.ndarray]] = {}
     window = 2 * (workers if not scheduler else max(workers, 8)) + 2
     it = iter(todo)
@@ -393,26 +594,11 @@ def _run(plan, journal, executor, todo, workers, scheduler, bar) -> None:
             task = next(it, None)
             if task is None:
                 break
-            name, crop, slots = task
-            op = plan.ops[name]
-            fut = executor.submit(run_task, name, plan.pixels[crop], op.gamma[slots],
-                                  None if op.seeds is None else op.seeds[slots], op.size,
-                                  plan.options.overrides(name))
-            pending[fut] = (name, slots)
+            pending[_submit(executor, plan, task)] = (task[0], task[2])
         if not pending:
             break
         finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-        failed = None
-        for fut in finished:  # keep every finished task's work before raising a failure
-            name, slots = pending.pop(fut)
-            if fut.exception() is not None:
-                failed = failed or fut
-                continue
-            journal.add(name, slots, fut.result())
-            if bar is not None:
-                bar.update(len(slots))
-        if failed is not None:
-            failed.result()  # raises the task's exception
+        _collect(journal, bar, pending, finished)  # keeps every finished task's work first
     journal.flush()
 
 
@@ -553,18 +739,45 @@ def _assemble(plan: Plan, journal: Journal, out: Path, *, command: str | None) -
     missing = {n: int((~d).sum()) for n, d in journal.done.items() if not d.all()}
     if missing:
         raise BuildError(f"internal error: slots still missing {missing}")
-    need, free = estimate_bytes(plan, journal), _free_bytes(out.parent)
-    if free < need:
-        raise _disk_full(out, journal, f"it needs about {need / 2**20:.1f} MiB, "
-                                       f"{free / 2**20:.1f} MiB are free")
-    opts = plan.options
-    s = opts.size
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    img_chunk = dict(chunks=(1, s, s, 3), compression="gzip", compression_opts=4, shuffle=True,
-                     **CHECKSUM)
-    sink = _GuardedFile(tmp)
-    try:
-        with h5py.File(sink, "w", libver=LIBVER) as f:
+    _Assembly(plan, journal, out, command=command).finish()
+
+
+class _Assembly:
+    """The HDF5 file under construction in ``<out>.tmp<pid>``: created with every dataset (and
+    the source crops) at once, then filled shard by shard from the journal on disk.
+
+    A build with worker processes starts it before computing and feeds it the shards as the
+    journal writes them (:meth:`step`, a few rows at a time between collecting results), so most
+    of the compression overlaps the computing; :meth:`finish` adds the shards not yet read, checks
+    that every slot is filled, and renames the file into place. Any failure removes the temporary
+    file (:meth:`abort`); the journal stays the truth, so ``--resume`` works as before.
+    """
+
+    ROWS_PER_STEP = 8
+
+    def __init__(self, plan: Plan, journal: Journal, out: Path, *, command: str | None):
+        need, free = estimate_bytes(plan, journal), _free_bytes(out.parent)
+        if free < need:
+            raise _disk_full(out, journal, f"it needs about {need / 2**20:.1f} MiB, "
+                                           f"{free / 2**20:.1f} MiB are free")
+        self.plan, self.journal, self.out, self.command = plan, journal, out, command
+        self.queue: list[tuple[str, np.ndarray, dict]] = []  # (op, sorted slots, sorted rows)
+        self.read: set[str] = set()
+        self.f = self.sink = None
+        self.tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+
+    def open(self) -> None:
+        """Create the temporary file with every dataset and the source crops (once)."""
+        if self.sink is not None:
+            return
+        plan, command, tmp = self.plan, self.command, self.tmp
+        opts = plan.options
+        s = opts.size
+        img_chunk = dict(chunks=(1, s, s, 3), compression="gzip", compression_opts=4, shuffle=True,
+                         **CHECKSUM)
+        self.sink = sink = _GuardedFile(tmp)
+        try:
+            f = self.f = h5py.File(sink, "w", libver=LIBVER)
             f.attrs.update({
                 "format": FORMAT, "format_version": FORMAT_VERSION,
                 "version": __version__, "code": code_version(),
@@ -608,46 +821,100 @@ def _assemble(plan: Plan, journal: Journal, out: Path, *, command: str | None) -
                                     ("seed", op.seeds)):
                     if values is not None:
                         g.create_dataset(key, data=values, **CHECKSUM)
-            filled = {name: np.zeros(len(op.gamma), bool) for name, op in plan.ops.items()}
-            for shard in journal.shards():
-                name = shard.name.split(".")[0]
-                slots, arrays = _read_shard(shard, name, filled, shapes.get(name))
-                if slots is None:
-                    journal.set_aside(shard)
-                    continue
-                order = np.argsort(slots)
-                slots = slots[order]
-                # write runs of consecutive slots as slices (h5py is slow with point selections)
-                breaks = np.flatnonzero(np.diff(slots) != 1) + 1
-                for key, values in arrays.items():
-                    values = values[order]
-                    for a, b in zip(np.r_[0, breaks], np.r_[breaks, len(slots)]):
-                        ops[name][key][slots[a]:slots[b - 1] + 1] = values[a:b]
-                filled[name][slots] = True
-                if sink.error is not None:
-                    break
-            lost = {n: int((~d).sum()) for n, d in filled.items() if not d.all()}
-            f.attrs[ATTRIBUTES_DIGEST] = attributes_digest(f)
-        sink.close()
-        if sink.error is not None:
-            raise sink.error
-        if lost:
-            raise BuildError(f"the journal in {journal.dir} lacks {sum(lost.values())} pairs "
-                             f"({', '.join(f'{n}: {k}' for n, k in lost.items())}); {out} was not "
-                             "written: run the same command with --resume to compute them")
-        os.replace(tmp, out)
-        _fsync_dir(out.parent)
-    except OSError as exc:
-        sink.close()
-        tmp.unlink(missing_ok=True)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space" in str(exc):
-            raise _disk_full(out, journal, "no space left on the device") from None
-        raise BuildError(f"writing {out} failed ({exc.strerror or exc}); finished work is kept in "
-                         f"{journal.dir}: run the same command with --resume") from None
-    except BaseException:
-        sink.close()
-        tmp.unlink(missing_ok=True)
-        raise
+            self.ops, self.shapes = ops, shapes
+            self.filled = {name: np.zeros(len(op.gamma), bool) for name, op in plan.ops.items()}
+        except BaseException as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException):
+        """Close and remove the temporary file; raise ``exc`` as the build reports it."""
+        self.abort()
+        if isinstance(exc, OSError):
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space" in str(exc):
+                raise _disk_full(self.out, self.journal, "no space left on the device") from None
+            raise BuildError(f"writing {self.out} failed ({exc.strerror or exc}); finished work is "
+                             f"kept in {self.journal.dir}: run the same command with --resume"
+                             ) from None
+        raise exc
+
+    def abort(self) -> None:
+        try:
+            if self.f is not None:
+                self.f.close()
+        except Exception:  # noqa: BLE001 - already failing: the file is removed anyway
+            pass
+        self.f = None
+        if self.sink is not None:
+            self.sink.close()
+            self.tmp.unlink(missing_ok=True)
+
+    def _read(self, shard: Path) -> None:
+        """Queue the rows of one shard (a damaged one is set aside, its slots stay empty)."""
+        self.read.add(shard.name)
+        name = shard.name.split(".")[0]
+        slots, arrays = _read_shard(shard, name, self.filled, self.shapes.get(name))
+        if slots is None:
+            self.journal.set_aside(shard)
+            return
+        order = np.argsort(slots)
+        self.queue.append((name, slots[order], {k: v[order] for k, v in arrays.items()}))
+
+    def _write(self, limit: int | None) -> None:
+        """Write queued rows, at most ``limit`` (all for None), as runs of consecutive slots
+        (h5py is slow with point selections)."""
+        while self.queue and (limit is None or limit > 0) and self.sink.error is None:
+            name, slots, arrays = self.queue[0]
+            n = len(slots) if limit is None else min(len(slots), limit)
+            run = 1 + int(np.argmax(np.r_[np.diff(slots[:n]) != 1, True]))
+            for key, values in arrays.items():
+                self.ops[name][key][slots[0]:slots[run - 1] + 1] = values[:run]
+            self.filled[name][slots[:run]] = True
+            if run == len(slots):
+                self.queue.pop(0)
+            else:
+                self.queue[0] = (name, slots[run:], {k: v[run:] for k, v in arrays.items()})
+            if limit is not None:
+                limit -= run
+
+    def step(self) -> bool:
+        """Some of the work: read the journal's new shards, write up to ``ROWS_PER_STEP`` rows.
+        Returns whether work is left for later steps."""
+        try:
+            self.open()
+            for shard in self.journal.written:
+                if shard.name not in self.read and shard.exists():
+                    self._read(shard)
+            self.journal.written.clear()
+            self._write(self.ROWS_PER_STEP)
+        except BaseException as exc:
+            self._fail(exc)
+        return bool(self.queue) and self.sink.error is None
+
+    def finish(self) -> None:
+        """Read the shards not read yet, write everything, check and rename into place."""
+        self.open()
+        out, sink = self.out, self.sink
+        try:
+            for shard in self.journal.shards():
+                if shard.name not in self.read:
+                    self._read(shard)
+            self._write(None)
+            lost = {n: int((~d).sum()) for n, d in self.filled.items() if not d.all()}
+            self.f.attrs[ATTRIBUTES_DIGEST] = attributes_digest(self.f)
+            self.f.close()
+            self.f = None
+            sink.close()
+            if sink.error is not None:
+                raise sink.error
+            if lost:
+                raise BuildError(f"the journal in {self.journal.dir} lacks {sum(lost.values())} "
+                                 f"pairs ({', '.join(f'{n}: {k}' for n, k in lost.items())}); "
+                                 f"{out} was not written: run the same command with --resume to "
+                                 "compute them")
+            os.replace(self.tmp, out)
+            _fsync_dir(out.parent)
+        except BaseException as exc:
+            self._fail(exc)
 
 
 def _read_shard(shard: Path, name: str, filled: dict, shape: tuple | None):

@@ -188,7 +188,7 @@ def main(argv=None) -> int:
 
 
 def _build(args, argv) -> int:
-    from .build import _dask_client, build, check_output
+    from .build import _dask_client, build, check_output, start_pool
     from .plan import make_plan
 
     if args.workers < 1:
@@ -198,16 +198,24 @@ def _build(args, argv) -> int:
     if args.scheduler:
         _dask_client()
 
-    options = build_options(args)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        plan = make_plan(options)
+    # the worker processes start (and import) while this process reads the images and plans
+    pool = start_pool(args.workers, args.scheduler)
+    try:
+        options = build_options(args)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            plan = make_plan(options)
+    except BaseException:
+        if pool is not None:
+            pool.shutdown()
+        raise
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     command = "python -m datagen " + shlex.join(_without_aux_paths(
         sys.argv[1:] if argv is None else list(argv)))
     result = build(plan, args.out, workers=args.workers, scheduler=args.scheduler,
-                   resume=args.resume, force=args.force, progress=not args.quiet, command=command)
+                   resume=args.resume, force=args.force, progress=not args.quiet, command=command,
+                   pool=pool)
     _print_summary(result)
     return 0
 

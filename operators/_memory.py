@@ -13,9 +13,15 @@
     did other large work (the benchmark suite after torch) may not pay that. ``tune_malloc`` sets
     the thresholds once per process, on the first operator call, to 32 MiB (glibc's maximum for
     the dynamic threshold) and 256 MiB, so a fresh process behaves like a warmed-up one: freed
-    work arrays stay in the heap and are reused. The price: up to about 256 MiB of freed memory
-    may stay mapped in the process for reuse. Set ``DECOUPLE_OPS_KEEP_MALLOC=1`` to leave the
-    allocator alone. Nothing is done on non-glibc platforms. See ``docs/operators_speed_memory.md``.
+    work arrays stay in the heap and are reused. Arrays above the 32 MiB threshold (the N = 20
+    first-level stacks of ``llf_remap`` and ``style`` at 1 MP: 42 MB) are still served from the
+    heap when its free top is large enough, so it also sets ``M_TOP_PAD`` to 64 MiB (the heap
+    grows, and is trimmed, with 64 MiB of slack) and grows the heap once by one block below the
+    threshold, freed at once: a process that has done nothing large yet gets the top a warmed-up
+    one has. The price: up to about 256 MiB of freed memory may stay mapped in the process for
+    reuse (the pad is part of it; untouched pad pages cost address space, not memory). Set
+    ``DECOUPLE_OPS_KEEP_MALLOC=1`` to leave the allocator alone. Nothing is done on non-glibc
+    platforms. See ``docs/operators_speed_memory.md``.
 """
 from __future__ import annotations
 
@@ -24,12 +30,14 @@ import os
 import sys
 import threading
 
-__all__ = ["available_bytes", "check_memory", "tune_malloc", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
+__all__ = ["available_bytes", "check_memory", "tune_malloc", "MMAP_THRESHOLD", "TRIM_THRESHOLD",
+           "TOP_PAD"]
 
-#: glibc ``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD`` set by :func:`tune_malloc`.
+#: glibc ``M_MMAP_THRESHOLD``, ``M_TRIM_THRESHOLD`` and ``M_TOP_PAD`` set by :func:`tune_malloc`.
 MMAP_THRESHOLD = 32 << 20
 TRIM_THRESHOLD = 256 << 20
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameter numbers (malloc.h)
+TOP_PAD = 64 << 20
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3  # mallopt parameters (malloc.h)
 
 _TUNED: bool | None = None  # None: not tried yet; True: set; False: not applicable or refused
 _LOCK = threading.Lock()
@@ -55,7 +63,15 @@ def tune_malloc() -> bool:
                     libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
                     libc.mallopt.restype = ctypes.c_int
                     ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-                        libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+                        libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)) and bool(
+                        libc.mallopt(_M_TOP_PAD, TOP_PAD))
+                    if ok:  # one heap extension now, so the top holds the pad from the start
+                        libc.malloc.argtypes = [ctypes.c_size_t]
+                        libc.malloc.restype = ctypes.c_void_p
+                        libc.free.argtypes = [ctypes.c_void_p]
+                        libc.free.restype = None
+                        block = libc.malloc(MMAP_THRESHOLD - (1 << 20))  # below: from the heap
+                        libc.free(block)  # free(NULL) is a no-op if malloc failed
             except (OSError, AttributeError):  # pragma: no cover - exotic libc
                 ok = False
         _TUNED = ok

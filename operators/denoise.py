@@ -21,6 +21,7 @@ import numpy as np
 
 from ._degrade_kernels import gray as _gray
 from ._degrade_kernels import noisy_quantised
+from ._memory import tune_malloc
 from ._validate import as_gamma
 
 __all__ = ["gray", "denoise_pair", "denoise_degrade"]
@@ -45,6 +46,7 @@ def denoise_pair(image, sigma, *, rng: np.random.Generator | None = None,
         rng = np.random.default_rng()
     elif not isinstance(rng, np.random.Generator):
         raise TypeError(f"denoise: rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    tune_malloc()
     g = gray(image)
     noise = rng.standard_normal(g.shape)
     if quantize:

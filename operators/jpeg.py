@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from ._degrade_kernels import luma_and_bytes
+from ._memory import tune_malloc
 
 __all__ = ["jpeg_roundtrip", "jpeg_degrade", "jpeg_pair", "check_quality"]
 
@@ -60,6 +61,7 @@ def jpeg_pair(image, quality) -> tuple[np.ndarray, np.ndarray]:
     uint8 or float in [0, 1].
     """
     q = check_quality(quality)
+    tune_malloc()
     y, samples = luma_and_bytes(image)
     return jpeg_roundtrip(samples, q) / 255.0, y
 

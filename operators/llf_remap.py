@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._color import rgb2gray
+from ._memory import tune_malloc
 from ._validate import as_count, as_float_image, restore_shape
 
 __all__ = ["llf_remap", "remapping_function"]
@@ -87,6 +88,7 @@ def llf_remap(image, *, n_samples: int = 20) -> np.ndarray:
     >>> bool(np.ptp(out) > 2 * np.ptp(img))    # small detail is tripled
     True
     """
+    tune_malloc()
     img, was_2d = as_float_image(image)
     n_samples = as_count(n_samples, name="llf_remap n_samples", minimum=2)
     if img.shape[2] == 3:

@@ -30,6 +30,7 @@ from . import _pencil_kernels as pk
 from ._color import rgb2gray, rgb2ycbcr, ycbcr2rgb
 from ._imresize import imresize
 from ._validate import as_count, as_float_image, as_positive
+from ._memory import tune_malloc
 
 __all__ = ["pencil_drawing", "procedural_texture", "load_texture", "texture_id",
            "tone_histogram", "histeq_target", "stroke_map", "tone_map", "texture_map"]
@@ -328,6 +329,7 @@ def pencil_drawing(image, *, texture=None, kernel_size: int = 8, stroke_width: i
     >>> out.shape, out.dtype, bool(0 <= out.min() and out.max() <= 1)
     ((24, 32, 3), dtype('float64'), True)
     """
+    tune_malloc()
     img, _ = as_float_image(image)
     if img.shape[2] != 3:
         raise ValueError(

@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 
 from ._degrade_kernels import screen
+from ._memory import tune_malloc
 from ._validate import as_gamma, image_array, restore_shape
 
 __all__ = ["DENSITY_RANGE", "ANGLE_MAX", "LENGTH_RANGE", "rain_layer", "add_rain", "rain_pair"]
@@ -94,6 +95,7 @@ def add_rain(image, density, *, rng: np.random.Generator | None = None,
 
     The same draws as :func:`rain_pair` (same ``rng`` state, same rain), without the clean copy.
     """
+    tune_malloc()
     arr, was_2d = image_array(image)
     r = rain_layer(arr.shape[:2], density, rng=rng, brightness=brightness)
     return restore_shape(screen(arr, r, clean=False), was_2d)
@@ -102,6 +104,7 @@ def add_rain(image, density, *, rng: np.random.Generator | None = None,
 def rain_pair(image, density, *, rng: np.random.Generator | None = None,
               brightness: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
     """(rainy image, clean image), float64 in [0, 1], HxWx3 (or HxW for a gray HxW input)."""
+    tune_malloc()
     arr, was_2d = image_array(image)
     r = rain_layer(arr.shape[:2], density, rng=rng, brightness=brightness)
     out, clean = screen(arr, r)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._color import YCBCR_T, rgb2y
+from ._memory import tune_malloc
 from ._validate import as_count, as_float_image, as_positive
 
 __all__ = ["shock_filter"]
@@ -73,6 +74,7 @@ def shock_filter(image, *, iterations: int = 15, dt: float = 0.1, h: float = 1.0
     >>> bool(np.abs(np.diff(out[4, :, 0])).max() > np.abs(np.diff(x)).max())  # steeper somewhere
     True
     """
+    tune_malloc()
     img, _ = as_float_image(image)
     if img.shape[2] != 3:
         raise ValueError(

@@ -18,6 +18,7 @@ import numpy as np
 
 from ._degrade_kernels import luma as _luma
 from ._imresize import imresize
+from ._memory import tune_malloc
 
 __all__ = ["SCALES", "luma", "modcrop", "sr_degrade", "sr_pair"]
 
@@ -58,6 +59,7 @@ def sr_pair(image, scale) -> tuple[np.ndarray, np.ndarray]:
     shrunk image would be empty.
     """
     s = _check_scale(scale)
+    tune_malloc()
     y = luma(image)
     m = _modulus(s)
     if y.shape[0] < m or y.shape[1] < m:

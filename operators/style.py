@@ -9,6 +9,7 @@ from functools import lru_cache
 import numpy as np
 
 from ._color import rgb2gray
+from ._memory import tune_malloc
 from ._validate import as_count, as_float_image, restore_shape
 
 __all__ = ["style_transfer", "load_exemplar", "exemplar_info", "DEFAULT_EXEMPLAR"]
@@ -102,6 +103,7 @@ def style_transfer(image, *, exemplar=None, n_samples: int = 20, iterations: int
     >>> bool(out.min() >= 0 and out.max() <= 1)
     True
     """
+    tune_malloc()
     img, was_2d = as_float_image(image)
     n_samples = as_count(n_samples, name="style n_samples", minimum=2)
     iterations = as_count(iterations, name="style iterations", minimum=0)

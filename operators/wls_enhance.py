@@ -19,6 +19,7 @@ from numba import njit, prange
 from . import _lab
 from ._sparse_solve import grid_pattern, solve_grid_spd
 from ._validate import MATLAB_EPS, as_float_image, as_positive
+from ._memory import tune_malloc
 
 __all__ = ["wls_enhance", "TONE_MAPS"]
 
@@ -233,6 +234,7 @@ def wls_enhance(image, *, lam0: float = 0.125, lam1: float = 0.5, alpha: float =
     >>> out.shape, out.dtype, bool(out.min() >= 0 and out.max() <= 1)
     ((24, 32, 3), dtype('float64'), True)
     """
+    tune_malloc()
     img, _ = as_float_image(image)
     if img.shape[2] != 3:
         raise ValueError(
