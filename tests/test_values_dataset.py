@@ -3,6 +3,9 @@ arrays, and with crop and flip the input and the target come from one window and
 (issue 16, bug 4). The file is read here with h5py, independently of the reader."""
 from __future__ import annotations
 
+import pickle
+import re
+
 import h5py
 import numpy as np
 import pytest
@@ -99,8 +102,9 @@ def test_crop_and_flip_take_input_and_target_from_one_window(data, crop):
     ds = PairDataset(data, ["l0"], "train", crop=crop, flip=True)
     exp = expected_items(data, ["l0"], "train")
     size = src.shape[1]
-    seen = set()
-    keys = [(i % len(ds), 1000 + i) for i in range(48)] + [i % len(ds) for i in range(16)]
+    seen = {True: set(), False: set()}  # seeded keys (training), plain indices (torch's RNG)
+    torch.manual_seed(0)
+    keys = [(i % len(ds), 1000 + i) for i in range(48)] + [i % len(ds) for i in range(48)]
     for key in keys:
         i = key[0] if isinstance(key, tuple) else key
         _, op, row = exp[i]
@@ -112,15 +116,17 @@ def test_crop_and_flip_take_input_and_target_from_one_window(data, crop):
         assert len(hits) == 1, hits  # textured crops: one window and flip only
         top, left, lr, ud = hits[0]
         np.testing.assert_array_equal(y, transform(full_y, top, left, lr, ud, crop))
-        seen.add(hits[0])
+        seen[isinstance(key, tuple)].add(hits[0])
         if isinstance(key, tuple):  # a seeded item is a function of (index, seed)
             np.testing.assert_array_equal(ds[key]["input"], d["input"])
             np.testing.assert_array_equal(ds[key]["target"], d["target"])
-    # every flip combination and both extreme windows occur: the draws span the whole range
-    assert {(lr, ud) for _, _, lr, ud in seen} == {(a, b) for a in (0, 1) for b in (0, 1)}
-    tops = {t for t, *_ in seen} | {lft for _, lft, *_ in seen}
-    assert 0 in tops and size - crop in tops
-    assert len({(t, lft) for t, lft, *_ in seen}) >= min(8, (size - crop + 1) ** 2)
+    # on either path every flip combination and both extreme windows occur: the draws span
+    # the whole range
+    for path in seen.values():
+        assert {(lr, ud) for _, _, lr, ud in path} == {(a, b) for a in (0, 1) for b in (0, 1)}
+        tops = {t for t, *_ in path} | {lft for _, lft, *_ in path}
+        assert 0 in tops and size - crop in tops
+        assert len({(t, lft) for t, lft, *_ in path}) >= min(8, (size - crop + 1) ** 2)
 
 
 def test_crop_without_flip_and_full_size_crop(data):
@@ -148,3 +154,63 @@ def test_bad_arguments(data):
         with pytest.raises(ValueError, match="crop"):
             PairDataset(data, crop=crop)
     assert len(PairDataset(data, crop=2)) > 0
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    """l0 (RGB, seven γ per crop, 32² pairs) and sr (Y stored as one channel, three scales per
+    crop, 24² pairs: 32 less its remainder modulo 12)."""
+    import cv2
+
+    from datagen.build import build
+    from datagen.plan import Options, make_plan
+
+    d = tmp_path_factory.mktemp("mixed")
+    rng = np.random.default_rng(1)
+    for i in range(3):
+        img = cv2.resize(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), (40, 40),
+                         interpolation=cv2.INTER_CUBIC)
+        cv2.imwrite(str(d / f"{i}.png"), img)
+    opts = Options(ops=("l0", "sr"), images=tuple(sorted(str(p) for p in d.glob("*.png"))),
+                   images_label="mixed", size=32, per_image=2, test_fraction=0.34, seed=0,
+                   max_crops=2, scales=(1.0,))
+    build(make_plan(opts), d / "mixed.h5", workers=1, progress=False)
+    return d / "mixed.h5"
+
+
+def test_mixed_sizes_single_channel_pairs_and_gamma_values(mixed):
+    ds = PairDataset(mixed, ["sr", "l0"], "train")
+    assert ds.sizes == {"sr": 24, "l0": 32} and ds.size == 24
+    with h5py.File(mixed, "r") as f:
+        g = f["ops/sr"]
+        names = sorted(g)
+        sr_in, sr_out = g["input"][:], g["target"][:]
+        sr_split, sr_gamma = g["split"][:], g["gamma"][:]
+        l0_gamma, l0_split = f["ops/l0/gamma"][:], f["ops/l0/split"][:]
+    assert {"input", "target"} <= set(names) and sr_in.ndim == 3  # one channel stored
+    rows = np.flatnonzero(sr_split == SPLIT_CODES["train"])
+    assert len(rows) != np.sum(l0_split == SPLIT_CODES["train"])  # unequal counts per operator
+    np.testing.assert_array_equal(ds.gamma_values("sr"), sr_gamma[rows])
+    np.testing.assert_array_equal(ds.gamma_values("l0"), l0_gamma[l0_split == 0])
+    for i, r in enumerate(rows[:4]):
+        d = ds[i]
+        assert d["op"] == "sr" and d["input"].shape == d["target"].shape == (3, 24, 24)
+        for c in range(3):  # three equal channels, as the authors' loader read gray images
+            np.testing.assert_array_equal(d["input"][c].numpy(), sr_in[r])
+            np.testing.assert_array_equal(d["target"][c].numpy(), sr_out[r])
+    msg = "crop must be even and in [2, 24] (the smallest stored pair side, sr: 24), got 26"
+    with pytest.raises(ValueError, match=f"^{re.escape(msg)}$"):
+        PairDataset(mixed, ["l0", "sr"], "train", crop=26)
+
+
+def test_the_file_handle_is_opened_once_per_process_and_never_pickled(data):
+    ds = PairDataset(data, ["l0"], "train")
+    h = ds._handle()
+    assert ds._handle() is h  # reused in the process that opened it
+    ds._pid = -1  # as seen from a forked worker: its own handle
+    assert ds._handle() is not h
+    first = ds[0]
+    clone = pickle.loads(pickle.dumps(ds))  # what a spawned DataLoader worker receives
+    assert clone._file is None
+    np.testing.assert_array_equal(clone[0]["input"], first["input"])
+    np.testing.assert_array_equal(clone[0]["target"], first["target"])
