@@ -37,7 +37,7 @@ from ._bench import sync
 from ._report import provenance, write_table
 
 # (width, training crop, training rounds, inference size, inference repeats)
-SETTINGS = {"smoke": (8, 16, 2, 64, 2), "small": (64, 96, 5, 512, 3),
+SETTINGS = {"smoke": (8, 16, 2, 64, 2), "small": (64, 96, 15, 512, 3),
             "paper": (64, 128, 7, 512, 5)}
 BATCH = 8
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
