@@ -17,6 +17,21 @@ import operators
 from ._latex import gamma_symbol
 
 
+
+def _gamma_panel(ax, op: str, spec, d) -> str:
+    """Axes of one operator's PSNR-over-γ panel (log scale for a log-uniform law); returns the
+    γ symbol for the labels that follow."""
+    if spec.law == "log-uniform":
+        ax.set_xscale("log")
+        log_ticks(ax, float(d.gamma.min()), float(d.gamma.max()))
+    symbol = gamma_symbol(spec.gamma_name)
+    ax.set_title(f"{op.upper()}: {spec.title}", fontsize=9)
+    ax.set_xlabel(symbol + (" (log scale)" if spec.law == "log-uniform" else ""))
+    ax.set_ylabel("PSNR (dB)")
+    ax.tick_params(labelsize=8)
+    ax.grid(alpha=0.3, which="major")
+    return symbol
+
 def _ops(df: pd.DataFrame) -> list[str]:
     seen = list(dict.fromkeys(df.operator))
     order = {n: i for i, n in enumerate(operators.NAMES)}
@@ -76,15 +91,7 @@ def plot_gamma_sweep(df: pd.DataFrame, out, scale: str) -> Path:
         ax.plot(c.gamma, c.psnr, "-", color="black", lw=1.2)
         dd = d[d.model == "decouple"]
         ax.plot(dd.gamma, dd.psnr, "-", color="crimson", lw=2.2)
-        if spec.law == "log-uniform":
-            ax.set_xscale("log")
-            log_ticks(ax, float(d.gamma.min()), float(d.gamma.max()))
-        symbol = gamma_symbol(spec.gamma_name)
-        ax.set_title(f"{op.upper()}: {spec.title}", fontsize=9)
-        ax.set_xlabel(symbol + (" (log scale)" if spec.law == "log-uniform" else ""))
-        ax.set_ylabel("PSNR (dB)")
-        ax.tick_params(labelsize=8)
-        ax.grid(alpha=0.3, which="major")
+        symbol = _gamma_panel(ax, op, spec, d)
         # the five single-γ networks of this panel, named with this operator's own γ
         names = ", ".join(f"{_single_gamma(m):g}" for m in singles)
         if singles:
@@ -150,15 +157,7 @@ def plot_gamma_sweep_joint(df: pd.DataFrame, out, scale: str) -> Path:
             s = d[d.model == m].sort_values("gamma")
             if len(s):
                 ax.plot(s.gamma, s.psnr, **style[m])
-        if spec.law == "log-uniform":
-            ax.set_xscale("log")
-            log_ticks(ax, float(d.gamma.min()), float(d.gamma.max()))
-        symbol = gamma_symbol(spec.gamma_name)
-        ax.set_title(f"{op.upper()}: {spec.title}", fontsize=9)
-        ax.set_xlabel(symbol + (" (log scale)" if spec.law == "log-uniform" else ""))
-        ax.set_ylabel("PSNR (dB)")
-        ax.tick_params(labelsize=8)
-        ax.grid(alpha=0.3, which="major")
+        _gamma_panel(ax, op, spec, d)
     for ax in list(axes.flat)[len(ops):]:
         ax.axis("off")
     handles = [Line2D([], [], label=m, **{k: v for k, v in style[m].items()}) for m in models]
