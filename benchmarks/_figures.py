@@ -17,7 +17,6 @@ import operators
 from ._latex import gamma_symbol
 
 
-
 def _gamma_panel(ax, op: str, spec, d) -> str:
     """Axes of one operator's PSNR-over-γ panel (log scale for a log-uniform law); returns the
     γ symbol for the labels that follow."""
