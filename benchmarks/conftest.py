@@ -53,3 +53,17 @@ def experiment(request, scale, cache_dir):
 
     return Experiment(scale, cache_dir, request.config.getoption("--data"),
                       request.config.getoption("--device"))
+
+
+@pytest.fixture(scope="module")
+def sources(experiment):
+    """The test split's source crops (N, S, S, 3) uint8, read once for the γ sweeps and figures."""
+    import numpy as np
+
+    from datagen.store import SPLITS, open_file
+
+    data = experiment.data()
+    with open_file(data) as f:
+        test = np.flatnonzero(f["sources/split"][:] == SPLITS["test"])
+        assert len(test), f"{data} has no test crops"
+        return f["sources/pixels"][test.tolist()]

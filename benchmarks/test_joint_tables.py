@@ -524,14 +524,3 @@ def test_gamma_sweep_joint(sweep_op, experiment, scale, sweep_joint, predictor, 
     if scale != "smoke":
         for m in models:
             assert df[df.model == m].psnr.mean() > df[df.model == "identity"].psnr.mean(), m
-
-
-@pytest.fixture(scope="module")
-def sources(experiment) -> np.ndarray:
-    from .test_paper_tables import SPLITS, open_file
-
-    data = experiment.data()
-    with open_file(data) as f:
-        test = np.flatnonzero(f["sources/split"][:] == SPLITS["test"])
-        assert len(test), f"{data} has no test crops"
-        return f["sources/pixels"][test.tolist()]

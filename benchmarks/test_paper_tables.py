@@ -22,7 +22,6 @@ import torch
 
 import operators
 from datagen.build import run_task
-from datagen.store import SPLITS, open_file
 from model.evaluate import evaluate
 from model.metrics import psnr, ssim
 from model.predict import load, to_uint8
@@ -140,16 +139,6 @@ def sweep_gammas(op: str, points: int) -> np.ndarray:
         gammas = np.asarray(spec.denormalize(np.linspace(0.0, 1.0, points)), dtype=float)
     gammas = [float(f"{g:.6g}") for g in gammas]  # 0.002, not 0.0020000000000000005
     return np.array(sorted(set(gammas) | {float(g) for g in spec.test_gammas}))
-
-
-@pytest.fixture(scope="module")
-def sources(experiment) -> np.ndarray:
-    """The test split's source crops (N, S, S, 3) uint8, read once for the sweep and figures."""
-    data = experiment.data()
-    with open_file(data) as f:
-        test = np.flatnonzero(f["sources/split"][:] == SPLITS["test"])
-        assert len(test), f"{data} has no test crops"
-        return f["sources/pixels"][test.tolist()]
 
 
 def _scores(outs: np.ndarray, refs: np.ndarray) -> tuple[float, float]:
