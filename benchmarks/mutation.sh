@@ -68,13 +68,14 @@ done
 import pathlib, re
 p = pathlib.Path("tests/conftest.py")
 s = p.read_text()
-old = '    d = tmp_path_factory.mktemp("imgs")\n'
+old = '    return tiny_build(tmp_path_factory.mktemp("imgs"), "tiny.h5"'
 assert s.count(old) == 1 and "def data(tmp_path_factory)" in s, "conftest's data fixture changed"
 new = ('    cached = os.environ.get("MUTATION_DATA")\n'
        '    if cached and (Path(cached) / "tiny.h5").is_file():\n'
        '        return Path(cached) / "tiny.h5"\n'
-       '    d = Path(cached) if cached else tmp_path_factory.mktemp("imgs")\n'
-       '    d.mkdir(parents=True, exist_ok=True)\n')
+       '    if cached:\n'
+       '        Path(cached).mkdir(parents=True, exist_ok=True)\n'
+       '    return tiny_build(Path(cached) if cached else tmp_path_factory.mktemp("imgs"), "tiny.h5"')
 p.write_text(s.replace(old, new))
 EOF
 export MUTATION_DATA="$WORK/.mutation_data" NUMBA_CACHE_DIR="$WORK/.numba_cache" PYTHONPATH="$WORK"

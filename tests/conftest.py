@@ -5,13 +5,11 @@ import json
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
-from datagen.build import build
-from datagen.plan import Options, make_plan
 from datagen.sources import read_rgb as datagen_read_rgb
+from tiny_data import tiny_build
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = Path(os.environ.get("DECOUPLE_REFERENCE", REPO.parent / "shared" / "reference"))
@@ -54,15 +52,5 @@ def rng() -> np.random.Generator:
 @pytest.fixture(scope="session")
 def data(tmp_path_factory) -> Path:
     """A tiny dataset (l0 and wmf, three 40x40 images) for the model tests."""
-    d = tmp_path_factory.mktemp("imgs")
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        img = cv2.resize(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), (40, 40),
-                         interpolation=cv2.INTER_CUBIC)
-        cv2.imwrite(str(d / f"{i}.png"), img)
-    files = tuple(sorted(str(p) for p in d.iterdir()))
-    opts = Options(ops=("l0", "wmf"), images=files, images_label="tiny", size=32, per_image=3,
-                   test_fraction=0.34, seed=0, max_crops=2, scales=(1.0,))
-    out = d / "tiny.h5"
-    build(make_plan(opts), out, workers=1, progress=False)
-    return out
+    return tiny_build(tmp_path_factory.mktemp("imgs"), "tiny.h5", ("l0", "wmf"), size=32,
+                      per_image=3)

@@ -18,9 +18,7 @@ import torch
 from skimage.metrics import structural_similarity
 
 import model
-from datagen.build import build
 from datagen.dataset import PairDataset
-from datagen.plan import Options, make_plan
 from model import registry
 from model.cli import main
 from model.config import ModelConfig
@@ -28,6 +26,7 @@ from model.data import GammaCoder
 from model.evaluate import evaluate
 from model.presets import get_preset
 from model.train import EpochBatches, train
+from tiny_data import tiny_build
 
 JOINT = ("l0", "shock", "sr", "denoise")  # a filter, a fixed-effect filter, two restorations
 TINY = get_preset("smoke").with_(width=4, dilations=(2,), crop=16, batch=2, iterations=2,
@@ -38,18 +37,8 @@ GRAY = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])  # MA
 @pytest.fixture(scope="module")
 def joint_data(tmp_path_factory):
     """Three 40x40 images, crops of 24 (SR's modcrop keeps 24 for every scale)."""
-    d = tmp_path_factory.mktemp("joint")
-    rng = np.random.default_rng(3)
-    for i in range(3):
-        img = cv2.resize(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), (40, 40),
-                         interpolation=cv2.INTER_CUBIC)
-        cv2.imwrite(str(d / f"{i}.png"), img)
-    files = tuple(sorted(str(p) for p in d.glob("*.png")))
-    opts = Options(ops=JOINT, images=files, images_label="tiny", size=24, per_image=2,
-                   test_fraction=0.34, seed=0, max_crops=2, scales=(1.0,))
-    out = d / "joint.h5"
-    build(make_plan(opts), out, workers=1, progress=False)
-    return out
+    return tiny_build(tmp_path_factory.mktemp("joint"), "joint.h5", JOINT, seed=3, size=24,
+                      per_image=2)
 
 
 @pytest.fixture(scope="module")

@@ -7,37 +7,24 @@ import csv
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
 
 from benchmarks import prepare as bprepare
-from datagen.build import build
-from datagen.plan import Options, make_plan
 from model import cli
 from model.presets import get_preset
 from model.train import EpochBatches, _loader, _Run, crop_to_smallest, sample_sides, schedule
 from model import registry
+from tiny_data import tiny_build
 
 
 @pytest.fixture(scope="module")
 def two_sizes(tmp_path_factory) -> Path:
     """l0 and sr pairs from three 56² images at size 40: l0's pairs are 40², sr's 36² (its side
     is the crop less its remainder modulo 12), so a batch mixing them has two sizes."""
-    d = tmp_path_factory.mktemp("paper")
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        img = cv2.resize(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), (56, 56),
-                         interpolation=cv2.INTER_CUBIC)
-        cv2.imwrite(str(d / f"{i}.png"), img)
-    files = tuple(sorted(str(p) for p in d.glob("*.png")))
-    opts = Options(ops=("l0", "sr"), images=files, images_label="two sizes", size=40,
-                   per_image=3, test_fraction=0.34, seed=0, max_crops=2, scales=(1.0,),
-                   single=False)
-    out = d / "two_sizes.h5"
-    build(make_plan(opts), out, workers=1, progress=False)
-    return out
+    return tiny_build(tmp_path_factory.mktemp("paper"), "two_sizes.h5", ("l0", "sr"), side=56,
+                      label="two sizes", size=40, per_image=3, single=False)
 
 
 def _item(h, w, seed, fill=None):

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from datagen.dataset import PairDataset
+from tiny_data import tiny_build
 
 SPLIT_CODES = {"train": 0, "test": 1, "single": 2}  # the layout documented in datagen/store.py
 
@@ -160,22 +161,8 @@ def test_bad_arguments(data):
 def mixed(tmp_path_factory):
     """l0 (RGB, seven γ per crop, 32² pairs) and sr (Y stored as one channel, three scales per
     crop, 24² pairs: 32 less its remainder modulo 12)."""
-    import cv2
-
-    from datagen.build import build
-    from datagen.plan import Options, make_plan
-
-    d = tmp_path_factory.mktemp("mixed")
-    rng = np.random.default_rng(1)
-    for i in range(3):
-        img = cv2.resize(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), (40, 40),
-                         interpolation=cv2.INTER_CUBIC)
-        cv2.imwrite(str(d / f"{i}.png"), img)
-    opts = Options(ops=("l0", "sr"), images=tuple(sorted(str(p) for p in d.glob("*.png"))),
-                   images_label="mixed", size=32, per_image=2, test_fraction=0.34, seed=0,
-                   max_crops=2, scales=(1.0,))
-    build(make_plan(opts), d / "mixed.h5", workers=1, progress=False)
-    return d / "mixed.h5"
+    return tiny_build(tmp_path_factory.mktemp("mixed"), "mixed.h5", ("l0", "sr"), seed=1,
+                      label="mixed", size=32, per_image=2)
 
 
 def test_mixed_sizes_single_channel_pairs_and_gamma_values(mixed):
