@@ -303,7 +303,6 @@ class Experiment:
         self._data = Path(data) if data else None
         self.device = device
         self._attrs: tuple[str, str] | None = None
-        self._pair_sides: dict[str, int] | None = None
 
     @property
     def preset(self) -> str:
@@ -345,35 +344,17 @@ class Experiment:
         runs = "runs" if self._data is None else f"runs-{self.digest()[:12]}"
         return self.root / runs / run.name
 
-    def crop(self, run: Run) -> int:
-        """The training crop: the preset's, or for a dataset whose pairs of one of the run's
-        operators are smaller (the smoke build's 32² crops give 24² SR pairs), the largest even
-        side they all have."""
-        from datagen.store import open_file
-
-        crop = get_preset(self.preset).crop
-        if self._pair_sides is None:
-            with open_file(self.data()) as f:
-                self._pair_sides = {name: int(g.attrs["pair_size"])
-                                    for name, g in f["ops"].items() if "pair_size" in g.attrs}
-        smallest = min([self._pair_sides.get(o, crop) for o in run.operators] + [crop])
-        return max(2, smallest - smallest % 2)
-
     def run_preset(self, run: Run):
         """The preset ``run`` is trained with: the scale's, with the run's own iterations
-        (:meth:`Run.iterations`) and crop (:meth:`crop`)."""
-        return get_preset(self.preset).with_(iterations=run.iterations(self.preset),
-                                             crop=self.crop(run))
+        (:meth:`Run.iterations`). (A crop larger than an operator's stored pairs, as SR's 24²
+        pairs of the smoke build, is capped by :func:`model.train.train` itself.)"""
+        return get_preset(self.preset).with_(iterations=run.iterations(self.preset))
 
     def train_args(self, run: Run) -> list[str]:
         """The ``python -m model train`` arguments that say what ``run`` trains beyond
         ``--arch``, ``--gamma`` and ``--preset``: ``--ops`` and, where they differ from the
-        preset's, ``--iterations`` and ``--crop`` (see :meth:`run_preset`)."""
-        args = run.train_args(self.preset)
-        preset = get_preset(self.preset)
-        if not preset.batch_crop and self.crop(run) != preset.crop:  # --crop ends batch crops
-            args += ["--crop", str(self.crop(run))]
-        return args
+        preset's, ``--iterations`` (see :meth:`run_preset`)."""
+        return run.train_args(self.preset)
 
     def is_done(self, run: Run) -> bool:
         from model.checkpoint import load
