@@ -152,7 +152,9 @@ def test_bad_arguments(data):
         PairDataset(data, ["wls"])
     size = stored(data)[0].shape[1]
     for crop in (0, 1, 15, size + 2):
-        with pytest.raises(ValueError, match="crop"):
+        msg = (f"crop must be even and in [2, {size}] (the smallest stored pair side, "
+               f"l0: {size}, wmf: {size}), got {crop}")
+        with pytest.raises(ValueError, match=f"^{re.escape(msg)}$"):
             PairDataset(data, crop=crop)
     assert len(PairDataset(data, crop=2)) > 0
 
