@@ -232,6 +232,9 @@ def test_cli_eval_writes_the_evaluate_table(models, data, tmp_path, capsys):
         assert float(r["psnr"]) == pytest.approx(ave.loc[r["operator"], "psnr"], rel=1e-12)
         assert float(r["ssim"]) == pytest.approx(ave.loc[r["operator"], "ssim"], rel=1e-12)
         assert int(r["images"]) == table.loc[table["operator"] == r["operator"], "images"].sum()
+    from model.evaluate import with_averages
+
+    assert with_averages(table).index.tolist() == list(range(len(rows)))  # a fresh 0..n-1 index
     out = capsys.readouterr().out
     for op in ("l0", "wmf"):
         line = next(ln for ln in out.splitlines() if ln.split()[:2] == [op, "ave."])
