@@ -20,7 +20,7 @@ import model
 import operators
 from model.cli import main
 from model.evaluate import evaluate
-from model.metrics import psnr, rgb2gray, ssim
+from model.metrics import psnr, psnr1, rgb2gray, ssim, ssim1
 from model.presets import get_preset
 from model.train import train
 
@@ -100,6 +100,19 @@ def test_metrics_equal_their_definitions():
             psnr(x, y)
         with pytest.raises(ValueError, match="^metrics take two HxWx3"):
             ssim(x, y)
+    # the one-channel metrics (Y/gray tasks): the same definitions on HxW images
+    g, h = a[..., 1], b[..., 1]
+    assert psnr1(g, h) == pytest.approx(ref_psnr(g[..., None], h[..., None]), rel=1e-12)
+    rep = lambda z: np.repeat(z[..., None], 3, axis=2)  # noqa: E731  (its gray is itself)
+    assert ssim1(g, h) == pytest.approx(ref_ssim(rep(g), rep(h)), abs=1e-9)
+    for x, y in ((g.astype(np.int16), g), (g, g.astype(np.float64))):
+        with pytest.raises(TypeError, match=f"^metrics take uint8 images, got {x.dtype} and "
+                                            f"{y.dtype}$"):
+            psnr1(x, y)
+    for x, y in ((g, g[:20]), (a, a), (g[None], g[None])):
+        msg = f"one-channel metrics take two HxW images of one shape, got {x.shape} and {y.shape}"
+        with pytest.raises(ValueError, match=f"^{re.escape(msg)}$"):
+            ssim1(x, y)
 
 
 def natural_pairs():
