@@ -25,9 +25,10 @@ declare -A PATHS=(
   [metrics]=model/metrics.py [evaluate]=model/evaluate.py [predict]=model/predict.py
   [dataset]=datagen/dataset.py [gamma]=operators/__init__.py)
 T=tests
+# node ids, never -k: a -k filter applies to every file given and would deselect the others
 declare -A RUNNERS=(
-  [metrics]="$T/test_values_evaluate.py -k metrics_equal_their_definitions $T/test_model.py::test_metrics_follow_the_protocol $T/test_joint.py::test_single_channel_tasks_are_scored_on_one_channel"
-  [evaluate]="$T/test_values_evaluate.py -k evaluate $T/test_joint.py::test_joint_model_trains_saves_loads_and_evaluates $T/test_joint.py::test_single_channel_tasks_are_scored_on_one_channel"
+  [metrics]="$T/test_values_evaluate.py::test_metrics_equal_their_definitions $T/test_model.py::test_metrics_follow_the_protocol $T/test_joint.py::test_single_channel_tasks_are_scored_on_one_channel"
+  [evaluate]="$T/test_values_evaluate.py::test_evaluate_equals_figures_computed_independently $T/test_values_evaluate.py::test_evaluate_options $T/test_values_evaluate.py::test_evaluate_single_gamma_model_only_at_its_gamma $T/test_values_evaluate.py::test_cli_eval_writes_the_evaluate_table $T/test_joint.py::test_joint_model_trains_saves_loads_and_evaluates $T/test_joint.py::test_single_channel_tasks_are_scored_on_one_channel"
   [predict]="$T/test_values_model.py --deselect $T/test_values_model.py::test_cli_apply_bgu_writes_what_the_python_call_returns $T/test_model.py::test_single_gamma_baseline_and_strict $T/test_model.py::test_bad_inputs_are_clear_errors"
   [dataset]="$T/test_values_dataset.py"
   [gamma]="$T/test_values_gamma.py $T/test_model.py::test_gamma_coder")
