@@ -20,7 +20,7 @@ import model
 import operators
 from model.cli import main
 from model.evaluate import evaluate
-from model.metrics import psnr, psnr1, rgb2gray, ssim, ssim1
+from model.metrics import one_channel, psnr, psnr1, rgb2gray, score, ssim, ssim1
 from model.presets import get_preset
 from model.train import train
 
@@ -113,6 +113,19 @@ def test_metrics_equal_their_definitions():
         msg = f"one-channel metrics take two HxW images of one shape, got {x.shape} and {y.shape}"
         with pytest.raises(ValueError, match=f"^{re.escape(msg)}$"):
             ssim1(x, y)
+    # a one-channel task's target must be one channel replicated; the output is reduced by gray
+    assert score("sr", a, rep(g)) == (psnr1(rgb2gray(a), g), ssim1(rgb2gray(a), g))
+    for k in range(3):  # any one channel differing is refused
+        t = rep(g)
+        t[0, 0, k] ^= 1
+        msg = ("sr is scored on one channel: its target must be a single channel replicated to "
+               "three equal channels")
+        with pytest.raises(ValueError, match=f"^{re.escape(msg)}$"):
+            score("sr", a, t)
+    for bad in (a.astype(np.float32), a[..., :2], a[..., 0]):
+        msg = f"expected an HxWx3 uint8 image, got {bad.dtype} {bad.shape}"
+        with pytest.raises(ValueError, match=f"^{re.escape(msg)}$"):
+            one_channel(bad)
 
 
 def natural_pairs():
