@@ -12,14 +12,20 @@ against the loop (the figure that matters on a GPU: >= 3x); decouple inference w
 the single network. CPU here, and CUDA when present (docs/model_architecture.md, "Training
 speed").
 
-Training steps (forward, backward, Adam) run interleaved, one step of each method per round
-(the order rotating), and each method's figure is its best step: a machine whose load changes
-during the run slows every method alike. The load average before and after goes into the
-sidecar.
+Training steps (forward, backward, Adam) are timed in pairs: in each round every method's step
+runs back to back with a step of its reference (the order of the pairs rotating, the order
+within a pair alternating), and a method's ratio to its reference is the median over the rounds
+of its pair's time ratio, so that a load which changes during the run (or a lucky step) biases
+neither side; the samples/s are the median step's. ``vs_reference_best`` keeps the ratio of the
+best steps (the earlier figure; as many steps on each side). An extra block, without a target,
+gives the same ratio in CPU time with one thread (``time.process_time``, the figure used to
+find where a method's time goes on a loaded machine, free of thread scheduling). The load average
+before and after goes into the sidecar.
 """
 from __future__ import annotations
 
 import os
+import statistics
 import time
 
 import pandas as pd
@@ -36,9 +42,10 @@ from model.registry import get
 from ._bench import sync
 from ._report import provenance, write_table
 
-# (width, training crop, training rounds, inference size, inference repeats)
-SETTINGS = {"smoke": (8, 16, 2, 64, 2), "small": (64, 96, 15, 512, 3),
-            "paper": (64, 128, 7, 512, 5)}
+# (width, training crop, training rounds, inference size, inference repeats, rounds of the
+# one-thread CPU-time block)
+SETTINGS = {"smoke": (8, 16, 2, 64, 2, 2), "small": (64, 96, 12, 512, 3, 3),
+            "paper": (64, 128, 7, 512, 5, 3)}
 BATCH = 8
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -48,6 +55,7 @@ FEW_LAYERS = ("norm:1", "norm:7", "norm:14", "norm:19", "norm:all", "conv:19", "
 REFERENCE = "single (same width)"
 LOOP = "decouple (loop)"
 REALTIME_REF = "realtime backbone, static affine"
+CPU_MEASURE = "train samples/CPU-s, 1 thread (extra: CPU time, no target)"
 
 
 class StaticAffine(nn.Module):
@@ -110,9 +118,8 @@ def _batch(device, crop):
     return x.to(device), y.to(device), {k: v.to(device) for k, v in codes.items()}
 
 
-def train_rates(methods, device, crop, rounds) -> dict[str, float]:
-    """Training samples/s (forward, backward, Adam step at batch 8) of each method: ``rounds``
-    rounds of one step per method (order rotated each round), the best step of each."""
+def training_steps(methods, device, crop) -> dict:
+    """One warmed-up training step (forward, backward, Adam at batch 8) per method, by name."""
     x, y, codes = _batch(device, crop)
     steps = {}
     for m in methods:
@@ -128,16 +135,46 @@ def train_rates(methods, device, crop, rounds) -> dict[str, float]:
 
         step()  # warm-up (allocations, kernel selection)
         steps[m["name"]] = step
-    best = dict.fromkeys(steps, float("inf"))
-    names = list(steps)
+    return steps
+
+
+def paired_times(steps: dict, pairs: dict, rounds: int, device,
+                 clock=time.perf_counter) -> dict[str, list[tuple[float, float]]]:
+    """``pairs`` method → reference. In each of ``rounds`` rounds every method's step runs back to
+    back with one of its reference (pairs in an order rotating with the round, reference first
+    in every other round for each method). Returns, per method, (reference time, method time)
+    per round; a reference (paired with itself) gets (t, t) for each of its steps."""
+    names = [n for n in pairs if pairs[n] != n]
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in pairs}
+
+    def timed(name):
+        sync(device)
+        t = clock()
+        steps[name]()
+        sync(device)
+        t = clock() - t
+        if pairs.get(name) == name:
+            times[name].append((t, t))
+        return t
+
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            sync(device)
-            t = time.perf_counter()
-            steps[name]()
-            sync(device)
-            best[name] = min(best[name], time.perf_counter() - t)
-    return {name: BATCH / t for name, t in best.items()}
+            if (r + names.index(name)) % 2:  # each method: reference first every other round
+                t_ref = timed(pairs[name])
+                times[name].append((t_ref, timed(name)))
+            else:
+                t = timed(name)
+                times[name].append((timed(pairs[name]), t))
+    return times
+
+
+def summary(times: list[tuple[float, float]]) -> dict[str, float]:
+    """A method's samples/s (its median step), and its ratio to the reference in throughput:
+    the median of the per-round ratios, and the ratio of the best steps."""
+    ref, own = zip(*times)
+    return {"value": BATCH / statistics.median(own),
+            "vs_reference": statistics.median(r / t for r, t in times),
+            "vs_reference_best": min(ref) / min(own)}
 
 
 @torch.no_grad()
@@ -165,10 +202,11 @@ def rows(scale, results_dir):
     rows: list = []
     yield rows
     if rows:
-        width, crop, rounds, size, repeats = SETTINGS[scale]
+        width, crop, rounds, size, repeats, cpu_rounds = SETTINGS[scale]
         write_table(pd.DataFrame(rows), "model_speed", results_dir,
                     provenance(scale, started, width=width, train_crop=crop, batch=BATCH,
-                               train_rounds=rounds, inference_size=size,
+                               train_rounds=rounds, cpu_time_rounds=cpu_rounds,
+                               inference_size=size,
                                torch=torch.__version__, threads=torch.get_num_threads(),
                                load_average_before=load, load_average_after=_load()),
                     caption="Model speed: training samples/s at batch 8 of every γ-conditioned "
@@ -176,32 +214,73 @@ def rows(scale, results_dir):
                             "time per image")
 
 
+def test_paired_times_runs_each_method_beside_its_reference():
+    """The pairing itself (no timing): each method's step right before or after one of its
+    reference's, the reference first in every other round, and the ratio a median of per-round
+    ratios, not a ratio of best steps."""
+    calls: list[str] = []
+    clock = iter(range(1000))
+    steps = {n: (lambda n=n: calls.append(n)) for n in ("ref", "a", "b")}
+    times = paired_times(steps, {"ref": "ref", "a": "ref", "b": "ref"}, 4, "cpu",
+                         clock=lambda: next(clock))
+    assert calls[:4] == ["a", "ref", "ref", "b"]  # round 0: (a, ref), (ref, b)
+    assert calls[4:8] == ["b", "ref", "ref", "a"]  # round 1 starts at b: (b, ref), (ref, a)
+    assert calls[8:12] == calls[:4] and len(calls) == 4 * 4
+    assert len(times["a"]) == len(times["b"]) == 4 and len(times["ref"]) == 8
+    assert all(r == 1 and t == 1 for r, t in times["a"] + times["b"] + times["ref"])
+    assert summary([(2.0, 1.0), (1.0, 1.0), (9.0, 3.0), (1.0, 2.0)]) == {
+        "value": BATCH / 1.5, "vs_reference": 1.5, "vs_reference_best": 1.0}
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_training_throughput(rows, scale, device):
-    width, crop, rounds, _, _ = SETTINGS[scale]
+    width, crop, rounds, _, _, cpu_rounds = SETTINGS[scale]
     methods = _methods(width)
-    rates = train_rates(methods, device, crop, rounds)
-    refs = {"main": (REFERENCE, rates["single"]), "realtime": (REALTIME_REF, rates[REALTIME_REF])}
+    first = len(rows)
+    steps = training_steps(methods, device, crop)
+    refs = {"main": "single", "realtime": REALTIME_REF}
+    ref_label = {"single": REFERENCE, REALTIME_REF: REALTIME_REF}
+    times = paired_times(steps, {m["name"]: refs[m["block"]] for m in methods}, rounds, device)
     measure = {"main": "train samples/s", "realtime": "train samples/s (realtime backbone)"}
     for m in methods:
-        ref_name, ref = refs[m["block"]]
+        ref = refs[m["block"]]
         rows.append({"device": device, "measure": measure[m["block"]],
                      "model": REFERENCE if m["name"] == "single" else m["name"],
-                     "value": rates[m["name"]], "vs_reference": rates[m["name"]] / ref,
-                     "reference": ref_name, "target": m["target"]})
-    loop = rates[LOOP]
+                     **summary(times[m["name"]]), "reference": ref_label[ref],
+                     "target": m["target"]})
+    # the decouple forms against the loop: the per-round ratio of their steps (one each a round)
+    loop = [t for _, t in times[LOOP]]
     for mode in ("loop", "grouped", "linear"):
         name = f"decouple ({mode})"
+        own = [t for _, t in times[name]]
         rows.append({"device": device, "measure": "train samples/s, decouple forms",
-                     "model": name, "value": rates[name], "vs_reference": rates[name] / loop,
-                     "reference": LOOP, "target": "" if mode == "loop" else ">= 3x (GPU)"})
-    assert all(r > 0 and r == r for r in rates.values())
-    assert set(rates) == {m["name"] for m in methods}
+                     "model": name, **summary(list(zip(loop, own))), "reference": LOOP,
+                     "target": "" if mode == "loop" else ">= 3x (GPU)"})
+    if device == "cpu":  # the extra block: CPU time with one thread
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            names = ["single", "decouple (grouped)", *FEW_LAYERS]
+            for name in names:
+                steps[name]()  # warm-up at one thread
+            cpu = paired_times(steps, {n: "single" for n in names}, cpu_rounds, device,
+                               clock=time.process_time)
+        finally:
+            torch.set_num_threads(threads)
+        for name in names:
+            rows.append({"device": device, "measure": CPU_MEASURE,
+                         "model": REFERENCE if name == "single" else name,
+                         **summary(cpu[name]), "reference": REFERENCE, "target": ""})
+    for r in rows[first:]:
+        assert r["value"] > 0 and r["vs_reference"] > 0 and r["vs_reference_best"] > 0
+    assert {r["model"] for r in rows if r["measure"] == "train samples/s"} == \
+        {REFERENCE} | {m["name"] for m in methods if m["block"] == "main"} - {"single"}
+    assert all(len(times[m["name"]]) == rounds for m in methods if m["name"] not in refs.values())
 
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_inference_time(rows, scale, device):
-    width, _, _, size, repeats = SETTINGS[scale]
+    width, _, _, size, repeats, _ = SETTINGS[scale]
     torch.manual_seed(0)
     dec = OperatorNet("decouple", width=width).to(device)
     single = OperatorNet("single", width=width).to(device)

@@ -30,9 +30,9 @@ A_j) + conv(x, B) for fully generated layers (exact for the linear weight networ
 per-sample layers run grouped); ``"loop"`` is the authors' per-sample loop. The batched modes
 also compute the few-layer methods' per-sample steps in batched forms that equal the loop's
 (docs/model_architecture.md, "Training speed"): a generated InstanceNorm affine inside the
-normalisation (one fused call, as a static affine), a generated slice as the static conv plus
-the slice's own conv, AdaFM's filter I + λ(f − I) as h + λ·(f − I) ∗ h, a gated residual as one
-multiply-add.
+normalisation (one fused call, as a static affine), a conv with a generated slice as one grouped
+conv of the whole per-sample weight (as a fully generated conv), AdaFM's filter I + λ(f − I) as
+h + λ·(f − I) ∗ h, a residual gate inside the affine of the IN before the add.
 
 At inference for one γ, :meth:`OperatorNet.fixed_weights` generates every parameter once and
 the network then costs what a plain network costs; :meth:`OperatorNet.prefix` and
@@ -221,6 +221,9 @@ class OperatorNet(nn.Module):
             self.adafm_bias = nn.ParameterList(
                 nn.Parameter(torch.zeros(s.cout)) for s in self.layout[:-1])
         self.steps = self._steps(n_blocks)
+        #: IN index → the residual block whose add directly follows it (its second IN)
+        self._norm_before_add = {a[1]: b[1] for a, b in zip(self.steps, self.steps[1:])
+                                 if a[0] == "norm" and b[0] == "add"}
 
     # ------------------------------------------------------------------ structure
     def _steps(self, n_blocks: int) -> list[tuple]:
@@ -279,15 +282,14 @@ class OperatorNet(nn.Module):
         """Every code-dependent parameter for a batch of codes (N, m): per-sample tensors with a
         leading N axis (static parameters are not listed). ``linear``: fully generated conv
         weights are left out (None), for the "linear" mode that never materialises them.
-        ``batched`` (the batched modes' forward pass): what that pass computes in its batched
-        forms is left out too: generated slices of a conv (None) and AdaFM's per-sample
-        filters."""
+        ``batched`` (the batched modes' forward pass): AdaFM's per-sample filters are left out
+        (that pass computes them in a batched form)."""
         p = Params()
         if not self.plan.needs_code:
             return p
         for i, gen in self.weight_net.items():
             kind = self.plan.convs[i]
-            if (linear and kind == "full") or (batched and self._split_slice(i)):
+            if linear and kind == "full":
                 p.conv[i] = None
             else:
                 p.conv[i] = gen(code, self.weights[i] if i in self.weights else None)
@@ -348,7 +350,7 @@ class OperatorNet(nn.Module):
 
     def _run(self, st: dict, start: int, p: Params, code, stop: int | None = None):
         steps = self.steps if stop is None else self.steps[:stop]
-        h = st["h"]
+        h, gated = st["h"], None  # gated: the block whose gate the last IN applied
         for kind, *arg in steps[start:]:
             if kind == "planes":  # the code on the input's scale (0–255 minus 128), tiled
                 planes = (code.to(h.dtype) * 255.0 - 128.0)[:, :, None, None]
@@ -364,7 +366,10 @@ class OperatorNet(nn.Module):
                                        p.code[:, :1])
             elif kind == "norm":
                 i = arg[0]
-                if i in self.plan.norms:
+                blk = self._gated_norm(i, p)
+                if blk is not None:  # batched CResMD: the gate inside this IN's affine (see there)
+                    h, gated = self._gated_instance_norm(i, blk, h, p), blk
+                elif i in self.plan.norms:
                     scale, shift = p.affine[i]
                     if p.shared:
                         h = F.instance_norm(h, eps=self.norms[i].eps)
@@ -381,13 +386,10 @@ class OperatorNet(nn.Module):
             elif kind == "save":
                 st["skip"] = h
             elif kind == "add":
-                if self.plan.gates:
+                if self.plan.gates and gated != arg[0]:
                     g = p.gates[arg[0]] if p.shared else p.gates[:, arg[0], None, None, None]
-                    if p.shared or self.mode == "loop":
-                        h = st["skip"] + g * h
-                    else:  # one multiply-add over the feature map instead of two passes
-                        h = torch.addcmul(st["skip"], g, h)
-                else:
+                    h = st["skip"] + g * h
+                else:  # ungated, or the gate already applied by the IN before (batched CResMD)
                     h = st["skip"] + h
             elif kind == "out":
                 if self.residual:  # TPAMI's realtime variant: input RGB + predicted residual
@@ -402,8 +404,6 @@ class OperatorNet(nn.Module):
         if i not in self.plan.convs:
             return _conv(h, self.weights[i], spec)
         w = p.conv.get(i)
-        if w is None and self.plan.convs[i] != "full":  # batched modes, generated slice
-            return self._slice_conv(i, h, code)
         if w is None:  # "linear" mode, fully generated layer
             return self._linear_conv(i, h, code)
         if p.shared:
@@ -412,28 +412,27 @@ class OperatorNet(nn.Module):
             return torch.cat([_conv(h[j:j + 1], w[j], spec) for j in range(h.shape[0])])
         return _per_sample_conv(h, w, spec)
 
-    def _split_slice(self, i: int) -> bool:
-        """Whether the batched modes run conv ``i`` as its static part plus its generated slice
-        (:meth:`_slice_conv`): a generated slice of an ordinary (not transposed) conv."""
-        return self.plan.convs.get(i) in ("ch1", "ch2") and not self.layout[i].transposed
+    def _gated_norm(self, i: int, p: Params) -> int | None:
+        """The residual block whose gate the batched modes fold into IN ``i`` (the block's
+        second IN, right before its add), or None: the shared and loop forms gate at the add."""
+        if not self.plan.gates or p.shared or self.mode == "loop":
+            return None
+        return self._norm_before_add.get(i)
 
-    def _slice_conv(self, i: int, x, code):
-        """Conv ``i`` whose slice is generated per sample, batched: the static weights with the
-        slice zeroed (``ch1``) or left out (``ch2``) on the whole batch, as one ordinary conv,
-        plus the slice's own per-sample conv (1 input channel → M, or N inputs → 1 output;
-        :func:`_per_sample_conv`). Equal to the conv with the whole per-sample weight (the
-        slice is a set of whole input or output channels); costs an ordinary conv and a conv of
-        one input (``ch1``) or one output channel (``ch2``), instead of a grouped conv of the
-        whole weight."""
-        spec, gen, static = self.layout[i], self.weight_net[i], self.weights[i]
-        part = gen.part(code)  # (n, *slice_shape)
-        if gen.which == "ch1":  # part (n, M, 1, k, k): every output on input channel 1
-            rest = _conv(x, F.pad(static[:, 1:], (0, 0, 0, 0, 1, 0)), spec)
-            first = _per_sample_conv(x[:, :1], part, spec)
-            return rest + first
-        # "ch2": part (n, 1, N, k, k): output channel 1 on every input channel
-        rest = _conv(x, static[1:], spec)
-        return torch.cat([_per_sample_conv(x, part, spec), rest], dim=1)
+    def _gated_instance_norm(self, i: int, b: int, h, p: Params):
+        """IN ``i`` followed by block ``b``'s gate g (CResMD), batched: the block's residual is
+        this IN's output (no ReLU between), and g · (ĥ · s + t) = ĥ · (g s) + g t, so the gate
+        becomes a per-sample affine inside the one fused normalisation call
+        (:func:`instance_norm_affine`) and the add is a plain add. Equal to the loop's
+        ``skip + g · IN(h)``; costs what the static IN and the plain add of ``single`` cost,
+        where a separate multiply(-add) costs an extra pass over the feature map forward and
+        two backward (∂/∂h and the reduction for ∂/∂g)."""
+        g = p.gates[:, b, None]  # (n, 1)
+        if i in self.plan.norms:
+            scale, shift = p.affine[i]
+        else:
+            scale, shift = self.norms[i].weight[None], self.norms[i].bias[None]
+        return instance_norm_affine(h, g * scale, g * shift, self.norms[i].eps)
 
     def _linear_conv(self, i: int, x, code):
         spec, fc, n = self.layout[i], self.weight_net[i], x.shape[0]

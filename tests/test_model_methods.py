@@ -234,6 +234,37 @@ def test_batched_modes_equal_the_per_sample_loop(arch):
                 torch.testing.assert_close(g, ref, rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.parametrize("norms", [frozenset(), frozenset({6})])
+def test_batched_gates_inside_the_instance_norm_equal_the_loop_in_every_block(norms):
+    """Batched CResMD folds block b's gate into the affine of the IN right before its add (the
+    block's second IN): with three blocks each gate must land on its own block, also where that
+    IN's affine is itself generated (a Plan with gates and norm(7)), outputs and gradients."""
+    from model.networks import Plan
+    torch.manual_seed(0)
+    net = OperatorNet(Plan(gates=True, norms=norms), width=W, dilations=(2, 1, 3), residual=True)
+    assert net._norm_before_add == {4: 0, 6: 1, 8: 2}
+    with torch.no_grad():  # distinct gates per block and sample, affines off (1, 0)
+        for p in [*net.gate_net.parameters(), *net.norm_net.parameters(),
+                  *(q for n in net.norms if n.affine for q in n.parameters())]:
+            p.add_(0.5 * torch.randn(p.shape))
+    x, code = _x(3), torch.tensor([[0.1], [0.5], [0.9]])
+    gates = net.params(code).gates
+    assert (gates.std(0) > 1e-3).all() and (gates.std(1) > 1e-3).all()
+    results = {}
+    for mode in ("loop", "grouped"):
+        net.mode = mode
+        net.zero_grad()
+        y = net(x, code)
+        (y * torch.linspace(0, 1, y.numel()).reshape(y.shape)).sum().backward()
+        results[mode] = (y.detach(), [p.grad.clone() for p in net.parameters()])
+    torch.testing.assert_close(results["grouped"][0], results["loop"][0], rtol=1e-4, atol=1e-4)
+    for g, ref in zip(results["grouped"][1], results["loop"][1]):
+        torch.testing.assert_close(g, ref, rtol=1e-3, atol=1e-3)
+    # a gate applied to the wrong block's residual would differ: swap blocks 0 and 1's norms
+    net._norm_before_add = {4: 1, 6: 0, 8: 2}
+    assert not torch.allclose(net(x, code), results["loop"][0], rtol=1e-3, atol=1e-2)
+
+
 @pytest.mark.parametrize("arch", METHODS)
 def test_fixed_parameters_and_the_split_equal_the_batched_forward(arch):
     net = _net(arch)
