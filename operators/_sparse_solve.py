@@ -27,6 +27,10 @@ Two back ends solve ``A x = b`` exactly (to rounding):
 from __future__ import annotations
 
 import ctypes
+import glob
+import os
+import site
+import sys
 import threading
 from collections import OrderedDict
 
@@ -120,13 +124,39 @@ def _load_mkl():
     with _MKL_LOCK:
         if _MKL is not None:
             return _MKL
+        path = None if "PYPARDISO_MKL_RT" in os.environ else _mkl_rt_path()
+        if path is not None:  # tell pypardiso where its library is (its import makes a solver)
+            os.environ["PYPARDISO_MKL_RT"] = path
         try:
             import pypardiso  # ships mkl_rt and knows where to find it
 
             _MKL = _Mkl(pypardiso.PyPardisoSolver().libmkl)
         except Exception:  # ImportError, OSError, missing symbol: fall back to SciPy
-            _MKL = False
+            if path is not None and os.environ.get("PYPARDISO_MKL_RT") == path:
+                del os.environ["PYPARDISO_MKL_RT"]  # ours did not load: let pypardiso search
+                try:
+                    import pypardiso
+
+                    _MKL = _Mkl(pypardiso.PyPardisoSolver().libmkl)
+                except Exception:
+                    _MKL = False
+            else:
+                _MKL = False
     return _MKL
+
+
+def _mkl_rt_path() -> str | None:
+    """Where the ``pypardiso`` wheel's dependency ``mkl`` installs ``mkl_rt`` (``<prefix>/lib``,
+    ``Library/bin`` on Windows, or the user base), found by a few direct globs. Without it,
+    pypardiso asks ``ctypes.util.find_library`` (subprocesses) and then searches the whole
+    prefix recursively, twice per process (its import makes a solver too): 0.3–0.4 s of CPU in
+    every new process's first WLS call (measured), a datagen worker's included."""
+    for base in (sys.prefix, site.USER_BASE):
+        for pattern in ("lib/libmkl_rt.so*", "lib/libmkl_rt*.dylib", "Library/bin/mkl_rt*.dll"):
+            hits = sorted(glob.glob(os.path.join(glob.escape(base), pattern)), key=len)
+            if hits:
+                return hits[0]
+    return None
 
 
 def pardiso_available() -> bool:

@@ -1,6 +1,7 @@
 """WLS smoothing (Farbman et al. 2008): the fast path against a dense, literal version."""
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -163,6 +164,32 @@ def test_falls_back_to_scipy_without_mkl(monkeypatch, rng):
         _wls(img / 255.0, 1.0, 1.2, 1e-4, "pardiso")
     with pytest.raises(ValueError, match="backend"):
         ss.solve_grid_spd(2, 2, np.ones(8), np.ones(4), backend="cholmod")
+
+
+@pytest.mark.skipif("pardiso" not in BACKENDS, reason="MKL PARDISO unavailable")
+def test_mkl_is_found_without_pypardisos_search(tmp_path):
+    """A new process finds mkl_rt by a direct glob and hands it to pypardiso (whose own search
+    walks the whole prefix); a path that does not load falls back to pypardiso's search."""
+    import subprocess
+    import sys
+
+    code = ("import os, operators._sparse_solve as s; ok = bool(s._load_mkl()); "
+            "print(ok, os.environ.get('PYPARDISO_MKL_RT'))")
+    env = {k: v for k, v in os.environ.items() if k != "PYPARDISO_MKL_RT"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["True", ss._mkl_rt_path()], out
+    assert "mkl_rt" in os.path.basename(out[1])
+    # an mkl_rt that is not a library: refused by ctypes, pypardiso's own search takes over
+    fake = tmp_path / "lib" / "libmkl_rt.so.9"
+    fake.parent.mkdir()
+    fake.write_bytes(b"not a library")
+    code = ("import os, sys; import operators._sparse_solve as s; "
+            "s._mkl_rt_path = lambda: sys.argv[1]; "
+            "print(bool(s._load_mkl()), 'PYPARDISO_MKL_RT' in os.environ)")
+    out = subprocess.run([sys.executable, "-c", code, str(fake)], env=env,
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "False"], out
 
 
 def test_results_independent_of_cache_history(rng):
