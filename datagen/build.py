@@ -22,7 +22,6 @@ import secrets
 import shutil
 import sys
 import tempfile
-import threading
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -39,6 +38,8 @@ from .lock import LockedError, OutputLock
 from .plan import Plan
 from .store import (ATTRIBUTES_DIGEST, FORMAT, FORMAT_VERSION, SPLITS, attributes_digest,
                     pair_shape, store_keys)
+from .work import (CODEC, GZIP_LEVEL, compute_task, encode_chunk, encode_rows, fletcher32,
+                   init_worker, run_task, warm_up)
 
 # How often finished work is flushed to the journal (a kill loses at most this much work).
 FLUSH_EVERY_S = float(os.environ.get("DATAGEN_FLUSH_SECONDS", 20.0))
@@ -50,69 +51,6 @@ ASSEMBLY_FLUSH_S = 1.0
 
 class BuildError(RuntimeError):
     """A build that cannot go on; the message says what to do."""
-
-
-def run_task(name: str, pixels: np.ndarray, gammas: np.ndarray, seeds=None, size=None,
-             overrides=None) -> dict[str, np.ndarray]:
-    """Worker side: one source crop through one operator at several γ, as uint8 (MATLAB rounding).
-
-    Every pair is ``operators.pair(name, crop, γ, seed=seed)`` of the crop's top-left ``size``
-    block (the whole crop but for ``sr``), γ None for NaN (fixed-effect operators). A filter
-    returns ``{"output": f(crop)}`` (its input is the stored source crop); a degradation
-    ``{"input": d(crop), "target": clean}`` in the operator's channels (HxW for y/gray).
-    """
-    spec = operators.get(name)
-    if size is not None and size != pixels.shape[0]:
-        pixels = pixels[:size, :size]
-    overrides = overrides or {}
-    keys = store_keys(spec.kind)
-    out: dict[str, list[np.ndarray]] = {k: [] for k in keys}
-    for j, g in enumerate(gammas):
-        g = None if np.isnan(g) else float(g)
-        seed = None if seeds is None else int(seeds[j])
-        x, y = spec.pair(pixels, g, seed=seed, **overrides)
-        if spec.kind == "filter":
-            out["output"].append(operators.to_uint8(y))
-        else:
-            out["input"].append(operators.to_uint8(x))
-            out["target"].append(operators.to_uint8(y))
-    return {k: np.stack(v) for k, v in out.items()}
-
-
-def _init_worker(threads: int, parent: int | None = None) -> None:
-    """Pool workers share the cores (each one's Numba threads are limited) and never outlive the
-    build: they exit when their parent dies, even by ``kill -9``."""
-    if parent is not None:
-        _exit_with_parent(parent)
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    os.environ.setdefault("MKL_NUM_THREADS", str(threads))
-    import numba
-
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-
-
-def _exit_with_parent(parent: int, poll_s: float = 0.5) -> None:
-    """End this process when ``parent`` is gone: the kernel's parent-death signal on Linux (works
-    even while a task holds the GIL), and everywhere a daemon thread that watches ``getppid``."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-            import signal
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent:  # the parent died before the signal was armed
-        os._exit(1)
-
-    def watch() -> None:
-        while True:
-            if os.getppid() != parent:
-                os._exit(1)
-            time.sleep(poll_s)
-
-    threading.Thread(target=watch, name="datagen-parent-watch", daemon=True).start()
 
 
 class InlineExecutor(cf.Executor):
@@ -136,16 +74,6 @@ def _dask_client():
     return Client
 
 
-def _warm_up() -> int:
-    """The first task of a pool worker: the imports every task needs, done while the parent
-    plans the build or reads its journal."""
-    import numba  # noqa: F401
-
-    import operators  # noqa: F401
-
-    return os.getpid()
-
-
 class WorkerPool:
     """``workers`` spawned processes, each behind a one-process executor of its own, so that the
     build chooses which worker computes which task (:func:`_run_pool`: a worker keeps to one
@@ -164,10 +92,10 @@ class WorkerPool:
         ctx = mp.get_context("spawn")
         parent = os.getpid() if parent is None else parent
         self.executors = [cf.ProcessPoolExecutor(max_workers=1, mp_context=ctx,
-                                                 initializer=_init_worker,
+                                                 initializer=init_worker,
                                                  initargs=(threads, parent))
                           for _ in range(workers)]
-        self.ready = [ex.submit(_warm_up) for ex in self.executors]
+        self.ready = [ex.submit(warm_up) for ex in self.executors]
 
     def __len__(self) -> int:
         return len(self.executors)
@@ -208,13 +136,16 @@ def make_executor(workers: int, scheduler: str | None, pool: WorkerPool | None =
 
 # ---------------------------------------------------------------------------------- journal
 #: The name of each stored dataset in a journal shard (``outputs``: as in journals of earlier
-#: versions, which therefore still resume).
+#: versions, which therefore still resume). A shard holds each dataset's rows as the HDF5 chunks
+#: they are stored as (``<name>_chunks``, uint8, concatenated; ``<name>_ends``, int64, where each
+#: ends; ``codec`` = :data:`datagen.work.CODEC`); shards of earlier versions hold the raw rows
+#: (``<name>``, uint8) and still resume (they are encoded when the file is assembled).
 SHARD_KEY = {"output": "outputs", "input": "inputs", "target": "targets"}
 
 class Journal:
     """``<out>.partial/``: plan.json plus shards ``<op>.<seq>.<writer>.npz`` holding the slots and
-    the arrays of those slots (``outputs`` of a filter; ``inputs`` and ``targets`` of a
-    degradation).
+    the stored chunks of those slots (``outputs`` of a filter; ``inputs`` and ``targets`` of a
+    degradation; :data:`SHARD_KEY`).
 
     Only the holder of the output's lock (:mod:`datagen.lock`) opens a journal; the writer tag in
     shard names (pid and random bits) keeps names unique even across hosts sharing a folder.
@@ -260,8 +191,10 @@ class Journal:
             try:
                 with np.load(shard) as z:
                     slots = np.asarray(z["slots"])
-                ok = (name in self.done and slots.ndim == 1 and slots.dtype.kind in "iu"
-                      and (len(slots) == 0 or 0 <= slots.min() <= slots.max() < len(self.done[name])))
+                    ok = (name in self.done and slots.ndim == 1 and slots.dtype.kind in "iu"
+                          and (len(slots) == 0
+                               or 0 <= slots.min() <= slots.max() < len(self.done[name]))
+                          and _encoded_chunks(z, name, len(slots)) is not False)
             except Exception:  # noqa: BLE001 - any damage to a shard means: recompute its work
                 ok = False
             if not ok:
@@ -297,8 +230,9 @@ class Journal:
             raise BuildError(f"writing {path} failed ({exc.strerror or exc}); finished work is "
                              "kept: fix the cause and run the same command with --resume") from None
 
-    def add(self, name: str, slots: np.ndarray, arrays: dict[str, np.ndarray]) -> None:
-        """Buffer one task's result (``run_task``'s dict of arrays, one row per slot)."""
+    def add(self, name: str, slots: np.ndarray, arrays: dict[str, tuple]) -> None:
+        """Buffer one task's result (:func:`datagen.work.compute_task`'s dict of (chunks, ends),
+        one chunk per slot)."""
         self.buffer.setdefault(name, []).append((slots, arrays))
         self.buffered += len(slots)
         if (self.buffered >= FLUSH_EVERY_PAIRS
@@ -308,7 +242,15 @@ class Journal:
     def flush(self) -> None:
         for name, items in list(self.buffer.items()):
             slots = np.concatenate([s for s, _ in items])
-            arrays = {SHARD_KEY[k]: np.concatenate([a[k] for _, a in items]) for k in items[0][1]}
+            arrays = {"codec": np.array(CODEC)}
+            for k in items[0][1]:
+                chunks, ends, offset = [], [], 0
+                for _, a in items:
+                    chunks.append(a[k][0])
+                    ends.append(a[k][1] + offset)
+                    offset += len(a[k][0])
+                arrays[SHARD_KEY[k] + "_chunks"] = np.concatenate(chunks)
+                arrays[SHARD_KEY[k] + "_ends"] = np.concatenate(ends)
             path = self.dir / f"{name}.{self.seq:06d}.{self.writer}.npz"
 
             def write(p, slots=slots, arrays=arrays):
@@ -471,10 +413,18 @@ def _build_locked(plan: Plan, out: Path, *, workers, scheduler, resume, force, p
                        out.stat().st_size, label, resumed, journal.notes)
 
 
+def _inline_task(*args) -> dict[str, tuple]:
+    """:func:`datagen.work.compute_task` in this process (``--workers 1``), through this
+    module's ``run_task``."""
+    return {k: encode_rows(v) for k, v in run_task(*args).items()}
+
+
 def _submit(executor, plan: Plan, task) -> cf.Future:
+    """One task: its pairs computed and encoded as stored chunks where the executor runs it."""
     name, crop, slots = task
     op = plan.ops[name]
-    return executor.submit(run_task, name, plan.pixels[crop], op.gamma[slots],
+    fn = _inline_task if isinstance(executor, InlineExecutor) else compute_task
+    return executor.submit(fn, name, plan.pixels[crop], op.gamma[slots],
                            None if op.seeds is None else op.seeds[slots], op.size,
                            plan.options.overrides(name))
 
@@ -623,30 +573,38 @@ def _free_bytes(folder: Path) -> int:
 
 
 def estimate_bytes(plan: Plan, journal: Journal) -> int:
-    """About how large the HDF5 file will be: raw sizes times the gzip ratio measured on a sample
-    of source crops and journaled outputs, plus a 25 % margin and 1 MiB of metadata."""
+    """About how large the HDF5 file will be: raw sizes times the compression ratio of a sample
+    (4 source crops deflated at level 1, which compresses less than the stored level; the exact
+    sizes of the chunks in the journal, one shard per operator; rows of older raw shards), plus a
+    25 % margin and 1 MiB of metadata."""
     s = plan.options.size
     n_out = sum(len(op.gamma) for op in plan.ops.values())
+    row_bytes = {n: int(np.prod(pair_shape(operators.get(n), op.size))) for n, op in plan.ops.items()}
     raw = s * s * 3 * len(plan.pixels) + sum(
-        len(op.gamma) * len(store_keys(operators.get(n).kind))
-        * int(np.prod(pair_shape(operators.get(n), op.size))) for n, op in plan.ops.items())
-    sample = [plan.pixels[i] for i in np.unique(np.linspace(0, len(plan.pixels) - 1, 16).astype(int))]
+        len(op.gamma) * len(store_keys(operators.get(n).kind)) * row_bytes[n]
+        for n, op in plan.ops.items())
+    sample = [plan.pixels[i] for i in np.unique(np.linspace(0, len(plan.pixels) - 1, 4).astype(int))]
+    packed = unpacked = 0
     seen: set[str] = set()
     for shard in journal.shards():
         name = shard.name.split(".")[0]
-        if name in seen:
+        if name in seen or name not in row_bytes:
             continue
         seen.add(name)
         try:
             with np.load(shard) as z:
                 for key in SHARD_KEY.values():
-                    if key in z.files:
+                    if key + "_ends" in z.files:
+                        ends = z[key + "_ends"]
+                        packed += int(ends[-1]) if len(ends) else 0
+                        unpacked += len(ends) * row_bytes[name]
+                    elif key in z.files:
                         sample += list(z[key][:4])
         except Exception:  # noqa: BLE001 - assembly reports damaged shards
             pass
-    ratio = (sum(len(zlib.compress(np.ascontiguousarray(x).tobytes(), 4)) for x in sample)
-             / max(1, sum(x.nbytes for x in sample)))
-    return int(raw * min(1.0, 1.25 * ratio)) + 32 * n_out + 2**20
+    packed += sum(len(zlib.compress(np.ascontiguousarray(x).data, 1)) for x in sample)
+    unpacked += sum(x.nbytes for x in sample)
+    return int(raw * min(1.0, 1.25 * packed / max(1, unpacked))) + 32 * n_out + 2**20
 
 
 class _GuardedFile:
@@ -746,14 +704,17 @@ class _Assembly:
     """The HDF5 file under construction in ``<out>.tmp<pid>``: created with every dataset (and
     the source crops) at once, then filled shard by shard from the journal on disk.
 
-    A build with worker processes starts it before computing and feeds it the shards as the
-    journal writes them (:meth:`step`, a few rows at a time between collecting results), so most
-    of the compression overlaps the computing; :meth:`finish` adds the shards not yet read, checks
-    that every slot is filled, and renames the file into place. Any failure removes the temporary
+    The shards hold the pairs as the chunks HDF5 stores (compressed and checksummed by the
+    workers, :mod:`datagen.work`), so filling the file copies bytes (``write_direct_chunk``):
+    nothing is decompressed or compressed again here (but the rows of shards written by earlier
+    versions, which are encoded on the way). A build with worker processes starts it before
+    computing and feeds it the shards as the journal writes them (:meth:`step`, some rows at a
+    time between collecting results); :meth:`finish` adds the shards not yet read, checks that
+    every slot is filled, and renames the file into place. Any failure removes the temporary
     file (:meth:`abort`); the journal stays the truth, so ``--resume`` works as before.
     """
 
-    ROWS_PER_STEP = 8
+    ROWS_PER_STEP = 64
 
     def __init__(self, plan: Plan, journal: Journal, out: Path, *, command: str | None):
         need, free = estimate_bytes(plan, journal), _free_bytes(out.parent)
@@ -761,7 +722,7 @@ class _Assembly:
             raise _disk_full(out, journal, f"it needs about {need / 2**20:.1f} MiB, "
                                            f"{free / 2**20:.1f} MiB are free")
         self.plan, self.journal, self.out, self.command = plan, journal, out, command
-        self.queue: list[tuple[str, np.ndarray, dict]] = []  # (op, sorted slots, sorted rows)
+        self.queue: list[tuple[str, np.ndarray, dict]] = []  # (op, slots, {dataset: chunks})
         self.read: set[str] = set()
         self.f = self.sink = None
         self.tmp = out.with_name(out.name + f".tmp{os.getpid()}")
@@ -773,8 +734,8 @@ class _Assembly:
         plan, command, tmp = self.plan, self.command, self.tmp
         opts = plan.options
         s = opts.size
-        img_chunk = dict(chunks=(1, s, s, 3), compression="gzip", compression_opts=4, shuffle=True,
-                         **CHECKSUM)
+        img_chunk = dict(chunks=(1, s, s, 3), compression="gzip", compression_opts=GZIP_LEVEL,
+                         shuffle=True, **CHECKSUM)
         self.sink = sink = _GuardedFile(tmp)
         try:
             f = self.f = h5py.File(sink, "w", libver=LIBVER)
@@ -813,9 +774,10 @@ class _Assembly:
                 g = ops.create_group(name)
                 g.attrs.update(op_attributes(plan, name))
                 for key in store_keys(spec.kind):
+                    # the pipeline of datagen.work.encode_chunk, which writes the chunks
                     g.create_dataset(key, shape=(len(op.gamma), *shapes[name]), dtype=np.uint8,
                                      chunks=(1, *shapes[name]), compression="gzip",
-                                     compression_opts=4, shuffle=True, **CHECKSUM)
+                                     compression_opts=GZIP_LEVEL, shuffle=True, **CHECKSUM)
                 for key, values in (("gamma", op.gamma), ("gamma_effective", op.gamma_effective),
                                     ("source", op.source), ("split", op.split),
                                     ("seed", op.seeds)):
@@ -852,29 +814,29 @@ class _Assembly:
         """Queue the rows of one shard (a damaged one is set aside, its slots stay empty)."""
         self.read.add(shard.name)
         name = shard.name.split(".")[0]
-        slots, arrays = _read_shard(shard, name, self.filled, self.shapes.get(name))
+        slots, chunks = _read_shard(shard, name, self.filled, self.shapes.get(name))
         if slots is None:
             self.journal.set_aside(shard)
             return
-        order = np.argsort(slots)
-        self.queue.append((name, slots[order], {k: v[order] for k, v in arrays.items()}))
+        self.queue.append((name, slots, chunks))
 
     def _write(self, limit: int | None) -> None:
-        """Write queued rows, at most ``limit`` (all for None), as runs of consecutive slots
-        (h5py is slow with point selections)."""
+        """Store queued rows, at most ``limit`` (all for None), chunk by chunk as they are."""
         while self.queue and (limit is None or limit > 0) and self.sink.error is None:
-            name, slots, arrays = self.queue[0]
+            name, slots, chunks = self.queue[0]
             n = len(slots) if limit is None else min(len(slots), limit)
-            run = 1 + int(np.argmax(np.r_[np.diff(slots[:n]) != 1, True]))
-            for key, values in arrays.items():
-                self.ops[name][key][slots[0]:slots[run - 1] + 1] = values[:run]
-            self.filled[name][slots[:run]] = True
-            if run == len(slots):
+            zeros = (0,) * len(self.shapes[name])
+            for key, rows in chunks.items():
+                dsid = self.ops[name][key].id
+                for slot, chunk in zip(slots[:n].tolist(), rows[:n]):
+                    dsid.write_direct_chunk((slot, *zeros), chunk)
+            self.filled[name][slots[:n]] = True
+            if n == len(slots):
                 self.queue.pop(0)
             else:
-                self.queue[0] = (name, slots[run:], {k: v[run:] for k, v in arrays.items()})
+                self.queue[0] = (name, slots[n:], {k: v[n:] for k, v in chunks.items()})
             if limit is not None:
-                limit -= run
+                limit -= n
 
     def step(self) -> bool:
         """Some of the work: read the journal's new shards, write up to ``ROWS_PER_STEP`` rows.
@@ -918,22 +880,70 @@ class _Assembly:
 
 
 def _read_shard(shard: Path, name: str, filled: dict, shape: tuple | None):
-    """(slots, {dataset: rows}) of a shard that is intact and fits the plan, else (None, None)."""
+    """(slots, {dataset: [stored chunk of each slot]}) of a shard that is intact and fits the
+    plan, else (None, None).
+
+    Chunks of the present form (:data:`SHARD_KEY`) are checked against their own Fletcher-32
+    checksums (a shard cut or misaligned anywhere fails); raw rows of older shards are checked
+    for their shape and encoded here.
+    """
     if name not in filled:
         return None, None
     keys = store_keys(operators.get(name).kind)
     try:
         with np.load(shard) as z:
             slots = np.asarray(z["slots"])
-            arrays = {k: np.asarray(z[SHARD_KEY[k]]) for k in keys}
+            chunks = _encoded_chunks(z, name, len(slots))
+            if chunks is False:
+                return None, None
+            if chunks is None:  # a shard of an earlier version: raw rows
+                rows = {k: np.asarray(z[SHARD_KEY[k]]) for k in keys}
+                if not all(a.dtype == np.uint8 and a.shape == (len(slots), *shape)
+                           for a in rows.values()):
+                    return None, None
+                chunks = {k: [encode_chunk(r) for r in a] for k, a in rows.items()}
     except Exception:  # noqa: BLE001 - a damaged shard, whatever numpy or zipfile says
         return None, None
     m = len(filled[name])
     ok = (slots.ndim == 1 and slots.dtype.kind in "iu"
-          and all(a.dtype == np.uint8 and a.shape == (len(slots), *shape)
-                  for a in arrays.values())
           and (len(slots) == 0 or (0 <= slots.min() and slots.max() < m)))
-    return (slots.astype(np.int64), arrays) if ok else (None, None)
+    return (slots.astype(np.int64), chunks) if ok else (None, None)
+
+
+def _encoded_chunks(z, name: str, n: int):
+    """{dataset: [n stored chunks]} of an open encoded shard ``z``; False if its chunks do not
+    hold together (another codec, bad offsets, a checksum that does not match); None for a shard
+    of raw rows (earlier versions)."""
+    if "codec" not in z.files:
+        return None
+    if str(z["codec"]) != CODEC:
+        return False
+    chunks = {}
+    for k in store_keys(operators.get(name).kind):
+        chunks[k] = _split_chunks(np.asarray(z[SHARD_KEY[k] + "_chunks"]),
+                                  np.asarray(z[SHARD_KEY[k] + "_ends"]), n)
+        if chunks[k] is None:
+            return False
+    return chunks
+
+
+def _split_chunks(data: np.ndarray, ends: np.ndarray, n: int) -> list[bytes] | None:
+    """The ``n`` chunks of a shard's concatenation, or None if they do not hold together (bad
+    offsets or a checksum that does not match)."""
+    if (data.dtype != np.uint8 or data.ndim != 1 or ends.ndim != 1 or ends.dtype.kind not in "iu"
+            or len(ends) != n or (n and (int(ends[-1]) != len(data) or ends[0] < 5
+                                         or (np.diff(ends) < 5).any()))):
+        return None
+    out = []
+    start = 0
+    raw = data.tobytes()
+    for end in ends.tolist():
+        chunk = raw[start:end]
+        if fletcher32(chunk[:-4]) != int.from_bytes(chunk[-4:], "little"):
+            return None
+        out.append(chunk)
+        start = end
+    return out
 
 
 CHANNEL_TEXT = {"y": "MATLAB's Y of YCbCr", "gray": "MATLAB's rgb2gray"}

@@ -40,9 +40,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import h5py
 import numpy as np
+
+if TYPE_CHECKING:  # build workers import this module and need no h5py
+    import h5py
 
 FORMAT = "decouple-ops dataset"
 FORMAT_VERSION = 3
@@ -53,6 +56,8 @@ SPLITS = {"train": 0, "test": 1, "single": 2}
 
 def open_file(path) -> h5py.File:
     """Open a dataset read-only with a clear error for a missing or foreign file."""
+    import h5py
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no dataset at {path}{build_state(path)}")
