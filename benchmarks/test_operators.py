@@ -111,17 +111,29 @@ def speed_rows(scale, results_dir):
             "counterpart_s": other,
             "ratio": ours / other if ours and other else float("nan"),
             "target": TARGETS_1024.get((name, gamma), "") if size == 1024 else "",
-            "fresh_process_s": r.get("fresh"),
-            "fresh_vs_suite": r["fresh"] / ours if ours and r.get("fresh") else float("nan"),
+            "suite_s": r.get("suite"), "fresh_process_s": r.get("fresh"),
+            "fresh_vs_suite": (r["fresh"] / r["suite"] if r.get("fresh") and r.get("suite")
+                               else float("nan")),
+            "fresh_vs_suite_median": (r["fresh_median"] / r["suite_median"]
+                                      if r.get("fresh_median") and r.get("suite_median")
+                                      else float("nan")),
+            "suite_faults": r.get("suite_faults"), "fresh_faults": r.get("fresh_faults"),
+            "paired_calls": r.get("paired_calls"),
             "first_call_cold_s": r.get("cold"), "first_call_cached_s": r.get("cached"),
         })
     meta = provenance(scale, started, image="skimage.data.astronaut resized (cv2 INTER_AREA/"
                       "INTER_CUBIC)", statistic="median of rounds, seconds per RGB image",
                       rounds=ROUNDS[scale],
-                      fresh_process="median of the rounds after one warm-up call, in a new "
-                                    "process per operator and size (benchmarks/"
-                                    "fresh_process_speed.py); ours_s is the median inside "
-                                    "this suite, with the same rounds, warm-up and gamma",
+                      fresh_process="fresh_process_s and suite_s: the lower quartile of the "
+                                    "wall time of paired_calls calls in a new process per "
+                                    "operator and "
+                                    "size (after one warm-up call) and in this suite's process "
+                                    "(after every other benchmark), timed by one function, "
+                                    "with the same thread settings, in alternating blocks "
+                                    "(benchmarks/fresh_process_speed.py); fresh_vs_suite is "
+                                    "their ratio, fresh_vs_suite_median that of the medians; "
+                                    "*_faults: median minor page faults per call; ours_s is "
+                                    "pytest-benchmark's median of the rounds",
                       counterpart_allocator="counterparts run after the operators, with glibc's "
                                             "mmap/trim/top-pad thresholds as operators._memory."
                                             "tune_malloc sets them (python -m benchmarks."
@@ -168,17 +180,35 @@ def test_opencv_counterpart_speed(benchmark, speed_rows, scale, name, gamma, siz
     speed_rows.setdefault((name, gamma, size), {})["counterpart"] = benchmark.stats.stats.median
 
 
+# The fresh-process comparison (benchmarks/fresh_process_speed.py): blocks of alternation of a
+# fresh child process and this one, and the seconds per block. At smoke scale one case only, to
+# exercise the machinery; the committed figures come from small/paper.
+PAIRED = {"smoke": (2, 0.05), "small": (6, 0.3), "paper": (10, 0.5)}
+PAIRED_SMOKE_CASES = {("l0", 0.02)}
+
+
 @pytest.mark.parametrize("size", ALL_SIZES)
 @pytest.mark.parametrize("name,gamma", CASES, ids=_case_ids())
 def test_fresh_process_speed(speed_rows, scale, name, gamma, size):
-    """The same call in a fresh process (what a user's script and a datagen worker get)."""
-    if scale == "smoke":
-        pytest.skip("fresh-process timing is measured at --scale small and paper")
+    """The same call in a fresh process (what a user's script and a datagen worker get) and in
+    this process, after every other benchmark of the run: paired, interleaved, one statistic."""
+    if scale == "smoke" and (name, gamma) not in PAIRED_SMOKE_CASES:
+        pytest.skip("fresh-process timing of every operator is measured at --scale small and "
+                    "paper (smoke times one case)")
     _check_size(scale, size)
-    from .fresh_process_speed import measure
+    from .fresh_process_speed import paired, summary
 
-    r = measure(name, gamma, size, ROUNDS[scale], "fresh")
-    speed_rows.setdefault((name, gamma, size), {})["fresh"] = float(np.median(r["wall"]))
+    blocks, block_s = PAIRED[scale]
+    r = paired(name, gamma, size, blocks, block_s)
+    assert r["child_threads"] == r["threads"], "the fresh process runs other thread settings"
+    calls = r["k"] * blocks
+    assert all(len(r[side][key]) == calls for side in ("fresh", "here")
+               for key in ("wall", "cpu", "faults"))
+    s = summary(r)
+    speed_rows.setdefault((name, gamma, size), {}).update(
+        fresh=s["fresh_s"], suite=s["suite_s"], fresh_median=s["fresh_median_s"],
+        suite_median=s["suite_median_s"], fresh_faults=s["fresh_faults"],
+        suite_faults=s["suite_faults"], paired_calls=calls)
 
 
 _FIRST_CALL = """

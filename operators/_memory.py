@@ -12,14 +12,22 @@
     work arrays of an operator at 1 MP are re-faulted on every call, while a process that already
     did other large work (the benchmark suite after torch) may not pay that. ``tune_malloc`` sets
     the thresholds once per process, on the first operator call, to 32 MiB (glibc's maximum for
-    the dynamic threshold) and 256 MiB, so a fresh process behaves like a warmed-up one: freed
-    work arrays stay in the heap and are reused. Arrays above the 32 MiB threshold (the N = 20
+    the dynamic threshold) and 1 GiB, so a fresh process behaves like a warmed-up one: freed
+    work arrays stay in the heap and are reused. The trim threshold was 256 MiB until it showed
+    too small for a process that runs several operators: after ``wls`` (whose freed work memory
+    sits just below the heap top) each ``rtv`` call at 1 MP freed enough to leave more than
+    256 MiB free at the top, glibc gave it back, and the next solve grew the heap again — 30-42 k
+    page faults (120-170 MB zero-filled) and ~15 % more CPU per call, in the suite process only.
+    With 1 GiB it faults 0 times from its second call. Arrays above the 32 MiB threshold (the N = 20
     first-level stacks of ``llf_remap`` and ``style`` at 1 MP: 42 MB) are still served from the
     heap when its free top is large enough, so it also sets ``M_TOP_PAD`` to 64 MiB (the heap
     grows, and is trimmed, with 64 MiB of slack) and grows the heap once by one block below the
     threshold, freed at once: a process that has done nothing large yet gets the top a warmed-up
-    one has. The price: up to about 256 MiB of freed memory may stay mapped in the process for
-    reuse (the pad is part of it; untouched pad pages cost address space, not memory). Set
+    one has. The price: freed memory at the top of the heap, up to 1 GiB, stays mapped in the
+    process for reuse (the pad is part of it; untouched pad pages cost address space, not
+    memory). It never exceeds the heap the process's largest calls needed: a process that ran
+    only millisecond operators keeps a few MB, one that ran ``wls`` at 1 MP (~0.9 GB peak) keeps
+    up to that, which its next call of the same size needs again anyway. Set
     ``DECOUPLE_OPS_KEEP_MALLOC=1`` to leave the allocator alone. Nothing is done on non-glibc
     platforms. See ``docs/operators_speed_memory.md``.
 """
@@ -35,7 +43,7 @@ __all__ = ["available_bytes", "check_memory", "tune_malloc", "MMAP_THRESHOLD", "
 
 #: glibc ``M_MMAP_THRESHOLD``, ``M_TRIM_THRESHOLD`` and ``M_TOP_PAD`` set by :func:`tune_malloc`.
 MMAP_THRESHOLD = 32 << 20
-TRIM_THRESHOLD = 256 << 20
+TRIM_THRESHOLD = 1 << 30
 TOP_PAD = 64 << 20
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3  # mallopt parameters (malloc.h)
 
