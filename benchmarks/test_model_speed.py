@@ -15,7 +15,8 @@ speed").
 Training steps (forward, backward, Adam) are timed in pairs: in each round every method's step
 runs back to back with a step of its reference (the order of the pairs rotating, the order
 within a pair alternating), and a method's ratio to its reference is the median over the rounds
-of its pair's time ratio, so that a load which changes during the run (or a lucky step) biases
+of its pair's time ratio (the real-time pair, whose steps are 4x longer, gets twice the rounds),
+so that a load which changes during the run (or a lucky step) biases
 neither side; the samples/s are the median step's. ``vs_reference_best`` keeps the ratio of the
 best steps (the earlier figure; as many steps on each side). An extra block, without a target,
 gives the same ratio in CPU time with one thread (``time.process_time``, the figure used to
@@ -251,6 +252,12 @@ def test_training_throughput(rows, scale, device):
     refs = {"main": "single", "realtime": REALTIME_REF}
     ref_label = {"single": REFERENCE, REALTIME_REF: REALTIME_REF}
     times = paired_times(steps, {m["name"]: refs[m["block"]] for m in methods}, rounds, device)
+    # the real-time pair's steps are 4x longer, so a round is 4x as exposed to this VM's load
+    # changes: it gets as many rounds again (its per-round ratios spread ±14 % in CPU time)
+    more = paired_times(steps, {REALTIME_REF: REALTIME_REF, "realtime": REALTIME_REF}, rounds,
+                        device)
+    for name, t in more.items():
+        times[name] += t
     measure = {"main": "train samples/s", "realtime": "train samples/s (realtime backbone)"}
     for m in methods:
         ref = refs[m["block"]]
@@ -285,7 +292,8 @@ def test_training_throughput(rows, scale, device):
         assert r["value"] > 0 and r["vs_reference"] > 0 and r["vs_reference_best"] > 0
     assert {r["model"] for r in rows if r["measure"] == "train samples/s"} == \
         {REFERENCE} | {m["name"] for m in methods if m["block"] == "main"} - {"single"}
-    assert all(len(times[m["name"]]) == rounds for m in methods if m["name"] not in refs.values())
+    assert all(len(times[m["name"]]) == rounds * (2 if m["block"] == "realtime" else 1)
+               for m in methods if m["name"] not in refs.values())
 
 
 @pytest.mark.parametrize("device", DEVICES)
