@@ -102,3 +102,27 @@ def test_operator_speed_rows_are_the_committed_csv():
         assert float(row[3]) == pytest.approx(r.fresh_process_s, abs=5e-4), r.operator
         if row[5] != "–":
             assert float(row[5]) == pytest.approx(r.ratio, abs=0.005), r.operator
+
+
+def test_training_throughput_figures_are_the_committed_csv():
+    t = pd.read_csv(RESULTS / "model_speed.csv")
+    t = t[t.device == "cpu"]
+
+    def ratio(measure, model):
+        return float(t[(t.measure == measure) & (t.model == model)].vs_reference.iloc[0])
+
+    text = README[README.index("**Training throughput**"):README.index("**Dataset throughput**")]
+    main = "train samples/s"
+    assert f"`decouple` {ratio(main, 'decouple (grouped)'):.2f}× (target" in text
+    few = t[(t.measure == main) & (t.target == ">= 0.95x")].vs_reference
+    assert f"`concat` {few.min():.2f}–{few.max():.2f}×" in text
+    assert (few >= 0.95).all() and ratio(main, "decouple (grouped)") >= 0.9  # "met"
+    rt = ratio("train samples/s (realtime backbone)", "realtime")
+    assert f"`realtime` {rt:.2f}× of its own" in text and rt >= 0.95
+    inf = t[t.measure.str.startswith("inference") & (t.target == "<= 1.1x")].vs_reference.iloc[0]
+    assert f"generated once {inf:.2f}× single" in text
+    forms = "train samples/s, decouple forms"
+    assert (f"grouped {ratio(forms, 'decouple (grouped)'):.2f}×, linear "
+            f"{ratio(forms, 'decouple (linear)'):.2f}×") in text
+    stage2 = t[t.model.str.startswith("adafm (stage 2")].vs_reference.iloc[0]
+    assert f"second\nstage {stage2:.2f}×" in text
