@@ -126,3 +126,25 @@ def test_training_throughput_figures_are_the_committed_csv():
             f"{ratio(forms, 'decouple (linear)'):.2f}×") in text
     stage2 = t[t.model.str.startswith("adafm (stage 2")].vs_reference.iloc[0]
     assert f"second\nstage {stage2:.2f}×" in text
+
+
+def test_table3_rows_are_the_committed_csv():
+    t = pd.read_csv(RESULTS / "table3_joint.csv")
+    avg = t[t.operator == "avg"]
+    for variant, heading in (("tpami", "**Table 3** (TPAMI"), ("eccv", "**ECCV Table 4**")):
+        d = avg[avg.variant == variant]
+        if heading not in README:
+            assert d.empty, f"{variant} rows in the CSV but not in the README"
+            continue
+        rows = _table_after(heading)
+        assert [r[0] for r in rows] == list(d.row)
+        one, pone = d.psnr.iloc[0], d.paper_psnr.iloc[0]
+        for (row, psnr, diff, ssim, paper, pdiff), r in zip(rows, d.itertuples()):
+            assert _num(psnr) == pytest.approx(r.psnr, abs=0.005), row
+            assert _num(diff) == pytest.approx(r.psnr - one, abs=0.005), row
+            assert float(ssim) == pytest.approx(r.ssim, abs=0.0005), row
+            if r.paper_psnr == r.paper_psnr:
+                assert _num(paper) == pytest.approx(r.paper_psnr, abs=0.005), row
+                assert _num(pdiff) == pytest.approx(r.paper_psnr - pone, abs=0.005), row
+            else:
+                assert paper == pdiff == "–", row
