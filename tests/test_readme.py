@@ -172,3 +172,21 @@ def test_table2_rows_are_the_committed_csv():
     for g in ("15", "25", "50"):  # the per-σ gaps the discussion quotes
         d = t[(t.operator == "denoise") & (t.gamma == g)].diff_psnr.iloc[0]
         assert f"σ {g}: {d:+.2f}".replace("-", "−") in text, g
+
+
+def test_dataset_throughput_figures_are_the_committed_results():
+    import json
+
+    meta = json.loads((RESULTS / "datagen_speed.meta.json").read_text())
+    text = " ".join(README[README.index("**Dataset throughput**"):
+                           README.index("### Headline results")].split())
+    per = meta["speedup_2_workers_per_round"]
+    ceiling = meta["speedup_bare_2_processes_per_round"]
+    assert (f"2 workers {meta['speedup_2_workers']:.2f}× one worker (best of {len(per)}; per "
+            f"repetition {min(per):.2f}–{max(per):.2f}, median "
+            f"{meta['speedup_2_workers_median']:.2f}") in text
+    assert (f"two bare processes at once reach {meta['speedup_bare_2_processes']:.2f}× one (per "
+            f"repetition {min(ceiling):.2f}–{max(ceiling):.2f})") in text
+    ratios = [a / b for a, b in zip(per, ceiling)]
+    assert f"({min(ratios):.2f}–{max(ratios):.2f} of the ceiling in each repetition)" in text
+    assert f"took {1 + meta['overhead_1_worker_pct'] / 100:.2f}× the bare calls" in text
