@@ -706,7 +706,7 @@ def model_speed(name: str, df: pd.DataFrame) -> str:
     caption = ("Network speed on this machine: training samples per second and inference time "
                "per image, each against its reference model (vs.\\ ref.: ratio, higher is "
                "better for samples/s, lower for time).")
-    note = ("The CSV also has " + "; ".join(f"\emph{{{latex_text(m)}}}" for m in extra) + "."
+    note = ("The CSV also has " + "; ".join(rf"\emph{{{latex_text(m)}}}" for m in extra) + "."
             if extra else "")
     return table_env(name, caption, tabular(cols, rows), note)
 

@@ -190,3 +190,16 @@ def test_dataset_throughput_figures_are_the_committed_results():
     ratios = [a / b for a, b in zip(per, ceiling)]
     assert f"({min(ratios):.2f}–{max(ratios):.2f} of the ceiling in each repetition)" in text
     assert f"took {1 + meta['overhead_1_worker_pct'] / 100:.2f}× the bare calls" in text
+
+
+def test_table4_shock_figures_are_the_committed_csv():
+    t = pd.read_csv(RESULTS / "table3_joint.csv")
+    text = " ".join(README[README.index("**ECCV Table 4**"):README.index("**Table 6**")].split())
+    shock = t[(t.variant == "eccv") & (t.operator == "shock")].set_index("row")
+    assert (f"its own network reaches {shock.psnr['1 op']:.2f} dB, the six-filter one "
+            f"{shock.psnr['6/4 ops']:.2f}, the ten-operator one {shock.psnr['10 ops']:.2f}, "
+            f"below its input ({shock.identity_psnr['10 ops']:.2f})") in text
+    for variant, left_out in (("eccv", "shock"), ("tpami", "llf")):
+        d = t[(t.variant == variant) & ~t.operator.isin(["avg", left_out])]
+        g = d.groupby("row", sort=False).psnr.mean()
+        assert f"{g['10 ops'] - g['1 op']:+.2f}".replace("-", "−") in text, variant
