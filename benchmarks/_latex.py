@@ -585,11 +585,12 @@ def operator_speed(name: str, df: pd.DataFrame) -> str:
     ecols, efmts = generic_columns(df, extra)
     fresh = "fresh_process_s" in df
     paired = fresh and "suite_s" in df  # the paired measurement (older CSVs: fresh only)
-    cols = [Col(("", ""), "l"), Col(("", "$\\gamma$"), "l"), Col(("ours", "(s)"), "r"),
-            *([Col(("paired:", "suite (s)"), "r")] if paired else []),
-            *([Col(("paired:" if paired else "fresh", "fresh (s)" if paired else "(s)"), "r")]
-              if fresh else []),
-            Col(("counter-", "part (s)"), "r"), Col(("", "ratio"), "r"), *ecols,
+    cols = [Col(("", ""), "l"), Col(("", "$\\gamma$"), "l"),
+            *([Col(("suite", "(s)"), "r")] if paired else [Col(("ours", "(s)"), "r")]),
+            *([Col(("fresh", "(s)"), "r")] if fresh else []),
+            *([] if paired else [Col(("counter-", "part (s)"), "r")]),
+            Col(("vs.\\ counter-" if paired else "", "part" if paired else "ratio"), "r"),
+            *ecols,
             Col(("", "target"), wrap("2.2cm"))]
     rows: list = []
     sizes = list(dict.fromkeys(df["size"]))
@@ -603,19 +604,22 @@ def operator_speed(name: str, df: pd.DataFrame) -> str:
             last = r.operator
             g = "" if _is_missing(r.gamma) else (
                 f"{_gamma_name(r.operator)}\\,=\\,{gamma_value(r.gamma)}")
-            rows.append([op_label(r.operator) if first else "", g, number(r.ours_s, 3),
-                         *([number(r.suite_s, 3)] if paired else []),
+            rows.append([op_label(r.operator) if first else "", g,
+                         number(r.suite_s if paired else r.ours_s, 3),
                          *([number(r.fresh_process_s, 3)] if fresh else []),
-                         number(r.counterpart_s, 3), number(r.ratio, 2),
+                         *([] if paired else [number(r.counterpart_s, 3)]),
+                         number(r.ratio, 2),
                          *[f(getattr(r, k)) for f, k in zip(efmts, extra)],
                          "" if _is_missing(r.target) else latex_text(r.target)])
     body = tabular(cols, rows)
     counterparts = sorted({str(c) for c in df.counterpart if not _is_missing(c)})
-    caption = ("Operator wall time per RGB image (median of the rounds) inside the benchmark "
-               "suite" + ("; paired: the suite and a fresh process timed in alternating "
-                          "blocks (lower quartile of the calls)" if paired else
-                          " and in a fresh process" if fresh else "") + "; the library "
-               "counterpart timed in the same run, ratio = ours / counterpart.")
+    caption = ("Operator wall time per RGB image: " + (
+        "inside the benchmark suite and in a fresh process, timed in alternating blocks (lower "
+        "quartile of the calls); vs.\\ counterpart: the median of the rounds over the library "
+        "counterpart's in the same run (both medians are in the CSV)." if paired else
+        "median of the rounds inside the benchmark suite" + (" and in a fresh process"
+                                                             if fresh else "")
+        + "; the library counterpart timed in the same run, ratio = ours / counterpart."))
     note = ("Counterparts: " + ", ".join(f"\\texttt{{{latex_text(c)}}}" for c in counterparts)
             + " (not faithful to the reference; timed for scale).") if counterparts else ""
     others = [_size(v) for v in sizes if v != largest]
