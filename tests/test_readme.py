@@ -25,6 +25,11 @@ def _table_after(heading: str) -> list[list[str]]:
     return rows[2:]  # without the header and the rule
 
 
+def _prose(start: str, end: str) -> str:
+    """The README from ``start`` to ``end``, whitespace collapsed (line breaks do not matter)."""
+    return " ".join(README[README.index(start):README.index(end)].split())
+
+
 def _num(cell: str) -> float:
     return float(cell.replace("+", ""))
 
@@ -61,7 +66,7 @@ def test_table6_rows_are_the_committed_csv():
                 assert cell == "–", (row[0], col)
             else:
                 assert _num(cell) == pytest.approx(values[col], abs=0.005), (row[0], col)
-    text = " ".join(README[README.index("**Table 6**"):README.index("Every other table")].split())
+    text = _prose("**Table 6**", "Every other table")
     beats = lambda a, b: int((t[f"{a}_psnr"] > t[f"{b}_psnr"]).sum())
     assert f"beats DBL on {beats('realtime', 'hdrnet')} of the 10" in text
     assert f"beating BGU on {beats('realtime', 'bgu')} of the 10" in text
@@ -176,7 +181,7 @@ def test_table2_rows_are_the_committed_csv():
         assert _num(diff) == pytest.approx(r.diff_psnr, abs=0.005), task
         assert _num(paper) == pytest.approx(r.paper_diff_psnr, abs=0.005), task
         assert _num(identity) == pytest.approx(r.identity_psnr, abs=0.005), task
-    text = " ".join(README[README.index("**Table 2**"):README.index("**Table 3**")].split())
+    text = _prose("**Table 2**", "**Table 3**")
     for g in ("15", "25", "50"):  # the per-σ gaps the discussion quotes
         d = t[(t.operator == "denoise") & (t.gamma == g)].diff_psnr.iloc[0]
         assert f"σ {g}: {d:+.2f}".replace("-", "−") in text, g
@@ -186,8 +191,7 @@ def test_dataset_throughput_figures_are_the_committed_results():
     import json
 
     meta = json.loads((RESULTS / "datagen_speed.meta.json").read_text())
-    text = " ".join(README[README.index("**Dataset throughput**"):
-                           README.index("### Headline results")].split())
+    text = _prose("**Dataset throughput**", "### Headline results")
     per = meta["speedup_2_workers_per_round"]
     ceiling = meta["speedup_bare_2_processes_per_round"]
     assert (f"2 workers {meta['speedup_2_workers']:.2f}× one worker (best of {len(per)}; per "
@@ -202,7 +206,7 @@ def test_dataset_throughput_figures_are_the_committed_results():
 
 def test_table4_shock_figures_are_the_committed_csv():
     t = pd.read_csv(RESULTS / "table3_joint.csv")
-    text = " ".join(README[README.index("**ECCV Table 4**"):README.index("**Table 6**")].split())
+    text = _prose("**ECCV Table 4**", "**Table 6**")
     shock = t[(t.variant == "eccv") & (t.operator == "shock")].set_index("row")
     assert (f"its own network reaches {shock.psnr['1 op']:.2f} dB, the six-filter one "
             f"{shock.psnr['6/4 ops']:.2f}, the ten-operator one {shock.psnr['10 ops']:.2f}, "
