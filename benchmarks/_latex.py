@@ -503,25 +503,47 @@ def sweep_joint_summary(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def gamma_sweep_joint(name: str, df: pd.DataFrame) -> str:
+def sweep_joint_models(df: pd.DataFrame) -> pd.DataFrame:
+    """:func:`sweep_joint_summary` in one row per model, over the operators it holds: mean PSNR,
+    the largest gain step and the mean gap to the operators' own networks (results index)."""
     s = sweep_joint_summary(df)
-    cols = [Col(("", ""), "l"), Col(("", "\\#$\\gamma$"), "r"), Col(("PSNR", "mean"), "r"),
-            Col(("", "worst"), "r"), Col(("largest", "gain step"), "r"),
-            Col(("vs.\\ own", "decouple"), "r")]
-    rows: list = []
-    for op in dict.fromkeys(s.operator):
-        if rows:
-            rows.append(SPACE)
-        rows.append(section(f"{op_label(op)} ({_gamma_name(op)})", len(cols)))
-        for r in s[(s.operator == op) & (s.model != "identity")].itertuples(index=False):
-            rows.append([f"\\quad {latex_text(r.model)}", str(r.points), number(r.mean_psnr, 2),
-                         number(r.worst_psnr, 2), number(r.max_step, 2),
-                         "" if r.model == "decouple, 1 operator" else number(r.gap_to_own, 2)])
+    g = s.groupby("model", sort=False)
+    return pd.DataFrame({"operators": g.operator.count(), "mean_psnr": g.mean_psnr.mean(),
+                         "max_step": g.max_step.max(),
+                         "gap_to_own": g.gap_to_own.mean()}).reset_index()
+
+
+def table1_summary_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Table 1's per-operator averages (its ``ave.`` rows; results index)."""
+    return df[df.gamma.astype(str) == "ave."].reset_index(drop=True)
+
+
+def gamma_sweep_joint(name: str, df: pd.DataFrame) -> str:
+    """The joint sweep as three blocks of models x operators (mean PSNR, worst PSNR, largest
+    gain step): one row per model and operator did not fit a page (six operators, seven
+    models)."""
+    s = sweep_joint_summary(df)
+    ops = list(dict.fromkeys(s.operator))
+    models = list(dict.fromkeys(s.model))
+    cols = [Col(("",), "l")] + [Col((short_label(op),), "r") for op in ops]
+    table = s.set_index(["model", "operator"])
+    points = s.groupby("operator").points.first()
+    rows: list = [["\\#$\\gamma$ swept"] + [str(int(points[op])) for op in ops]]
+    for key, title, skip in (("mean_psnr", "PSNR (dB), mean over the sweep", ()),
+                             ("worst_psnr", "PSNR (dB), worst $\\gamma$", ()),
+                             ("max_step", "largest change of the gain over the input between "
+                                          "neighbouring $\\gamma$ (dB)", ("identity",))):
+        rows += [SPACE, section(title, len(cols))]
+        for m in models:
+            if m in skip:
+                continue
+            rows.append([f"\\quad {latex_text(m)}"]
+                        + [number(table[key].get((m, op), float("nan")), 2) for op in ops])
     caption = ("Continuity of the joint models across each filter's $\\gamma$ range: PSNR (dB) "
-               "on the test split over the sweep's $\\gamma$ (mean, worst), the largest change "
-               "of the gain over the input between neighbouring $\\gamma$ (a jump: a "
-               "discontinuity in $\\gamma$), and the mean difference to the operator's own "
-               "decouple network.")
+               "on the test split over the sweep's $\\gamma$ of the operator's own decouple "
+               "network, of every joint model that holds the operator and of the input, and "
+               "the largest change of a model's gain over the input between neighbouring "
+               "$\\gamma$ (a jump: a discontinuity in $\\gamma$, or the operator's own).")
     note = (f"The sweep itself ({len(df)} rows) is in \\texttt{{gamma\\_sweep\\_joint.csv}} and "
             "plotted in \\texttt{figures/gamma\\_sweep\\_joint.png}.")
     return table_env(name, caption, tabular(cols, rows), note)

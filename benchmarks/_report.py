@@ -197,6 +197,8 @@ def write_tex(results_dir: Path, name: str) -> Path:
 
 #: tables longer than this are summarised in the README (the CSV has every row)
 README_MAX_ROWS = 40
+#: a table with a short form (:func:`_readme_summary`) shows it from this many rows on
+README_SUMMARY_ROWS = 12
 
 
 def update_index(results_dir: Path) -> None:
@@ -239,10 +241,10 @@ def update_index(results_dir: Path) -> None:
             lines += ["", meta["summary"]]
         if csv.is_file():
             df = pd.read_csv(csv)
-            if len(df) <= README_MAX_ROWS:
+            summary = _readme_summary(name, df) if len(df) > README_SUMMARY_ROWS else None
+            if len(df) <= README_MAX_ROWS and summary is None:
                 lines += ["", markdown(df)]
             else:
-                summary = _readme_summary(name, df)
                 lines += ["", f"{len(df)} rows: see the CSV."
                           + (" Summary (as in the LaTeX table):" if summary is not None else "")]
                 if summary is not None:
@@ -257,12 +259,13 @@ def update_index(results_dir: Path) -> None:
 
 
 def _readme_summary(name: str, df: pd.DataFrame) -> pd.DataFrame | None:
-    """The short form of a long table, if it has one (the γ sweeps: one row per operator (and
-    model); Tables 3 and 12: their average rows)."""
+    """The short form of a long table, if it has one (the γ sweep: one row per operator; the
+    joint sweep: one per model; Tables 1, 3 and 12: their average rows)."""
     from . import _latex
 
     summaries = {"gamma_sweep": _latex.gamma_sweep_summary,
-                 "gamma_sweep_joint": _latex.sweep_joint_summary,
+                 "gamma_sweep_joint": _latex.sweep_joint_models,
+                 "table1_single_vs_decouple": _latex.table1_summary_rows,
                  "table3_joint": _latex.table3_summary_rows,
                  "table12_ablation": _latex.table12_summary_rows}
     return summaries[name](df) if name in summaries else None
