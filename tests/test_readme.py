@@ -215,3 +215,69 @@ def test_table4_shock_figures_are_the_committed_csv():
         d = t[(t.variant == variant) & ~t.operator.isin(["avg", left_out])]
         g = d.groupby("row", sort=False).psnr.mean()
         assert f"{g['10 ops'] - g['1 op']:+.2f}".replace("-", "−") in text, variant
+
+
+def _cell(v: float, digits: int = 2) -> str:
+    return "–" if v != v else f"{v:.{digits}f}"
+
+
+def test_table12_rows_are_the_committed_csv():
+    t = pd.read_csv(RESULTS / "table12_ablation.csv")
+    rows = _table_after("**Table 12**")
+    variants = list(dict.fromkeys(t.variant))
+    assert [r[0] for r in rows] == variants
+    for row in rows:
+        d = t[t.variant == row[0]].set_index("operator")
+        a, g, l0 = d.loc["avg"], d.loc["avg γ"], d.loc["l0"]
+        assert row[1:] == [_cell(a.psnr), _cell(a.ssim, 3), _cell(g.psnr), _cell(l0.psnr),
+                           _cell(a.paper_psnr), _cell(a.paper_ssim, 3), _cell(l0.paper_psnr)], row
+    text = _prose("**Table 12**", "**The joint models across γ**")
+    ident = t[t.operator.isin(["avg", "avg γ"])].groupby("operator").identity_psnr.first()
+    assert (f"The input scores {ident['avg']:.2f} dB over the ten operators, "
+            f"{ident['avg γ']:.2f} over the six with a γ") in text
+    avg = t[t.operator == "avg"].set_index("variant").psnr.dropna()
+    one = avg[[v for v in avg.index if v.startswith(("norm(", "conv(", "conv ch"))
+               and v not in ("norm(all)", "conv(all)")]]
+    gap = avg["conv(all)"] - one
+    assert f"below conv(all) (norm(1): {gap['norm(1)']:.1f} dB)" in text
+    assert f"Every one-layer variant is {gap.min():.1f}–{gap.max():.1f} dB" in text
+    assert one.idxmin() == "norm(19)" and avg["norm(19)"] < ident["avg"]
+    assert f"CResMD, joint, scores {avg['CResMD']:.2f} dB over the ten" in text
+    assert one.min() < avg["CResMD"] < one.max()  # "among the one-layer variants"
+    ranks = list(avg.drop(["AdaFM", "DNI"], errors="ignore").sort_values(ascending=False).index)
+    nth = {1: "1st", 2: "2nd", 3: "3rd"}.get(ranks.index("conv ch2(19)") + 1,
+                                              f"{ranks.index('conv ch2(19)') + 1}th")
+    assert f"is {nth} of the ten joint variants here" in text
+    g = t[t.operator == "avg γ"].set_index("variant").psnr
+    assert f"({g[one.index].min():.2f}–{g[one.index].max():.2f} dB vs {ident['avg γ']:.2f})" in text
+
+
+def test_joint_sweep_figures_are_the_committed_csv():
+    import sys
+
+    sys.path.insert(0, str(REPO))
+    from benchmarks._latex import sweep_joint_summary
+
+    s = sweep_joint_summary(pd.read_csv(RESULTS / "gamma_sweep_joint.csv"))
+    text = _prose("**The joint models across γ**", "Every other table")
+    gaps = s[~s.model.isin(["identity", "decouple, 1 operator"])].groupby(
+        "model", sort=False).gap_to_own.mean()
+    for model, quoted in (("decouple, 6 filters", "for the six-filter model"),
+                          ("decouple, 10 operators", "for the ten-operator one"),
+                          ("γ as input, 10 operators", "for γ as input"),
+                          ("realtime, 10 filters (Table 6)", "for the real-time model"),
+                          ("decouple, 10 filters (Table 12)", "for Table 12's conv(all)")):
+        assert f"{gaps[model]:+.2f}".replace("-", "−") + " dB " + quoted in text, model
+    steps = s.set_index(["operator", "model"]).max_step
+    own = steps.xs("decouple, 1 operator", level="model")
+    joint = s[~s.model.isin(["identity", "decouple, 1 operator"])]
+    excess = joint.max_step.to_numpy() - own[joint.operator].to_numpy()
+    assert f"at most {excess.max():.2f} dB above the own network's" in text
+    big = s.groupby("operator").max_step.max()
+    assert (f"the largest steps, {big['rgf']:.1f} dB on RGF and {big['wmf']:.1f} dB on WMF, are "
+            f"the operator's own, and the own network's curve has them too ({own['rgf']:.1f} "
+            f"and {own['wmf']:.1f} dB)") in text
+    l0 = s[s.operator == "l0"].set_index("model").mean_psnr
+    below = {m for m in l0.index if l0[m] < l0["identity"]}
+    assert below == {"decouple, 10 operators", "γ as input, 10 operators",
+                     "realtime, 10 filters (Table 6)"}, l0
