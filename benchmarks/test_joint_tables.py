@@ -480,7 +480,7 @@ def test_table12(t12_label, experiment, scale, table12, predictor):
 
 
 def test_table12_whole_network_beats_one_layer(scale, table12):
-    """After every variant's rows, the paper's claim that holds at every scale we ran: predicting
+    """After every variant's rows, the paper's claim that holds at the small scale too: predicting
     every layer (conv(all), norm(all)) beats predicting any single layer (norm(k), conv(19)
     and its slices) on the ten-operator average, and beats copying the input."""
     if scale == "smoke" or len(table12) < 2:
@@ -569,9 +569,10 @@ def test_gamma_sweep_joint(sweep_op, experiment, scale, sweep_joint, predictor, 
         assert own > ident, df
         # Continuity: a joint model's gain over the input changes between neighbouring γ by
         # at most 2 dB more than the operator's own network's does (the operator itself may
-        # jump: WMF's radius and RGF's iterations are integers; a code path that breaks at
-        # some γ shows as a jump of several dB). Whether each joint model beats the input is
-        # checked on average below: at the small budget some stay near it on L0.
+        # jump: WMF's radius is an integer, RGF's target moves fast at the smallest σ_s; a code
+        # path that breaks at some γ shows as a jump of several dB). Whether each joint model
+        # beats the input is checked on average below: at the small budget some stay near it
+        # on L0.
         steps = sweep_joint_summary(df).set_index("model").max_step
         for m in models:
             assert steps[m] <= steps["decouple, 1 operator"] + 2.0, steps

@@ -249,7 +249,8 @@ def test_table12_rows_are_the_committed_csv():
                                               f"{ranks.index('conv ch2(19)') + 1}th")
     assert f"is {nth} of the ten joint variants here" in text
     g = t[t.operator == "avg γ"].set_index("variant").psnr
-    assert f"({g[one.index].min():.2f}–{g[one.index].max():.2f} dB vs {ident['avg γ']:.2f})" in text
+    lo, hi = g[one.index].min(), g[one.index].max()
+    assert f"({lo:.2f}–{hi:.2f} dB vs {ident['avg γ']:.2f})" in text
 
 
 def test_joint_sweep_figures_are_the_committed_csv():
