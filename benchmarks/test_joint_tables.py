@@ -564,16 +564,15 @@ def test_gamma_sweep_joint(sweep_op, experiment, scale, sweep_joint, predictor, 
     assert np.isfinite(df[["psnr", "ssim"]].to_numpy(float)).all()
     assert set(df.model) == set(models) | {"identity"}
     if scale != "smoke":
-        own, ident = (df[df.model == m].psnr.mean() for m in ("decouple, 1 operator",
-                                                                "identity"))
-        assert own > ident, df
+        summary = sweep_joint_summary(df).set_index("model")
+        assert summary.mean_psnr["decouple, 1 operator"] > summary.mean_psnr["identity"], df
         # Continuity: a joint model's gain over the input changes between neighbouring γ by
         # at most 2 dB more than the operator's own network's does (the operator itself may
         # jump: WMF's radius is an integer, RGF's target moves fast at the smallest σ_s; a code
         # path that breaks at some γ shows as a jump of several dB). Whether each joint model
         # beats the input is checked on average below: at the small budget some stay near it
         # on L0.
-        steps = sweep_joint_summary(df).set_index("model").max_step
+        steps = summary.max_step
         for m in models:
             assert steps[m] <= steps["decouple, 1 operator"] + 2.0, steps
 
@@ -584,8 +583,8 @@ def test_gamma_sweep_joint_models_beat_input_on_average(scale, sweep_joint):
     several are below it, as in Tables 3 and 6)."""
     if scale == "smoke" or len(sweep_joint) < 2:
         pytest.skip("needs the small or paper scale and the rows of test_gamma_sweep_joint")
-    df = pd.DataFrame(sweep_joint)
-    per_op = df.groupby(["model", "operator"]).psnr.mean().unstack()
+    per_op = sweep_joint_summary(pd.DataFrame(sweep_joint)).pivot(
+        index="model", columns="operator", values="mean_psnr")
     ident = per_op.loc["identity"]
     for m in per_op.index.drop("identity"):
         ops = per_op.loc[m].dropna().index
