@@ -163,6 +163,38 @@ def collect_rows(write):
         write(pd.DataFrame(rows), started)
 
 
+#: the benchmark scales from the cheapest up (``--scale``)
+SCALES = ("smoke", "small", "paper")
+
+
+class ResultsScaleError(ValueError):
+    """A run would replace tables made at a larger scale with its own (smaller) ones."""
+
+
+def results_scale(results_dir: Path) -> str | None:
+    """The largest scale any table in ``results_dir`` was made at (its sidecars), or None."""
+    found = []
+    for p in Path(results_dir).glob("*.meta.json"):
+        try:
+            found.append(SCALES.index(json.loads(p.read_text()).get("scale")))
+        except (OSError, ValueError, AttributeError):  # unreadable, not JSON, unknown scale
+            continue
+    return SCALES[max(found)] if found else None
+
+
+def check_results_scale(results_dir: Path, scale: str) -> None:
+    """Refuse a ``scale`` run whose tables and figures would overwrite ones made at a larger
+    scale in ``results_dir`` (a smoke run over the committed small-scale ``results/``): the
+    folder would then mix scales and lose re-run hours of training. Raises
+    :class:`ResultsScaleError` saying how to go on."""
+    held = results_scale(results_dir)
+    if held is not None and SCALES.index(held) > SCALES.index(scale):
+        raise ResultsScaleError(
+            f"{results_dir} holds tables made at the {held} scale; a {scale} run would replace "
+            f"some of them and leave a folder of mixed scales. Write elsewhere (--results DIR) "
+            f"or run at --scale {held}.")
+
+
 def write_table(df: pd.DataFrame, name: str, results_dir: Path, meta: dict, *,
                 caption: str) -> None:
     """Write ``name``.csv/.tex/.meta.json into ``results_dir`` and refresh its README.

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-SCALES = ("smoke", "small", "paper")
+from ._report import SCALES
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -15,8 +16,10 @@ def pytest_addoption(parser):
     group.addoption("--scale", choices=SCALES, default=os.environ.get("DECOUPLE_SCALE", "smoke"),
                     help="smoke (CI, minutes), small (CPU, committed tables), paper (GPU); "
                          "default $DECOUPLE_SCALE or smoke")
-    group.addoption("--results", default=os.environ.get("DECOUPLE_RESULTS", str(REPO / "results")),
-                    help="folder the tables are written to (default: results/)")
+    group.addoption("--results", default=os.environ.get("DECOUPLE_RESULTS"),
+                    help="folder the tables are written to (default: results/ at the small and "
+                         "paper scales, <cache>/smoke/results at the smoke scale, so a smoke run "
+                         "never touches the committed tables; $DECOUPLE_RESULTS)")
     group.addoption("--cache", default=os.environ.get("DECOUPLE_CACHE",
                                                       str(Path.home() / ".cache" / "decouple")),
                     help="folder for datasets and checkpoints reused across runs (outside git)")
@@ -32,9 +35,29 @@ def scale(request) -> str:
     return request.config.getoption("--scale")
 
 
+def results_path(config) -> Path:
+    """``--results``, or its default for the run's scale (see the option's help)."""
+    given = config.getoption("--results")
+    if given:
+        return Path(given)
+    if config.getoption("--scale") == "smoke":
+        return Path(config.getoption("--cache")) / "smoke" / "results"
+    return REPO / "results"
+
+
+def pytest_configure(config):
+    """Stop before anything runs when the results folder holds larger-scale tables."""
+    from ._report import ResultsScaleError, check_results_scale
+
+    try:
+        check_results_scale(results_path(config), config.getoption("--scale"))
+    except ResultsScaleError as e:
+        raise pytest.UsageError(str(e)) from None
+
+
 @pytest.fixture(scope="session")
 def results_dir(request) -> Path:
-    path = Path(request.config.getoption("--results"))
+    path = results_path(request.config)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -17,7 +17,8 @@ import operators
 from benchmarks import _latex, render
 from benchmarks._figures import log_ticks, plot_gamma_sweep
 from benchmarks._latex import latex_text
-from benchmarks._report import portable_meta, portable_path, write_table, write_tex
+from benchmarks._report import (ResultsScaleError, check_results_scale, portable_meta,
+                                portable_path, results_scale, write_table, write_tex)
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results"
@@ -175,6 +176,53 @@ def test_committed_sidecars_have_no_machine_paths():
     for p in RESULTS.glob("*.meta.json"):
         text = p.read_text()
         assert "/root/" not in text and home + "/" not in text and str(REPO) not in text, p
+
+
+def test_committed_tables_are_one_scale_above_smoke():
+    """results/ is one run's scale (a smoke run once overwrote one committed small table)."""
+    scales = {json.loads(p.read_text())["scale"] for p in RESULTS.glob("*.meta.json")}
+    assert len(scales) == 1 and "smoke" not in scales, scales
+
+
+def test_smaller_scale_run_is_refused(tmp_path):
+    assert results_scale(tmp_path) is None
+    check_results_scale(tmp_path, "smoke")  # an empty folder takes any scale
+    write_table(pd.DataFrame({"a": [1]}), "t", tmp_path, {**META, "scale": "small"}, caption="c")
+    (tmp_path / "broken.meta.json").write_text("{not json")  # ignored, not fatal
+    assert results_scale(tmp_path) == "small"
+    check_results_scale(tmp_path, "small")
+    check_results_scale(tmp_path, "paper")
+    with pytest.raises(ResultsScaleError, match="small scale.*--results DIR"):
+        check_results_scale(tmp_path, "smoke")
+
+
+def test_smoke_run_stops_before_replacing_larger_tables(tmp_path):
+    """The suite refuses at start-up, before training or writing anything; a smoke run's
+    default folder is in the cache, not results/."""
+    import sys
+
+    from benchmarks.conftest import results_path
+
+    write_table(pd.DataFrame({"a": [1]}), "t", tmp_path, {**META, "scale": "small"}, caption="c")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    run = subprocess.run([sys.executable, "-m", "pytest", "benchmarks", "--scale", "smoke",
+                          "--results", str(tmp_path), "--cache", str(tmp_path / "cache"),
+                          "-p", "no:cacheprovider", "-q", "-k", "operators"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 4, run.stdout + run.stderr
+    assert "holds tables made at the small scale" in run.stderr
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+
+    class Config:
+        def __init__(self, **opts):
+            self.opts = {"--results": None, "--cache": str(tmp_path), **opts}
+
+        def getoption(self, name):
+            return self.opts[name]
+
+    assert results_path(Config(**{"--scale": "smoke"})) == tmp_path / "smoke" / "results"
+    assert results_path(Config(**{"--scale": "small"})) == RESULTS
+    assert results_path(Config(**{"--scale": "smoke", "--results": "x"})) == Path("x")
 
 
 def test_committed_readme_summarises():
