@@ -38,7 +38,7 @@ from ._experiments import (JOINT_CAP, JOINT_GROUPS, SMOKE, SWEEP_POINTS, TABLE3_
                            sweep_joint_runs, table3_runs, table6_runs, table12_arch,
                            table12_runs)
 from ._figures import plot_gamma_sweep_joint
-from ._latex import sweep_joint_summary
+from ._latex import sweep_joint_models, sweep_joint_summary
 from ._report import collect_rows, write_table
 from .test_baselines import _bgu_scores
 from .test_paper_tables import _run_model, _scores, sweep_gammas
@@ -532,9 +532,9 @@ def _write_sweep(df, started, experiment, results_dir) -> None:
                  f"between neighbouring γ: {worst.max_step:.2f} dB ({worst.model}, "
                  f"{worst.operator}). Mean gap "
                  "of each joint model to the operator's own decouple model (dB): "
-                 + "; ".join(f"{m} {g:+.2f}" for m, g in
-                             s[~s.model.isin(["identity", "decouple, 1 operator"])]
-                             .groupby("model", sort=False).gap_to_own.mean().items())
+                 + "; ".join(f"{r.model} {r.gap_to_own:+.2f}"
+                             for r in sweep_joint_models(df).itertuples()
+                             if r.model not in ("identity", "decouple, 1 operator"))
                  + ". Restoration operators are not swept: joint models are blind to their "
                    "γ (Tables 2 and 3 measure them at the test γ)."))
     write_table(df, "gamma_sweep_joint", results_dir, meta,
