@@ -285,6 +285,41 @@ def sweep_joint_runs(ops=None, scale=None) -> list[Run]:
     return runs
 
 
+#: seconds a stopped training gets to end after SIGTERM before it is killed (:func:`stop_jobs`)
+STOP_GRACE_S = 10.0
+
+
+def stop_jobs(active, grace: float = STOP_GRACE_S) -> None:
+    """End the trainings :meth:`Experiment.prepare` started and wait for them: SIGTERM to each
+    one still running, SIGKILL to those still running ``grace`` seconds later (at once on a
+    second interrupt), and close their logs. ``active`` holds ``(run, process or None, log)``.
+
+    Why: a training left running after its ``prepare`` stopped keeps its run folder's lock, so a
+    restarted ``prepare`` would count that model as failed, and it would go on using the
+    machine's cores unseen. Killing one is safe: a checkpoint is replaced atomically and the
+    lock is released by the kernel, so the next ``prepare`` resumes it from its last checkpoint.
+    """
+    import time
+
+    procs = [p for _, p, _ in active if p is not None]
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    deadline = time.monotonic() + grace
+    for p in procs:
+        while p.poll() is None:
+            try:
+                p.wait(timeout=max(0.05, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+            except KeyboardInterrupt:  # interrupted again while waiting: no more grace
+                deadline = time.monotonic()
+                p.kill()
+    for _, _, log in active:
+        log.close()
+    active.clear()
+
+
 #: ``python -m benchmarks.prepare --tables``: table name → its run list ``f(ops, scale)``
 #: (``table6``: the ten-operator Table 6, which includes the six-operator one's models)
 TABLES = {"table1": table1_runs, "table2": table2_runs, "table3": table3_runs,
@@ -439,7 +474,9 @@ class Experiment:
         """Train every missing run, ``jobs`` processes at a time, each with ``threads`` threads
         (default: one each when ``jobs`` > 1, else torch's default).
 
-        Returns the runs that failed (their output is in ``<run>/train.out``).
+        Returns the runs that failed (their output is in ``<run>/train.out``). However it ends
+        (returned, raised, interrupted), the trainings it started are ended and waited for
+        (:func:`stop_jobs`); a later call resumes the unfinished ones.
         """
         self.data(progress=progress)
         todo = [r for r in runs if not self.is_done(r)]
@@ -456,31 +493,35 @@ class Experiment:
                        desc=f"train {self.scale}", dynamic_ncols=True)
         failed, active = [], []
         pending = list(todo)
-        while pending or active:
-            while pending and len(active) < jobs:
-                run = pending.pop(0)
-                self.run_dir(run).mkdir(parents=True, exist_ok=True)
-                log = open(self.run_dir(run) / "train.out", "a")
-                cmd = self.train_command(run, threads=threads)
-                active.append((run, subprocess.Popen(cmd, env=env, stdout=log,
-                                                     stderr=subprocess.STDOUT), log))
-            run, proc, log = active[0]
-            for item in active:  # wait for whichever finishes first
-                if item[1].poll() is not None:
-                    run, proc, log = item
-                    break
-            else:
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    continue
-            active.remove((run, proc, log))
-            log.close()
-            if proc.returncode != 0:
-                failed.append(run)
+        try:
+            while pending or active:
+                while pending and len(active) < jobs:
+                    run = pending.pop(0)
+                    self.run_dir(run).mkdir(parents=True, exist_ok=True)
+                    log = open(self.run_dir(run) / "train.out", "a")
+                    active.append((run, None, log))  # closed by stop_jobs if Popen fails
+                    cmd = self.train_command(run, threads=threads)
+                    active[-1] = (run, subprocess.Popen(cmd, env=env, stdout=log,
+                                                        stderr=subprocess.STDOUT), log)
+                run, proc, log = active[0]
+                for item in active:  # wait for whichever finishes first
+                    if item[1].poll() is not None:
+                        run, proc, log = item
+                        break
+                else:
+                    try:
+                        proc.wait(timeout=5)
+                    except subprocess.TimeoutExpired:
+                        continue
+                active.remove((run, proc, log))
+                log.close()
+                if proc.returncode != 0:
+                    failed.append(run)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(last=run.name, failed=len(failed))
+        finally:  # stopped (SIGINT, SIGTERM via benchmarks.prepare) or failed: no orphans
+            stop_jobs(active)
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix(last=run.name, failed=len(failed))
-        if bar is not None:
-            bar.close()
+                bar.close()
         return failed

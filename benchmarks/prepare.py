@@ -9,6 +9,7 @@ estimates each one's training time on this device from a few timed training step
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -50,6 +51,8 @@ def main(argv=None) -> int:
                    help="--dry-run: timed training steps per architecture (after one untimed "
                         "warm-up step); 0: list without estimates")
     args = p.parse_args(argv)
+    received: list[int] = []
+    handlers = _catch_stop_signals(received)
     try:
         if args.jobs < 1:
             raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
@@ -72,12 +75,49 @@ def main(argv=None) -> int:
             dry_run(exp, runs, steps=args.estimate_steps, threads=args.threads)
             return 0
         failed = exp.prepare(runs, jobs=args.jobs, threads=args.threads)
+    except KeyboardInterrupt:  # SIGINT, or SIGTERM (see _catch_stop_signals)
+        return _stopped(received[-1] if received else signal.SIGINT)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:  # e.g. the dataset build failed (it said why above)
+        if received:  # it stopped because it was asked to
+            return _stopped(received[-1])
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     for r in failed:
         print(f"failed: {r.name} (see {exp.run_dir(r) / 'train.out'})", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _catch_stop_signals(received: list) -> dict:
+    """Make SIGINT and SIGTERM raise KeyboardInterrupt in this process, recording which came in
+    ``received``; returns the previous handlers (to restore). SIGTERM's default would end the
+    process at once, leaving its trainings running (orphans holding their run folders' locks);
+    raised as an exception, it lets :meth:`Experiment.prepare` stop and wait for them."""
+    def handler(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            old[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread: signals stay as they are
+            break
+    return old
+
+
+def _stopped(signum: int) -> int:
+    """The one line said when stopped by a signal; the exit status 128 + its number."""
+    name = signal.Signals(signum).name
+    print(f"error: stopped by {name}; the trainings it started were stopped too. Run the same "
+          "command again to resume: finished models are kept, the others resume from their "
+          "last checkpoint", file=sys.stderr)
+    return 128 + int(signum)
 
 
 def _duration(seconds: float) -> str:

@@ -1,0 +1,151 @@
+"""``python -m benchmarks.prepare`` as a hostile user and a failing machine treat it (issue 26
+items 11 and 13): stopped by SIGINT or SIGTERM it stops the trainings it started and says how to
+go on; a second one on the same cache is refused with one line naming the first.
+
+The trainings are a fake command (a few lines of Python that lock their run folder as
+``python -m model train`` does, write their pid, sleep, and mark the run done), so each test
+takes seconds; everything else (the run list, the job loop, the signals, the lock) is the real
+``benchmarks.prepare``.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: a training: locks its run folder (non-blocking, failing when held, as model train does),
+#: writes its pid, sleeps $FAKE_SECONDS and marks the run done
+FAKE_TRAIN = r"""
+import fcntl, os, pathlib, sys, time
+d = pathlib.Path(sys.argv[1])
+d.mkdir(parents=True, exist_ok=True)
+fh = open(d / ".lock", "a+")
+fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+(d / "pid").write_text(str(os.getpid()))
+time.sleep(float(sys.argv[2]))
+(d / "done").write_text("")
+"""
+
+#: ``benchmarks.prepare``'s main with the dataset, the done test and the training command
+#: replaced by the fake (nothing else)
+DRIVER = r"""
+import os, sys
+import benchmarks._experiments as E
+from benchmarks import prepare
+
+def data(self, progress=False):
+    path = self.root / "data.h5"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+    return path
+
+E.Experiment.data = data
+E.Experiment.is_done = lambda self, run: (self.run_dir(run) / "done").exists()
+E.Experiment.train_command = lambda self, run, quiet=True, threads=None: [
+    sys.executable, "-c", os.environ["FAKE_TRAIN"], str(self.run_dir(run)),
+    os.environ["FAKE_SECONDS"]]
+sys.exit(prepare.main(sys.argv[1:]))
+"""
+
+
+def _start(cache: Path, seconds: float, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "FAKE_TRAIN": FAKE_TRAIN, "FAKE_SECONDS": str(seconds),
+           "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    args = ["--scale", "smoke", "--cache", str(cache), "--tables", "table1", "--ops", "l0",
+            "--jobs", "2", *extra]
+    return subprocess.Popen([sys.executable, "-c", DRIVER, *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _pids(cache: Path) -> list[int]:
+    return [int(p.read_text()) for p in (cache / "smoke" / "runs").glob("*/pid")
+            if p.read_text()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _wait_for_trainings(cache: Path, proc: subprocess.Popen, n: int = 2) -> list[int]:
+    deadline = time.monotonic() + 60
+    while len(_pids(cache)) < n:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the trainings did not start"
+        time.sleep(0.1)
+    return _pids(cache)
+
+
+def _cleanup(cache: Path, *procs: subprocess.Popen) -> None:
+    """End what a failing test left running: the drivers it started and their trainings."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    for pid in _pids(cache) if (cache / "smoke" / "runs").is_dir() else []:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_stopped_prepare_stops_its_trainings_and_resumes(tmp_path, sig):
+    cache = tmp_path / "cache"
+    first = _start(cache, 120)
+    second = None
+    try:
+        pids = _wait_for_trainings(cache, first)
+        first.send_signal(sig)
+        _, err = first.communicate(timeout=60)
+        assert first.returncode not in (0, None), err
+        assert "Traceback" not in err, err
+        last = err.strip().splitlines()[-1]
+        assert last.startswith("error: ") and "again" in last and "resume" in last, err
+        assert not [p for p in pids if _alive(p)], "trainings left running"
+        # restarted, it finishes every run (none counted failed for a lock an orphan holds)
+        second = _start(cache, 0)
+        out, err = second.communicate(timeout=120)
+        assert second.returncode == 0, err
+        assert "failed: " not in err and len(list((cache / "smoke" / "runs").glob("*/done"))) == 7
+    finally:
+        _cleanup(cache, first, *(p for p in [second] if p is not None))
+
+
+def test_prepare_that_fails_stops_the_trainings_it_started(tmp_path, monkeypatch):
+    """An exception in the job loop (here: the second training cannot be started) ends the
+    first training too, instead of leaving it running with its lock."""
+    from benchmarks._experiments import Experiment, Run
+
+    exp = Experiment("smoke", tmp_path)
+    runs = [Run("decouple", "l0"), Run("concat", "l0")]
+
+    def command(run, quiet=True, threads=None):
+        if run == runs[1]:  # once the first one runs
+            deadline = time.monotonic() + 30
+            while not (exp.run_dir(runs[0]) / "pid").is_file() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            raise RuntimeError("cannot start")
+        return [sys.executable, "-c", FAKE_TRAIN, str(exp.run_dir(run)), "120"]
+
+    monkeypatch.setattr(exp, "data", lambda progress=False: tmp_path / "data.h5")
+    monkeypatch.setattr(exp, "is_done", lambda run: False)
+    monkeypatch.setattr(exp, "train_command", command)
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="cannot start"):
+        exp.prepare(runs, jobs=2, progress=False)
+    assert time.monotonic() - started < 30  # SIGTERM ended it, no grace period needed
+    pid = int((exp.run_dir(runs[0]) / "pid").read_text())
+    try:
+        assert not _alive(pid), "training left running"
+    finally:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
