@@ -13,12 +13,12 @@ Format ``v1`` (before the checksum) is still read, without verification.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 
 import torch
+
+from datagen.fs import atomic_open
 
 FORMAT_V1 = "decouple-ops model v1"
 CKPT_FORMAT = "decouple-ops model v2"
@@ -80,16 +80,8 @@ def save(path, state: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     state = plain({**state, "format": CKPT_FORMAT})
     state["checksum"] = checksum(state)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as fh:
+        torch.save(state, fh)
 
 
 def resolve(path) -> Path:

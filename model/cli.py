@@ -246,9 +246,15 @@ def main(argv=None) -> int:
                   f"config: {args.out / 'config.json'})")
             return 0
         if args.command == "eval":
-            from .evaluate import evaluate, with_averages
+            from datagen.fs import atomic_write_text, check_output
+
+            from .checkpoint import resolve
+            from .evaluate import CSV_MARKER, evaluate, with_averages
             from .predict import load
 
+            if args.csv:  # before any work: never an input, a folder or a file not ours
+                check_output(args.csv, inputs=(args.data, resolve(args.ckpt)),
+                             own_marker=CSV_MARKER, what="--csv")
             predictor = load(args.ckpt, args.device)
             if args.ops is not None:
                 unknown = [o for o in args.ops if o not in predictor.ops]
@@ -258,8 +264,9 @@ def main(argv=None) -> int:
             table = with_averages(evaluate(predictor, args.data, ops=args.ops))
             print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
             if args.csv:
-                args.csv.parent.mkdir(parents=True, exist_ok=True)
-                table.to_csv(args.csv, index=False)
+                check_output(args.csv, inputs=(args.data, resolve(args.ckpt)),
+                             own_marker=CSV_MARKER, what="--csv")  # again: it may have changed
+                atomic_write_text(args.csv, table.to_csv(index=False))
             return 0
         if args.command == "apply":
             return _apply(args)
@@ -288,6 +295,12 @@ def _apply(args) -> int:
         raise ValueError(f"cannot write {args.output}: its extension "
                          f"({args.output.suffix or 'none'}) is not an image format OpenCV "
                          "writes; use .png, .jpg, .tif, .bmp, ...")
+    from datagen.fs import atomic_write_bytes, check_output
+
+    from .checkpoint import resolve
+
+    inputs = (args.input, resolve(args.ckpt) if args.ckpt is not None else None)
+    check_output(args.output, inputs=inputs)  # not the input, not a folder: before any work
     predictor = None
     if args.method == "model":
         if args.ckpt is None:
@@ -315,7 +328,7 @@ def _apply(args) -> int:
     ok, encoded = cv2.imencode(suffix, cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
     if not ok:
         raise ValueError(f"cannot encode the output as {suffix}")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_bytes(encoded.tobytes())  # Python writes: any file name works
+    check_output(args.output, inputs=inputs)  # again: it may have changed meanwhile
+    atomic_write_bytes(args.output, encoded.tobytes())  # Python writes: any file name works
     print(f"wrote {args.output}")
     return 0

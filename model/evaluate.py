@@ -21,6 +21,10 @@ from datagen.dataset import PairDataset
 from .metrics import score
 from .predict import Predictor, to_uint8
 
+#: how the CSV of ``python -m model eval --csv`` begins (its header): an existing file that does
+#: not is not ours, and is never replaced
+CSV_MARKER = "operator,gamma,"
+
 
 def _gammas(predictor: Predictor, data, op: str, gammas) -> list:
     """The γ rows of ``op``: [None] for a fixed-effect operator, else ``gammas`` or the test γ

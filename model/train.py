@@ -6,7 +6,6 @@ import json
 import os
 import socket
 import sys
-import tempfile
 import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -18,6 +17,7 @@ from torch.utils.data import DataLoader, Sampler
 import operators
 from datagen import code_version
 from datagen.dataset import PairDataset
+from datagen.fs import atomic_write_text
 from datagen.store import open_file
 
 from . import device as devices
@@ -74,18 +74,6 @@ class RunLock:
             self.fh = None
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """``text`` into ``path`` through a uniquely named temporary file in the same folder."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def truncate_log(path: Path, iteration: int) -> int:
     """Keep only the rows of ``log.csv`` up to ``iteration`` (those logged after the checkpoint
     a run resumes from are logged again); returns how many rows were dropped."""
@@ -99,7 +87,7 @@ def truncate_log(path: Path, iteration: int) -> int:
 
         buf = io.StringIO()
         csv.writer(buf).writerows(keep)
-        _write_atomic(path, buf.getvalue())
+        atomic_write_text(path, buf.getvalue())
     return len(rows) - len(keep)
 
 
@@ -629,7 +617,7 @@ def _train_locked(data, ops, out, ckpt_path, log_path, config, stages, preset, a
     log = writer = tb = validate = bar = None
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        _write_atomic(out / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(out / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
         new_log = not (resume and log_path.is_file() and start)
         if not new_log:
             truncate_log(log_path, start)

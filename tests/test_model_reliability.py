@@ -1,0 +1,154 @@
+"""model: nothing lost, nothing silent, nothing unbounded (issue 26, the model's items).
+
+Each test reproduces a defect found by using the model package as a hostile user: an output
+path that is an input (the dataset, the checkpoint, the image itself, through links too), an
+output that is a folder, a diverging training that "succeeds", an image too large for memory,
+a checkpoint whose config asks for a huge network or lacks entries, a run folder that is not
+one, and messages that say too much or too little.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import model
+from datagen.fs import atomic_write_bytes, check_output
+from model.checkpoint import save
+from model.cli import main
+from test_model_safety import tiny_state
+
+
+def _image(path: Path, shape=(8, 10, 3), seed=0) -> Path:
+    img = np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+    assert cv2.imwrite(str(path), img)
+    return path
+
+
+def _no_inference(*a, **k):
+    raise AssertionError("inference ran before the output path was checked")
+
+
+# --------------------------------------------------------------------- item 1: outputs
+@pytest.fixture
+def ckpt(tmp_path) -> Path:
+    save(tmp_path / "run" / "last.pt", tiny_state())
+    return tmp_path / "run" / "last.pt"
+
+
+@pytest.fixture
+def data_copy(data, tmp_path) -> Path:
+    """A private copy of the tiny dataset (a test that fails must not damage the shared one)."""
+    copy = tmp_path / "copy.h5"
+    copy.write_bytes(Path(data).read_bytes())
+    return copy
+
+
+def _links(tmp_path: Path, target: Path) -> list[Path]:
+    sym, hard = tmp_path / "sym.csv", tmp_path / "hard.csv"
+    sym.symlink_to(target)
+    os.link(target, hard)
+    return [target, sym, hard]
+
+
+def test_eval_csv_that_is_an_input_is_refused_before_anything_is_computed(
+        tmp_path, ckpt, data_copy, monkeypatch, capsys):
+    import model.evaluate
+
+    monkeypatch.setattr(model.evaluate, "evaluate", _no_inference)
+    before = {p: p.read_bytes() for p in (data_copy, ckpt)}
+    sub = tmp_path / "links"
+    sub.mkdir()
+    for target in (data_copy, ckpt):
+        folder = sub / target.stem
+        folder.mkdir()
+        for out in _links(folder, target):
+            assert main(["eval", "--ckpt", str(ckpt.parent), "--data", str(data_copy),
+                         "--csv", str(out)]) == 2, out
+            err = capsys.readouterr().err
+            assert err.startswith("error: ") and "input" in err and err.count("\n") == 1, err
+    assert {p: p.read_bytes() for p in (data_copy, ckpt)} == before
+
+
+def test_eval_csv_refuses_a_folder_and_a_file_it_did_not_write(tmp_path, ckpt, data,
+                                                                 monkeypatch, capsys):
+    import model.evaluate
+
+    real = model.evaluate.evaluate
+    monkeypatch.setattr(model.evaluate, "evaluate", _no_inference)
+    folder = tmp_path / "results"
+    folder.mkdir()
+    assert main(["eval", "--ckpt", str(ckpt), "--data", str(data), "--csv", str(folder)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    notes = tmp_path / "notes.csv"
+    notes.write_text("my,own\n1,2\n")
+    assert main(["eval", "--ckpt", str(ckpt), "--data", str(data), "--csv", str(notes)]) == 2
+    assert "not written by this tool" in capsys.readouterr().err
+    assert notes.read_text() == "my,own\n1,2\n"
+    monkeypatch.setattr(model.evaluate, "evaluate", real)
+    table = tmp_path / "eval.csv"
+    for _ in range(2):  # a CSV this tool wrote is replaced, atomically (no temporary left)
+        assert main(["eval", "--ckpt", str(ckpt), "--data", str(data), "--ops", "l0",
+                     "--csv", str(table)]) == 0
+    assert table.read_text().startswith("operator,gamma,")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eval.csv", "notes.csv", "results",
+                                                          "run"]
+    assert oct(table.stat().st_mode & 0o777) != oct(0o600)  # ordinary permissions, not mkstemp's
+
+
+def test_apply_onto_its_input_or_a_folder_is_refused_before_inference(tmp_path, ckpt,
+                                                                      monkeypatch, capsys):
+    monkeypatch.setattr(model.Predictor, "apply", _no_inference)
+    src = _image(tmp_path / "in.png")
+    before = src.read_bytes()
+    sym, hard = tmp_path / "sym.png", tmp_path / "hard.png"
+    sym.symlink_to(src)
+    os.link(src, hard)
+    for out in (src, sym, hard):
+        assert main(["apply", "--ckpt", str(ckpt), "--op", "l0", "--gamma", "0.02", str(src),
+                     str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "input" in err and err.count("\n") == 1, err
+    assert src.read_bytes() == before
+    (tmp_path / "out.png").mkdir()
+    assert main(["apply", "--ckpt", str(ckpt), "--op", "l0", "--gamma", "0.02", str(src),
+                 str(tmp_path / "out.png")]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert main(["apply", "--method", "bgu", "--op", "l0", "--gamma", "0.02", str(src),
+                 str(src)]) == 2
+    assert src.read_bytes() == before
+
+
+def test_apply_replaces_a_link_at_the_output_not_its_target(tmp_path, ckpt):
+    src, victim = _image(tmp_path / "in.png"), _image(tmp_path / "victim.png", seed=1)
+    before = victim.read_bytes()
+    out = tmp_path / "out.png"
+    out.symlink_to(victim)
+    assert main(["apply", "--ckpt", str(ckpt), "--op", "l0", "--gamma", "0.02", str(src),
+                 str(out)]) == 0
+    assert not out.is_symlink() and out.is_file() and victim.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "out.png", "run",
+                                                          "victim.png"]
+
+
+def test_atomic_writes_keep_the_old_content_when_interrupted(tmp_path):
+    path = tmp_path / "a.bin"
+    path.write_bytes(b"old")
+
+    with pytest.raises(TypeError):
+        atomic_write_bytes(path, object())  # fails after the temporary file was made
+    assert path.read_bytes() == b"old" and sorted(tmp_path.iterdir()) == [path]
+    atomic_write_bytes(path, b"new")
+    assert path.read_bytes() == b"new" and sorted(tmp_path.iterdir()) == [path]
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        check_output(path / "x.csv")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="not a regular file"):
+        check_output(fifo)
+    with pytest.raises(ValueError, match="not written by this tool"):
+        check_output(path, own_marker="operator,")
+    assert check_output(tmp_path / "new.csv", own_marker="operator,") == tmp_path / "new.csv"
