@@ -474,10 +474,30 @@ class Experiment:
         """Train every missing run, ``jobs`` processes at a time, each with ``threads`` threads
         (default: one each when ``jobs`` > 1, else torch's default).
 
-        Returns the runs that failed (their output is in ``<run>/train.out``). However it ends
-        (returned, raised, interrupted), the trainings it started are ended and waited for
-        (:func:`stop_jobs`); a later call resumes the unfinished ones.
+        Returns the runs that failed (their output is in ``<run>/train.out``). One ``prepare``
+        per scale of a cache at a time: it holds the lock ``<cache>/<scale>/prepare.lock``
+        throughout, and a second one raises :class:`datagen.lock.LockedError`
+        naming the first, before building or starting anything (it would otherwise build the
+        same dataset and start the same trainings, which fail on their run folders' locks).
+        However it ends (returned, raised, interrupted), the trainings it started are ended and
+        waited for (:func:`stop_jobs`); a later call resumes the unfinished ones.
         """
+        from datagen.lock import LockedError, OutputLock
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = OutputLock(self.root / "prepare")
+        try:
+            lock.acquire()
+        except LockedError as exc:
+            raise LockedError(f"{self.root} is being prepared by {exc}: wait for it to end or "
+                              "stop it (stopped, it resumes when started again)",
+                              exc.holder) from None
+        try:
+            return self._prepare_locked(runs, jobs, progress, threads)
+        finally:
+            lock.release()
+
+    def _prepare_locked(self, runs, jobs, progress, threads) -> list[Run]:
         self.data(progress=progress)
         todo = [r for r in runs if not self.is_done(r)]
         env = dict(os.environ)

@@ -17,6 +17,7 @@ from pathlib import Path
 import operators
 from datagen import code_version
 from datagen.cli import HelpFormatter
+from datagen.lock import LockedError
 
 from ._experiments import TABLES, Experiment
 
@@ -78,6 +79,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:  # SIGINT, or SIGTERM (see _catch_stop_signals)
         return _stopped(received[-1] if received else signal.SIGINT)
     except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except LockedError as exc:  # another prepare works on this cache and scale
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:  # e.g. the dataset build failed (it said why above)

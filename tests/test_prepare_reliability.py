@@ -149,3 +149,24 @@ def test_prepare_that_fails_stops_the_trainings_it_started(tmp_path, monkeypatch
     finally:
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_second_prepare_on_one_cache_is_refused_with_one_line(tmp_path):
+    """Two ``prepare`` on one cache and scale: the second stops at once, exit 2, one line naming
+    the first (its pid), and starts nothing; the first is not disturbed."""
+    cache = tmp_path / "cache"
+    first = _start(cache, 120)
+    second = None
+    try:
+        pids = _wait_for_trainings(cache, first)
+        second = _start(cache, 0)
+        _, err = second.communicate(timeout=60)
+        assert second.returncode == 2, err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), err
+        assert f"pid {first.pid}" in lines[0] and str(cache / "smoke") in lines[0], err
+        assert "Traceback" not in err
+        assert first.poll() is None and all(_alive(p) for p in pids)
+        assert not list((cache / "smoke" / "runs").glob("*/done"))  # it trained nothing
+    finally:
+        _cleanup(cache, first, *(p for p in [second] if p is not None))
