@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import socket
 import sys
 import time
 from contextlib import contextmanager, nullcontext
@@ -17,6 +16,7 @@ from torch.utils.data import DataLoader, Sampler
 import operators
 from datagen import code_version
 from datagen.dataset import PairDataset
+from datagen.lock import FileLock, LockedError
 from datagen.fs import atomic_write_text
 from datagen.store import open_file
 
@@ -29,49 +29,35 @@ from .metrics import psnr
 from .presets import Preset, get_preset
 from .registry import build_model
 
-try:
-    import fcntl
-except ImportError:  # not POSIX: no lock (documented in docs/model.md)
-    fcntl = None
-
-
 class RunLockedError(RuntimeError):
     """Another process is training in the same run folder."""
 
 
 class RunLock:
-    """An exclusive ``fcntl.flock`` on ``<run>/.lock`` for as long as a training runs; the file
-    names the holder (pid, host, start, command) so that a second training can say who it is."""
+    """The run folder's lock for as long as a training runs: ``<run>/.lock`` through
+    :class:`datagen.lock.FileLock`, the project's one lock (an exclusive ``flock``; the file
+    names the holder, so a second training can say who it is; a symbolic link or anything but a
+    regular file at the path is refused, never followed: ``LockPathError``, a ``ValueError``)."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
-        self.fh = None
+        self.lock: FileLock | None = None
 
     def __enter__(self):
         self.folder.mkdir(parents=True, exist_ok=True)
-        fh = open(self.folder / ".lock", "a+")
-        if fcntl is not None:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                fh.seek(0)
-                holder = fh.read().strip() or "another process"
-                fh.close()
-                raise RunLockedError(f"{self.folder} is being trained by {holder}; wait for it "
-                                     "to finish, or use another --out") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()} on {socket.gethostname()} since "
-                 f"{time.strftime('%Y-%m-%d %H:%M:%S')} ({' '.join(sys.argv)})\n")
-        fh.flush()
-        self.fh = fh
+        lock = FileLock(self.folder / ".lock")
+        try:
+            lock.acquire()
+        except LockedError as exc:
+            raise RunLockedError(f"{self.folder} is being trained by {exc}; wait for it "
+                                 "to finish, or use another --out") from None
+        self.lock = lock
         return self
 
     def __exit__(self, *exc):
-        if self.fh is not None:
-            self.fh.truncate(0)
-            self.fh.close()  # closing releases the lock
-            self.fh = None
+        if self.lock is not None:
+            self.lock.release()  # removes the file and releases the lock
+            self.lock = None
 
 
 def truncate_log(path: Path, iteration: int) -> int:
