@@ -195,6 +195,73 @@ def check_results_scale(results_dir: Path, scale: str) -> None:
             f"or run at --scale {held}.")
 
 
+class ForeignFileError(ValueError):
+    """A file in the results folder that the writer would replace but did not write itself."""
+
+
+#: how the results index (``README.md``) that :func:`update_index` writes begins; a README.md
+#: that begins otherwise is someone else's and is never replaced
+INDEX_HEADER = "# Results\n\nGenerated from the tables' sidecars by "
+
+
+def check_results_folder(results_dir: Path) -> None:
+    """Raise :class:`ForeignFileError` when writing tables into ``results_dir`` would replace a
+    file the tool did not write: a ``README.md`` that is not a results index (it does not begin
+    with :data:`INDEX_HEADER`), or one that is a symbolic link or not a regular file (never
+    followed). Called before a run computes anything and before every write of the index."""
+    path = Path(results_dir) / "README.md"
+    if not os.path.lexists(path):
+        return
+    how = ("a symbolic link" if path.is_symlink() else
+           None if path.is_file() else "not a regular file")
+    if how is None:
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(len(INDEX_HEADER.encode()))
+        except OSError as exc:
+            how = f"unreadable ({exc.strerror})"
+        else:
+            how = None if head == INDEX_HEADER.encode() else "not a results index"
+    if how is not None:
+        raise ForeignFileError(
+            f"{path} was not written by this tool ({how}; the index it writes begins with "
+            f"'# Results' and 'Generated from the tables' sidecars'): writing tables into "
+            f"{results_dir} would replace it; move it away or choose another --results DIR")
+
+
+#: what the results index reads from every table's sidecar
+SIDECAR_KEYS = ("caption", "command", "scale", "hardware", "commit", "created", "wall_time_s")
+
+
+def read_sidecars(results_dir: Path, warn: bool = True) -> dict[str, dict]:
+    """Name -> sidecar of every table in ``results_dir`` (``NAME.meta.json``), by name. A
+    ``*.meta.json`` that is not a regular file, cannot be read, is not JSON or is not a table's
+    sidecar (another tool's file: no :data:`SIDECAR_KEYS`) is skipped, with one warning line on
+    stderr when ``warn``: it is not ours to judge, and a run must not fail on it after its
+    tables were computed."""
+    out = {}
+    for p in sorted(Path(results_dir).glob("*.meta.json")):
+        reason, meta = None, None
+        if not p.is_file():
+            reason = "not a regular file"
+        else:
+            try:
+                meta = json.loads(p.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:  # UnicodeDecodeError, JSONDecodeError
+                reason = f"unreadable: {exc}"
+        if reason is None and not isinstance(meta, dict):
+            reason = "not a JSON object"
+        if reason is None and [k for k in SIDECAR_KEYS if k not in meta]:
+            reason = "no " + ", ".join(k for k in SIDECAR_KEYS if k not in meta)
+        if reason is not None:
+            if warn:
+                print(f"warning: skipping {p}: not a table's sidecar ({reason})",
+                      file=sys.stderr)
+            continue
+        out[p.name.removesuffix(".meta.json")] = meta
+    return out
+
+
 def write_table(df: pd.DataFrame, name: str, results_dir: Path, meta: dict, *,
                 caption: str) -> None:
     """Write ``name``.csv/.tex/.meta.json into ``results_dir`` and refresh its README.
@@ -203,6 +270,7 @@ def write_table(df: pd.DataFrame, name: str, results_dir: Path, meta: dict, *,
     its caption come from :mod:`benchmarks._latex` and depend on the CSV rows only.
     """
     results_dir = Path(results_dir)
+    check_results_folder(results_dir)  # before anything is written
     results_dir.mkdir(parents=True, exist_ok=True)
     df.to_csv(results_dir / f"{name}.csv", index=False)
     meta = portable_meta({"caption": caption, **{k: v for k, v in meta.items()
@@ -235,16 +303,18 @@ README_SUMMARY_ROWS = 12
 
 def update_index(results_dir: Path) -> None:
     """Regenerate ``results_dir/README.md`` from the tables' sidecars: per table its caption,
-    files, how it was made, its summary, and the table itself when short (else a summary)."""
+    files, how it was made, its summary, and the table itself when short (else a summary).
+    A README.md there that the tool did not write is refused (:func:`check_results_folder`);
+    unreadable sidecars are skipped with a warning (:func:`read_sidecars`)."""
     results_dir = Path(results_dir)
+    check_results_folder(results_dir)
     lines = ["# Results", "",
              "Generated from the tables' sidecars by `pytest benchmarks` (see the repository "
              "README) and by `python -m benchmarks.render results/`; do not edit by hand. Each "
              "table has a CSV (every number, for pandas), a LaTeX file to `\\input` (booktabs, "
              "`array`) and a `.meta.json` with how it was made (command, scale, hardware, "
              "commit, dataset, models).", ""]
-    metas = {p.name.removesuffix(".meta.json"): json.loads(p.read_text())
-             for p in sorted(results_dir.glob("*.meta.json"))}
+    metas = read_sidecars(results_dir)
     if metas:
         lines += ["| table | what | rows |", "| --- | --- | --- |"]
         for name, meta in metas.items():

@@ -46,12 +46,15 @@ def results_path(config) -> Path:
 
 
 def pytest_configure(config):
-    """Stop before anything runs when the results folder holds larger-scale tables."""
-    from ._report import ResultsScaleError, check_results_scale
+    """Stop before anything runs when the results folder holds larger-scale tables, or a
+    README.md that the results index would replace but the tool did not write."""
+    from ._report import (ForeignFileError, ResultsScaleError, check_results_folder,
+                          check_results_scale)
 
     try:
         check_results_scale(results_path(config), config.getoption("--scale"))
-    except ResultsScaleError as e:
+        check_results_folder(results_path(config))
+    except (ResultsScaleError, ForeignFileError) as e:
         raise pytest.UsageError(str(e)) from None
 
 

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ._report import REPO, portable_meta, portable_path, update_index, write_tex
+from ._report import (REPO, check_results_folder, portable_meta, portable_path, read_sidecars,
+                      update_index, write_tex)
 
 
 def head_commit() -> str:
@@ -42,10 +43,11 @@ def head_commit() -> str:
         return code_version()
 
 
-def tables(results_dir: Path) -> list[str]:
-    """Names of the tables that have both a CSV and a sidecar."""
-    return [p.name.removesuffix(".meta.json") for p in sorted(results_dir.glob("*.meta.json"))
-            if (results_dir / (p.name.removesuffix(".meta.json") + ".csv")).is_file()]
+def tables(results_dir: Path, warn: bool = False) -> list[str]:
+    """Names of the tables that have both a CSV and a sidecar (a ``*.meta.json`` that is not a
+    table's sidecar is skipped: :func:`benchmarks._report.read_sidecars`)."""
+    return [name for name in read_sidecars(results_dir, warn=warn)
+            if (Path(results_dir) / f"{name}.csv").is_file()]
 
 
 def render(results_dir, *, command: str, check: bool = False) -> list[str]:
@@ -56,7 +58,9 @@ def render(results_dir, *, command: str, check: bool = False) -> list[str]:
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise FileNotFoundError(f"no results folder at {results_dir}")
-    names = tables(results_dir)
+    if not check:
+        check_results_folder(results_dir)  # a README.md of the user's: refused before writing
+    names = tables(results_dir, warn=check)  # (without check, the index warns when it is made)
     if not names:
         raise FileNotFoundError(f"{results_dir} has no table (NAME.csv with NAME.meta.json)")
     commit = head_commit()
@@ -130,7 +134,7 @@ def main(argv=None) -> int:
                           *[portable_path(a) if Path(a).is_absolute() else a for a in argv]])
     try:
         changed = render(args.results, command=command, check=args.check)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:  # ValueError: a README.md that is not ours
         print(f"error: {e}", file=sys.stderr)
         return 2
     verb = "would change" if args.check else "changed"

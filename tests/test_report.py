@@ -474,3 +474,65 @@ def test_gamma_sweep_joint_figure(tmp_path):
                                    "identity"))]
     out = plot_gamma_sweep_joint(pd.DataFrame(rows), tmp_path / "j.png", "smoke")
     assert out.stat().st_size > 10_000
+
+
+# --------------------------------------------------------------------------- a user's folder
+def test_results_folder_readme_that_is_not_ours_is_kept(tmp_path, capsys):
+    """``--results DIR`` with the user's own README.md: refused before anything is written
+    (write_table, render, the suite's start-up), never replaced by the index; the index the
+    tool wrote itself is replaced."""
+    from benchmarks._report import INDEX_HEADER, ForeignFileError
+    from benchmarks.conftest import pytest_configure
+
+    mine = "# My notes\n\nresults of last week, do not lose\n"
+    (tmp_path / "README.md").write_text(mine)
+    with pytest.raises(ForeignFileError, match="README.md.*not written by"):
+        write_table(pd.DataFrame({"a": [1]}), "t", tmp_path, META, caption="c")
+    assert (tmp_path / "README.md").read_text() == mine
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md"]  # nothing written
+
+    class Config:
+        def getoption(self, name):
+            return {"--results": str(tmp_path), "--scale": "smoke",
+                    "--cache": str(tmp_path / "cache")}[name]
+
+    with pytest.raises(pytest.UsageError, match="not written by"):
+        pytest_configure(Config())  # the suite stops at start-up, before any table is computed
+    # render refuses too, before rewriting anything
+    other = tmp_path / "other"
+    write_table(pd.DataFrame({"a": [1]}), "t", other, META, caption="c")
+    (other / "README.md").write_text(mine)
+    before = {p.name: p.read_bytes() for p in other.iterdir() if p.is_file()}
+    assert render.main([str(other)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "README.md" in err[0], err
+    assert {p.name: p.read_bytes() for p in other.iterdir() if p.is_file()} == before
+    # a link at README.md is not followed: refused as well
+    (other / "README.md").unlink()
+    (other / "README.md").symlink_to(tmp_path / "README.md")
+    with pytest.raises(ForeignFileError):
+        write_table(pd.DataFrame({"a": [2]}), "t", other, META, caption="c")
+    assert (tmp_path / "README.md").read_text() == mine
+    # the index the tool wrote is replaced (a second table is added)
+    fresh = tmp_path / "fresh"
+    write_table(pd.DataFrame({"a": [1]}), "t", fresh, META, caption="c")
+    write_table(pd.DataFrame({"a": [1]}), "u", fresh, META, caption="c")
+    index = (fresh / "README.md").read_text()
+    assert index.startswith(INDEX_HEADER) and "## t" in index and "## u" in index
+
+
+def test_unreadable_sidecars_are_skipped_with_a_warning(tmp_path, capsys):
+    """Another tool's ``*.meta.json`` in the folder (not JSON, or JSON that is not a table's
+    sidecar) does not fail the run after the table was computed: skipped, one warning line."""
+    (tmp_path / "notes.meta.json").write_text("{not json")
+    (tmp_path / "other.meta.json").write_text('{"tool": "something else"}')
+    (tmp_path / "other.csv").write_text("x\n1\n")  # render: a CSV beside it, still not a table
+    write_table(pd.DataFrame({"a": [1]}), "t", tmp_path, META, caption="c")
+    readme = (tmp_path / "README.md").read_text()
+    assert "## t" in readme and "notes" not in readme and "## other" not in readme
+    err = capsys.readouterr().err
+    assert "warning: skipping" in err and "notes.meta.json" in err and "other.meta.json" in err
+    assert render.main([str(tmp_path)]) == 0
+    assert "other.meta.json" in capsys.readouterr().err
+    assert (tmp_path / "notes.meta.json").read_text() == "{not json"  # left as it was
+    assert render.tables(tmp_path) == ["t"]
