@@ -107,13 +107,15 @@ class WorkerPool:
             ex.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
-def start_pool(workers: int, scheduler: str | None = None) -> WorkerPool | None:
+def start_pool(workers: int, scheduler: str | None = None,
+               threads: int | None = None) -> WorkerPool | None:
     """The local worker processes of a build with ``workers`` > 1 (None for 1 worker or a Dask
     scheduler), started now so that their start-up overlaps the planning; pass it to
-    :func:`build` as ``pool``, which shuts it down."""
+    :func:`build` as ``pool``, which shuts it down. ``threads``: each worker's (default: the
+    cores divided by the workers)."""
     if scheduler or workers <= 1:
         return None
-    return WorkerPool(workers)
+    return WorkerPool(workers, threads)
 
 
 def make_executor(workers: int, scheduler: str | None, pool: WorkerPool | None = None):

@@ -115,8 +115,12 @@ def parser() -> argparse.ArgumentParser:
                    help="also make training pairs at the paper's test γ, for the "
                         "one-network-per-γ baseline (split 'single')")
     b.add_argument("--seed", type=int, default=0, help="seed of every random choice")
-    b.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                   help="local worker processes (1 = in this process)")
+    b.add_argument("--workers", type=int, default=None,
+                   help="local worker processes (1 = in this process) (default: one per core)")
+    b.add_argument("--threads", type=int, default=None,
+                   help="threads each worker computes with (default: $OMP_NUM_THREADS, else the "
+                        "cores other processes leave free, by the load average, shared by the "
+                        "workers, at least 1; the first line says which)")
     b.add_argument("--scheduler", default=None,
                    help="address of a Dask scheduler (e.g. tcp://host:8786) to run on a cluster "
                         "instead of local processes")
@@ -188,18 +192,53 @@ def main(argv=None) -> int:
 
 
 def _build(args, argv) -> int:
-    from .build import _dask_client, build, check_output, start_pool
-    from .plan import make_plan
+    from .build import _dask_client, check_output
+    from .threads import cpu_cores, limit
 
+    if args.workers is None:
+        args.workers = cpu_cores()
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
     # what can be checked before the images are read and the plan is made
     check_output(args.out)
     if args.scheduler:
         _dask_client()
+    threads = None if args.scheduler else _say_workers(args.workers, args.threads)
+    if threads is not None and args.workers == 1:  # the pairs are computed in this process
+        restore = limit(threads)
+        try:
+            return _build_with(args, argv, None)
+        finally:
+            restore()
+    return _build_with(args, argv, threads)
+
+
+def _say_workers(workers: int, explicit: int | None) -> int:
+    """The threads of each local worker (:func:`datagen.threads.choose`: ``--threads``,
+    ``$OMP_NUM_THREADS``, else the cores other processes leave free shared by the workers),
+    said in the build's first line (stderr), with a warning when the machine is busy. Worker
+    processes do not stall each other as threads do, so ``--workers`` keeps its default."""
+    from .threads import choose
+
+    choice = choose(explicit)
+    per = choice.n if choice.source != "auto" else max(1, choice.n // workers)
+    print(f"workers: {workers} × {per} thread{'s' if per > 1 else ''} ({choice.reason()})",
+          file=sys.stderr)
+    warning = choice.warning()
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    sys.stderr.flush()
+    return per
+
+
+def _build_with(args, argv, threads: int | None) -> int:
+    from .build import build, start_pool
+    from .plan import make_plan
 
     # the worker processes start (and import) while this process reads the images and plans
-    pool = start_pool(args.workers, args.scheduler)
+    pool = start_pool(args.workers, args.scheduler, threads=threads)
     try:
         options = build_options(args)
         with warnings.catch_warnings(record=True) as caught:

@@ -40,33 +40,52 @@ def resolve(device: str | None) -> str:
     return device
 
 
-def set_threads(n: int | None) -> None:
-    """Use ``n`` threads for what this process computes (None: leave the defaults).
+def set_threads(n: int | None):
+    """Use ``n`` threads for what this process computes (None: leave the defaults); returns a
+    function that puts back the settings it changed.
 
-    Sets torch's intra-op threads, OpenCV's and Numba's (when loaded; at most the pool Numba
-    started with), and ``OMP_NUM_THREADS``/``MKL_NUM_THREADS``/``NUMBA_NUM_THREADS`` for the
-    processes started from this one (DataLoader workers, spawned datagen workers). On a busy
-    machine fewer threads than cores are often faster (threads that wait for a core stall the
-    others at every parallel region)."""
+    Sets torch's intra-op threads, the BLAS/OpenMP pools (``threadpoolctl``), OpenCV's and
+    Numba's (when loaded; at most the pool Numba started with), and ``OMP_NUM_THREADS``,
+    ``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``NUMBA_NUM_THREADS`` for the processes
+    started from this one (DataLoader workers, spawned datagen workers): see
+    :func:`datagen.threads.limit`. On a busy machine fewer threads than cores are often much
+    faster (threads that wait for a core stall the others at every parallel region)."""
     if n is None:
-        return
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"threads must be a positive integer, got {n!r}")
-    import os
+        return lambda: None
+    from datagen.threads import limit
+
+    restore_others = limit(n)
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+
+    def restore() -> None:
+        torch.set_num_threads(before)
+        restore_others()
+
+    return restore
+
+
+def command_threads(explicit: int | None, *, file=None, say: bool = True):
+    """The threads of a command line (``python -m model train/eval/apply``): ``--threads``
+    when given, else ``OMP_NUM_THREADS``, else torch's default lowered to the cores the other
+    processes leave free (:func:`datagen.threads.choose`). Applies it (:func:`set_threads`),
+    prints it and why as one line (``threads: 1 (load 1.9 on 2 cores: ...)``) on ``file``
+    (stderr), with a warning line when the machine is busy, unless ``say`` is False; returns
+    (the choice, a function that restores the previous settings)."""
     import sys
 
-    for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        os.environ[k] = str(n)
-    torch.set_num_threads(n)
-    try:
-        import cv2
+    from datagen.threads import choose
 
-        cv2.setNumThreads(n)
-    except ImportError:  # pragma: no cover - OpenCV is a dependency
-        pass
-    numba = sys.modules.get("numba")
-    if numba is not None:
-        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    choice = choose(explicit, default=torch.get_num_threads())
+    restore = set_threads(choice.n)
+    if say:
+        file = sys.stderr if file is None else file
+        print(choice.describe(), file=file)
+        warning = choice.warning()
+        if warning:
+            print(f"warning: {warning}", file=file)
+        file.flush()
+    return choice, restore
 
 
 def distributed_env() -> tuple[int, int, int] | None:
