@@ -7,6 +7,8 @@ that would call a function) is refused before anything runs. Checkpoints are wri
 data only (:func:`plain`), and carry a SHA-256 checksum of their content (every tensor's dtype,
 shape and bytes and every plain value, in a fixed order: :func:`checksum`) that :func:`load`
 verifies, so flipped bytes in the weights are a clear refusal instead of garbage outputs.
+Tensors with a NaN or an infinite value (a diverged training's) are neither saved nor loaded
+(:func:`non_finite`).
 
 Format ``v1`` (before the checksum) is still read, without verification.
 """
@@ -65,6 +67,26 @@ def _feed(h, obj) -> None:
         h.update(f"S{type(obj).__name__}:{obj!r}".encode())
 
 
+def non_finite(obj, where: str = "checkpoint") -> str | None:
+    """Where the first floating-point tensor with a NaN or an infinite value is in ``obj``
+    (e.g. ``"checkpoint['model']['weights.0']"``), or None: a diverged training's weights."""
+    if isinstance(obj, torch.Tensor):
+        if obj.is_floating_point() or obj.is_complex():
+            return None if bool(torch.isfinite(obj.detach()).all()) else where
+        return None
+    if isinstance(obj, dict):
+        items = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = enumerate(obj)
+    else:
+        return None
+    for k, v in items:
+        found = non_finite(v, f"{where}[{k!r}]")
+        if found:
+            return found
+    return None
+
+
 def checksum(state: dict) -> str:
     """SHA-256 (hex) of a checkpoint's content without its ``checksum`` entry: every tensor's
     dtype, shape and bytes and every plain value, dict keys in sorted order."""
@@ -79,6 +101,10 @@ def save(path, state: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = plain({**state, "format": CKPT_FORMAT})
+    bad = non_finite(state)
+    if bad:
+        raise ValueError(f"not saving {path}: {bad} is not finite (NaN or inf; a diverged "
+                         "training): the file on disk, if any, is kept as it was")
     state["checksum"] = checksum(state)
     with atomic_open(path) as fh:
         torch.save(state, fh)
@@ -113,6 +139,10 @@ def load(path, map_location="cpu") -> dict:
             raise ValueError(f"{path} is corrupt: the checksum of its content does not match "
                              "the one stored when it was written (damaged bytes); retrain or "
                              "restore it from a copy")
+    bad = non_finite(state)
+    if bad:
+        raise ValueError(f"{path} is refused: {bad} is not finite (NaN or inf): the weights of "
+                         "a diverged training give no image; retrain with a lower learning rate")
     return state
 
 

@@ -11,9 +11,9 @@ import cv2
 import operators
 from datagen.cli import HelpFormatter
 
-from .device import AMP, command_threads, distributed_env
+from .device import AMP, distributed_env, set_threads
 from .predict import ExtrapolationWarning, OutOfRangeError
-from .train import RunLockedError
+from .train import DivergedError, RunLockedError
 
 EPILOG = """\
 examples:
@@ -75,11 +75,9 @@ def _ops_help(what: str) -> str:
 
 def _threads(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=_positive_int, default=None,
-                   help="threads this process computes with (torch, BLAS/OpenMP, OpenCV, "
-                        "Numba; also OMP_NUM_THREADS of the processes it starts) (default: "
-                        "$OMP_NUM_THREADS, else one per core less the cores other processes "
-                        "keep busy, by the load average: a busy machine gets 1, as more threads "
-                        "than free cores stall each other; the first line says which)")
+                   help="threads this process computes with (torch, OpenCV, Numba; also "
+                        "OMP_NUM_THREADS of the processes it starts); on a busy machine fewer "
+                        "are often faster (default: torch's, one per core)")
 
 
 def _positive_float(text: str) -> float:
@@ -221,12 +219,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    restore = None
     try:
-        # the first line: how many threads and why (torchrun: rank 0 speaks for all)
-        ranks = distributed_env()
-        say = args.command in ("train", "eval", "apply") and (ranks is None or ranks[0] == 0)
-        _, restore = command_threads(getattr(args, "threads", None), say=say)
+        set_threads(args.threads)
         if args.command == "train":
             from .presets import get_preset
             from .train import train
@@ -281,12 +275,10 @@ def main(argv=None) -> int:
                                "add --extrapolate to extrapolate on purpose")
         print(f"error: {msg.replace('pass strict=False', 'add --extrapolate')}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, FileExistsError, ValueError, TypeError, RunLockedError) as exc:
+    except (FileNotFoundError, FileExistsError, ValueError, TypeError, RunLockedError,
+            DivergedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    finally:
-        if restore is not None:
-            restore()  # the thread settings as they were (main() called in-process)
     return 2
 
 

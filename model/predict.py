@@ -43,6 +43,17 @@ def to_uint8(y: torch.Tensor) -> torch.Tensor:
     return torch.floor(y.clamp(0, 255) + 0.5).to(torch.uint8)
 
 
+def _finite(y: torch.Tensor, op: str, gamma) -> torch.Tensor:
+    """``y`` if every value is finite, else a ValueError: NaN or inf would be written as black
+    (or any) pixels and scored as a PSNR, silently."""
+    if not bool(torch.isfinite(y).all()):
+        at = "" if gamma is None else f" at γ={gamma:g}"
+        raise ValueError(f"the network's output for {op}{at} is not finite (NaN or inf): its "
+                         "weights overflow on this input (far outside the trained range, or "
+                         "from a training that was diverging); nothing is written")
+    return y
+
+
 class Predictor:
     """A trained model ready for inference; weights for a (operator, γ) are generated once."""
 
@@ -173,7 +184,7 @@ class Predictor:
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         code, fixed = self.weights(op, gamma)
         y = self.net(x, None if code is None else code.expand(n, -1), fixed=fixed)
-        return y[:, :, :h, :w]
+        return _finite(y[:, :, :h, :w], op, gamma)
 
     # ------------------------------------------------------------------ re-tuning
     @property
@@ -210,7 +221,7 @@ class Predictor:
             y = self.net.finish(pos, state, fixed, None if code is None else code[None])
         else:
             y = self.net(state["x"], None if code is None else code[None], fixed=fixed)
-        return self._output(y[:, :, :h, :w], img.dtype)
+        return self._output(_finite(y[:, :, :h, :w], op, g), img.dtype)
 
     def apply(self, image, op: str, gamma, *, strict: bool = True) -> np.ndarray:
         """One HxWx3 RGB image (any size >= 2x2) → the output of ``op`` at ``gamma``.

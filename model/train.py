@@ -33,6 +33,11 @@ class RunLockedError(RuntimeError):
     """Another process is training in the same run folder."""
 
 
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite: the run stops, its last checkpoint (all of
+    whose weights are finite) is kept as it was."""
+
+
 class RunLock:
     """The run folder's lock for as long as a training runs: ``<run>/.lock`` through
     :class:`datagen.lock.FileLock`, the project's one lock (an exclusive ``flock``; the file
@@ -628,6 +633,8 @@ def _train_locked(data, ops, out, ckpt_path, log_path, config, stages, preset, a
         scaler.load_state_dict(state["scaler"])
     net.train()
 
+    saved = [start if start else None]  # the iteration of the checkpoint on disk
+
     def checkpoint():
         if not main:
             return
@@ -636,6 +643,7 @@ def _train_locked(data, ops, out, ckpt_path, log_path, config, stages, preset, a
                          "optimizer": opt.state_dict() if opt is not None else {},
                          "iteration": it, "elapsed_s": elapsed0 + time.perf_counter() - t0,
                          **extra})
+        saved[0] = it
         if validate is not None:
             v = validate(net)
             if v is not None:
@@ -664,6 +672,13 @@ def _train_locked(data, ops, out, ckpt_path, log_path, config, stages, preset, a
                     # the authors re-create the optimiser when the learning rate changes
                     opt = torch.optim.Adam(params, lr=preset.lr_final)
                 loss = run.mean(_step(model, net, coder, opt, scaler, batch, device, run))
+                if not bool(torch.isfinite(loss)):  # every rank sees the same mean loss
+                    kept = (f"{ckpt_path}, the checkpoint of iteration {saved[0]}, is kept as "
+                            "it was" if saved[0] else "no checkpoint was written")
+                    raise DivergedError(
+                        f"training diverged at iteration {it + 1}: the loss is "
+                        f"{loss.item()}; stopped, {kept}. Train with a lower learning rate "
+                        f"(--lr; this run's: {preset.lr:g}) in a new --out")
                 it += 1
                 if main and (it % preset.log_every == 0 or it == preset.iterations):
                     lr = opt.param_groups[0]["lr"]

@@ -14,12 +14,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 import model
 from datagen.fs import atomic_write_bytes, check_output
-from model.checkpoint import save
+from model import train as train_module
+from model.checkpoint import CKPT_FORMAT, checksum, load, save
 from model.cli import main
-from test_model_safety import tiny_state
+from model.train import DivergedError, train
+from test_model_safety import TINY, tiny_state
 
 
 def _image(path: Path, shape=(8, 10, 3), seed=0) -> Path:
@@ -152,3 +155,88 @@ def test_atomic_writes_keep_the_old_content_when_interrupted(tmp_path):
     with pytest.raises(ValueError, match="not written by this tool"):
         check_output(path, own_marker="operator,")
     assert check_output(tmp_path / "new.csv", own_marker="operator,") == tmp_path / "new.csv"
+
+
+# --------------------------------------------------------------------- item 3: divergence
+def _train_args(data, out: Path, *extra) -> list[str]:
+    return ["train", "--data", str(data), "--ops", "l0", "--preset", "smoke", "--width", "4",
+            "--iterations", "6", "--crop", "16", "--batch", "2", "--out", str(out), "--quiet",
+            *extra]
+
+
+def test_a_diverging_training_stops_with_an_error_and_saves_nothing(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(_train_args(data, run, "--lr", "1e8")) == 2
+    err = capsys.readouterr().err
+    assert "error: training diverged at iteration" in err and "--lr" in err, err
+    assert not (run / "last.pt").exists()
+    assert "nan" not in (run / "log.csv").read_text()
+
+
+def test_divergence_keeps_the_last_finite_checkpoint_untouched(data, tmp_path, monkeypatch):
+    real, calls = train_module._step, []
+
+    def poisoned(model_, net, *a, **k):  # the weights turn NaN after the checkpoint at 3
+        calls.append(1)
+        if len(calls) == 5:
+            with torch.no_grad():
+                next(net.parameters()).fill_(float("nan"))
+        return real(model_, net, *a, **k)
+
+    monkeypatch.setattr(train_module, "_step", poisoned)
+    run = tmp_path / "run"
+    with pytest.raises(DivergedError, match="iteration 5.*checkpoint of iteration 3"):
+        train(data, ["l0"], run, preset=TINY, progress=False)
+    assert load(run)["iteration"] == 3  # loads: finite, checksum intact
+    assert [r.split(",")[0] for r in (run / "log.csv").read_text().split()[1:]] == \
+        ["1", "2", "3", "4"]
+
+
+def _nan_state() -> dict:
+    state = tiny_state()
+    name = next(iter(state["model"]))
+    state["model"][name] = state["model"][name].clone().fill_(float("nan"))
+    return state
+
+
+def test_non_finite_weights_are_neither_saved_nor_loaded(tmp_path, data, capsys):
+    good = tmp_path / "good" / "last.pt"
+    save(good, tiny_state())
+    before = good.read_bytes()
+    with pytest.raises(ValueError, match="not finite"):
+        save(good, _nan_state())
+    assert good.read_bytes() == before and sorted(good.parent.iterdir()) == [good]
+    # a file written by another program (or before this check) with NaN weights and a valid
+    # checksum: refused on load
+    state = {**_nan_state(), "format": CKPT_FORMAT}
+    state["checksum"] = checksum(state)
+    bad = tmp_path / "bad" / "last.pt"
+    bad.parent.mkdir()
+    torch.save(state, bad)
+    with pytest.raises(ValueError, match="not finite"):
+        model.load(bad)
+    assert main(["eval", "--ckpt", str(bad), "--data", str(data)]) == 2
+    src = _image(tmp_path / "in.png")
+    assert main(["apply", "--ckpt", str(bad), "--op", "l0", "--gamma", "0.02", str(src),
+                 str(tmp_path / "out.png")]) == 2
+    assert "not finite" in capsys.readouterr().err
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_non_finite_outputs_are_refused_by_apply_and_eval(tmp_path, data, capsys):
+    state = tiny_state()  # finite weights so large that the forward pass overflows
+    state["model"] = {k: v * 1e37 if v.is_floating_point() else v
+                      for k, v in state["model"].items()}
+    save(tmp_path / "last.pt", state)
+    m = model.load(tmp_path)
+    img = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match="not finite"):
+        m.apply(img, "l0", 0.02)
+    with pytest.raises(ValueError, match="not finite"):
+        m.retune(img, "l0", 0.02)
+    src = _image(tmp_path / "in.png")
+    assert main(["apply", "--ckpt", str(tmp_path), "--op", "l0", "--gamma", "0.02", str(src),
+                 str(tmp_path / "out.png")]) == 2
+    assert not (tmp_path / "out.png").exists()
+    assert main(["eval", "--ckpt", str(tmp_path), "--data", str(data)]) == 2
+    assert "not finite" in capsys.readouterr().err
