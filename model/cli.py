@@ -11,7 +11,7 @@ import cv2
 import operators
 from datagen.cli import HelpFormatter
 
-from .device import AMP, distributed_env, set_threads
+from .device import AMP, command_threads, distributed_env
 from .predict import ExtrapolationWarning, OutOfRangeError
 from .train import DivergedError, RunLockedError
 
@@ -75,9 +75,11 @@ def _ops_help(what: str) -> str:
 
 def _threads(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=_positive_int, default=None,
-                   help="threads this process computes with (torch, OpenCV, Numba; also "
-                        "OMP_NUM_THREADS of the processes it starts); on a busy machine fewer "
-                        "are often faster (default: torch's, one per core)")
+                   help="threads this process computes with (torch, BLAS/OpenMP, OpenCV, "
+                        "Numba; also OMP_NUM_THREADS of the processes it starts) (default: "
+                        "$OMP_NUM_THREADS, else one per core less the cores other processes "
+                        "keep busy, by the load average: a busy machine gets 1, as more threads "
+                        "than free cores stall each other; the first line says which)")
 
 
 def _positive_float(text: str) -> float:
@@ -219,8 +221,12 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    restore = None
     try:
-        set_threads(args.threads)
+        # the first line: how many threads and why (torchrun: rank 0 speaks for all)
+        ranks = distributed_env()
+        say = args.command in ("train", "eval", "apply") and (ranks is None or ranks[0] == 0)
+        _, restore = command_threads(getattr(args, "threads", None), say=say)
         if args.command == "train":
             from .presets import get_preset
             from .train import train
@@ -279,6 +285,9 @@ def main(argv=None) -> int:
             DivergedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if restore is not None:
+            restore()  # the thread settings as they were (main() called in-process)
     return 2
 
 
