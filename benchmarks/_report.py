@@ -280,18 +280,38 @@ def write_table(df: pd.DataFrame, name: str, results_dir: Path, meta: dict, *,
     update_index(results_dir)
 
 
-def write_tex(results_dir: Path, name: str) -> Path:
-    """``name``.tex from ``name``.csv and ``name``.meta.json (provenance as ``%`` comments)."""
+def write_if_changed(path: Path, text: str) -> bool:
+    """Write ``text`` (UTF-8) to ``path`` unless the file holds exactly those bytes already;
+    returns whether it wrote. An unchanged file keeps its bytes and its modification time, so
+    a re-render that changes nothing touches nothing (git and make see no change)."""
+    data, path = text.encode("utf-8"), Path(path)
+    try:
+        if path.is_file() and path.read_bytes() == data:
+            return False
+    except OSError:  # unreadable: written as before
+        pass
+    path.write_bytes(data)
+    return True
+
+
+def tex_text(name: str, df: pd.DataFrame, meta: dict) -> str:
+    """The ``.tex`` of table ``name`` from its rows and sidecar (provenance as ``%`` comments)."""
     from ._latex import PACKAGES, render
 
-    results_dir = Path(results_dir)
-    meta = json.loads((results_dir / f"{name}.meta.json").read_text())
-    df = pd.read_csv(results_dir / f"{name}.csv")
     header = [f"% {name}: generated from {name}.csv, do not edit (provenance: {name}.meta.json)",
               f"% needs \\usepackage{{{','.join(PACKAGES)}}}"]
     header += [f"% {k}: {latex_comment(v)}" for k, v in meta.items() if k != "caption"]
+    return "\n".join(header) + "\n" + render(name, df, meta["caption"])
+
+
+def write_tex(results_dir: Path, name: str) -> Path:
+    """``name``.tex from ``name``.csv and ``name``.meta.json (:func:`tex_text`); a ``.tex``
+    that already holds it is left untouched."""
+    results_dir = Path(results_dir)
+    meta = json.loads((results_dir / f"{name}.meta.json").read_text())
+    df = pd.read_csv(results_dir / f"{name}.csv")
     path = results_dir / f"{name}.tex"
-    path.write_text("\n".join(header) + "\n" + render(name, df, meta["caption"]))
+    write_if_changed(path, tex_text(name, df, meta))
     return path
 
 
@@ -301,11 +321,12 @@ README_MAX_ROWS = 40
 README_SUMMARY_ROWS = 12
 
 
-def update_index(results_dir: Path) -> None:
+def update_index(results_dir: Path) -> bool:
     """Regenerate ``results_dir/README.md`` from the tables' sidecars: per table its caption,
     files, how it was made, its summary, and the table itself when short (else a summary).
     A README.md there that the tool did not write is refused (:func:`check_results_folder`);
-    unreadable sidecars are skipped with a warning (:func:`read_sidecars`)."""
+    unreadable sidecars are skipped with a warning (:func:`read_sidecars`). Returns whether the
+    file was written (not when it holds the same text already: :func:`write_if_changed`)."""
     results_dir = Path(results_dir)
     check_results_folder(results_dir)
     lines = ["# Results", "",
@@ -357,7 +378,7 @@ def update_index(results_dir: Path) -> None:
     others = sorted(p.name for p in results_dir.glob("*.md") if p.name != "README.md")
     if others:  # reports written by other tools (e.g. mutation testing)
         lines += ["## Other reports", ""] + [f"- [`{n}`]({n})" for n in others] + [""]
-    (results_dir / "README.md").write_text("\n".join(lines))
+    return write_if_changed(results_dir / "README.md", "\n".join(lines))
 
 
 def _readme_summary(name: str, df: pd.DataFrame) -> pd.DataFrame | None:

@@ -8,9 +8,11 @@ The numbers are not recomputed: each ``NAME.tex`` is written from ``NAME.csv`` a
 write_tex`), so a benchmark run and a render of its CSV give the same table. Figures whose data
 is a CSV (``figures/gamma_sweep.png``, ``figures/gamma_sweep_joint.png``) are re-drawn; the
 others need the trained models (run ``pytest benchmarks``). Each sidecar keeps its provenance
-(the command that computed the numbers) and gains ``rendered``: this command, the commit
-(``git rev-parse --short HEAD``) and the time. Absolute paths recorded by older versions are made
-portable on the way (:func:`benchmarks._report.portable_meta`).
+(the command that computed the numbers) and, when its table's ``.tex`` or the sidecar itself
+changes, gains ``rendered``: this command, the commit (``git rev-parse --short HEAD``) and the
+time. Absolute paths recorded by older versions are made portable on the way
+(:func:`benchmarks._report.portable_meta`). A file whose content would not change is not
+written (bytes and modification time stay): a render of an up-to-date folder touches nothing.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from ._report import (REPO, check_results_folder, portable_meta, portable_path, read_sidecars,
-                      update_index, write_tex)
+                      tex_text, update_index, write_if_changed)
 
 
 def head_commit() -> str:
@@ -50,12 +52,18 @@ def tables(results_dir: Path, warn: bool = False) -> list[str]:
             if (Path(results_dir) / f"{name}.csv").is_file()]
 
 
-def render(results_dir, *, command: str, check: bool = False) -> list[str]:
+def render(results_dir, *, command: str, check: bool = False,
+           written: list | None = None) -> list[str]:
     """Re-write every table's ``.tex`` (and sidecar, figures, README) in ``results_dir``.
 
     Returns the names whose ``.tex`` changed (with ``check``: would change; nothing written).
+    Only files whose content changes are written (``written`` gets their paths): a table whose
+    sidecar is already portable and whose ``.tex`` is already what its CSV and sidecar make keeps
+    both untouched, bytes, modification time and the ``rendered`` stamp of the render that last
+    changed them; a figure or README that is drawn the same is not rewritten either.
     """
     results_dir = Path(results_dir)
+    written = [] if written is None else written
     if not results_dir.is_dir():
         raise FileNotFoundError(f"no results folder at {results_dir}")
     if not check:
@@ -63,37 +71,38 @@ def render(results_dir, *, command: str, check: bool = False) -> list[str]:
     names = tables(results_dir, warn=check)  # (without check, the index warns when it is made)
     if not names:
         raise FileNotFoundError(f"{results_dir} has no table (NAME.csv with NAME.meta.json)")
+    sidecars = read_sidecars(results_dir, warn=False)
     commit = head_commit()
     changed = []
     for name in names:
         meta_path = results_dir / f"{name}.meta.json"
         tex_path = results_dir / f"{name}.tex"
         before = tex_path.read_text() if tex_path.is_file() else None
-        meta = json.loads(meta_path.read_text())
-        meta = portable_meta({k: v for k, v in meta.items() if k != "rendered"},
-                             cache_layout=True)
+        old = sidecars[name]
+        df = pd.read_csv(results_dir / f"{name}.csv")
+        unstamped = {k: v for k, v in old.items() if k != "rendered"}
+        meta = portable_meta(unstamped, cache_layout=True)
+        if meta == unstamped and tex_text(name, df, old) == before:  # nothing to re-make
+            if not check:
+                _figures(results_dir, name, old, written)
+            continue
         meta["rendered"] = {"command": command, "commit": commit,
                             "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                             "note": "LaTeX, README and CSV-based figures re-made from the CSV; "
                                     "the numbers are those of `command` above"}
-        if check:
-            import tempfile
-
-            with tempfile.TemporaryDirectory() as tmp:
-                tmp = Path(tmp)
-                (tmp / f"{name}.csv").write_bytes((results_dir / f"{name}.csv").read_bytes())
-                (tmp / f"{name}.meta.json").write_text(json.dumps(meta, indent=1) + "\n")
-                after = write_tex(tmp, name).read_text()
-            if _body(after) != _body(before):
-                changed.append(name)
-            continue
-        meta_path.write_text(json.dumps(meta, indent=1, ensure_ascii=True) + "\n")
-        after = write_tex(results_dir, name).read_text()
+        after = tex_text(name, df, meta)
         if _body(after) != _body(before):
             changed.append(name)
-        _figures(results_dir, name, meta)
+        if check:
+            continue
+        for path, text in ((meta_path, json.dumps(meta, indent=1, ensure_ascii=True) + "\n"),
+                           (tex_path, after)):
+            if write_if_changed(path, text):
+                written.append(path)
+        _figures(results_dir, name, meta, written)
     if not check:
-        update_index(results_dir)
+        if update_index(results_dir):  # (written only if its text changes)
+            written.append(results_dir / "README.md")
     return changed
 
 
@@ -104,19 +113,36 @@ def _body(tex: str | None) -> str | None:
     return "\n".join(line for line in tex.splitlines() if not line.startswith("%"))
 
 
-def _figures(results_dir: Path, name: str, meta: dict) -> None:
-    if name == "gamma_sweep_joint":
-        from ._figures import plot_gamma_sweep_joint
+#: the figures re-drawn from a table's CSV: table -> (function of benchmarks._figures, default
+#: path in the results folder, used when the sidecar names none)
+CSV_FIGURES = {"gamma_sweep": ("plot_gamma_sweep", "figures/gamma_sweep.png"),
+               "gamma_sweep_joint": ("plot_gamma_sweep_joint", "figures/gamma_sweep_joint.png")}
 
-        plot_gamma_sweep_joint(pd.read_csv(results_dir / "gamma_sweep_joint.csv"),
-                               results_dir / meta.get("figure", "figures/gamma_sweep_joint.png"),
-                               str(meta.get("scale", "")))
-    if name == "gamma_sweep":
-        from ._figures import plot_gamma_sweep
 
-        plot_gamma_sweep(pd.read_csv(results_dir / "gamma_sweep.csv"),
-                         results_dir / meta.get("figure", "figures/gamma_sweep.png"),
-                         str(meta.get("scale", "")))
+def _figures(results_dir: Path, name: str, meta: dict, written: list) -> None:
+    """Re-draw the figure of table ``name`` from its CSV if it has one; the file is replaced
+    only when the drawing differs from it (drawn into a temporary file beside it first)."""
+    if name not in CSV_FIGURES:
+        return
+    import os
+    import tempfile
+
+    from . import _figures as figures
+
+    function, default = CSV_FIGURES[name]
+    out = results_dir / meta.get("figure", default)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=out.suffix)
+    os.close(fd)
+    try:
+        getattr(figures, function)(pd.read_csv(results_dir / f"{name}.csv"), Path(tmp),
+                                   str(meta.get("scale", "")))
+        drawn = Path(tmp).read_bytes()
+        if not (out.is_file() and out.read_bytes() == drawn):
+            out.write_bytes(drawn)
+            written.append(out)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def main(argv=None) -> int:
@@ -133,13 +159,16 @@ def main(argv=None) -> int:
     command = shlex.join(["python", "-m", "benchmarks.render",
                           *[portable_path(a) if Path(a).is_absolute() else a for a in argv]])
     try:
-        changed = render(args.results, command=command, check=args.check)
+        written: list[Path] = []
+        changed = render(args.results, command=command, check=args.check, written=written)
     except (FileNotFoundError, ValueError) as e:  # ValueError: a README.md that is not ours
         print(f"error: {e}", file=sys.stderr)
         return 2
     verb = "would change" if args.check else "changed"
+    shown = [Path(p).relative_to(args.results).as_posix() for p in written]
     print(f"{len(tables(Path(args.results)))} tables rendered; {verb}: "
-          + (", ".join(changed) or "none"))
+          + (", ".join(changed) or "none")
+          + ("" if args.check else "; files written: " + (", ".join(shown) or "none")))
     return 1 if args.check and changed else 0
 
 

@@ -101,8 +101,7 @@ def test_render_remakes_the_same_tex(tmp_path):
     assert (tmp_path / "gamma_sweep.csv").read_bytes() == csv_before  # numbers untouched
     meta = json.loads((tmp_path / "gamma_sweep.meta.json").read_text())
     assert meta["command"] == "pytest benchmarks"  # the provenance of the numbers stays
-    assert meta["rendered"]["command"].startswith("python -m benchmarks.render")
-    assert re.fullmatch(r"[0-9a-f]{7,}(\+dirty)?|.+", meta["rendered"]["commit"])
+    assert "rendered" not in meta  # nothing changed: not re-stamped (see the test below)
     assert (tmp_path / "figures" / "g.png").stat().st_size > 10_000  # re-drawn from the CSV
     assert render.main([str(tmp_path / "missing")]) == 2
 
@@ -536,3 +535,34 @@ def test_unreadable_sidecars_are_skipped_with_a_warning(tmp_path, capsys):
     assert "other.meta.json" in capsys.readouterr().err
     assert (tmp_path / "notes.meta.json").read_text() == "{not json"  # left as it was
     assert render.tables(tmp_path) == ["t"]
+
+
+def test_render_leaves_unchanged_files_untouched(tmp_path, capsys):
+    """A render that changes nothing writes nothing: same bytes and modification times of every
+    file (sidecars, .tex, README, the re-drawn figure); a change is still written and stamped."""
+    import os
+
+    write_table(_sweep_rows(), "gamma_sweep", tmp_path, {**META, "figure": "figures/g.png"},
+                caption="sweep")
+    write_table(pd.DataFrame({"a": [1.5]}), "t", tmp_path, META, caption="c")
+    assert render.main([str(tmp_path)]) == 0  # the figure is drawn; nothing else changes
+    files = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    for p in files:  # an old time: a rewrite shows even within the clock's resolution
+        os.utime(p, ns=(1_000_000_000, 1_000_000_000))
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in files}
+    capsys.readouterr()
+    assert render.main([str(tmp_path)]) == 0
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in files} == before
+    assert "changed: none; files written: none" in capsys.readouterr().out
+    # a sidecar with a machine path is made portable: that table's files are rewritten
+    meta = json.loads((tmp_path / "t.meta.json").read_text())
+    meta["dataset"] = "/root/.cache/decouple/smoke/data.h5"
+    (tmp_path / "t.meta.json").write_text(json.dumps(meta))
+    os.utime(tmp_path / "t.meta.json", ns=(1_000_000_000, 1_000_000_000))
+    assert render.main([str(tmp_path)]) == 0
+    assert "files written: t.meta.json, t.tex, README.md" in capsys.readouterr().out
+    new = json.loads((tmp_path / "t.meta.json").read_text())
+    assert new["dataset"] == "<cache>/smoke/data.h5" and new["command"] == "pytest benchmarks"
+    assert new["rendered"]["command"].startswith("python -m benchmarks.render")
+    assert re.fullmatch(r"[0-9a-f]{7,}(\+dirty)?|.+", new["rendered"]["commit"])
+    assert (tmp_path / "gamma_sweep.tex").stat().st_mtime_ns == 1_000_000_000
