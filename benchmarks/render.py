@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from datagen import code_version
+
 from ._report import (REPO, check_results_folder, portable_meta, portable_path, read_sidecars,
                       tex_text, update_index, write_if_changed)
 
@@ -40,8 +42,6 @@ def head_commit() -> str:
                                cwd=REPO, check=True, capture_output=True, text=True).stdout
         return head + ("+dirty" if dirty.strip() else "")
     except (OSError, subprocess.CalledProcessError):
-        from datagen import code_version
-
         return code_version()
 
 
@@ -150,6 +150,8 @@ def main(argv=None) -> int:
         prog="python -m benchmarks.render",
         description="Re-make the LaTeX tables, results/README.md and the CSV-based figures from "
                     "the committed CSVs and sidecars (no benchmark is re-run).")
+    parser.add_argument("--version", action="version",
+                        version=f"decouple-ops benchmarks.render {code_version()}")
     parser.add_argument("results", nargs="?", default="results",
                         help="results folder (default: results)")
     parser.add_argument("--check", action="store_true",

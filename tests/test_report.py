@@ -566,3 +566,12 @@ def test_render_leaves_unchanged_files_untouched(tmp_path, capsys):
     assert new["rendered"]["command"].startswith("python -m benchmarks.render")
     assert re.fullmatch(r"[0-9a-f]{7,}(\+dirty)?|.+", new["rendered"]["commit"])
     assert (tmp_path / "gamma_sweep.tex").stat().st_mtime_ns == 1_000_000_000
+
+
+def test_render_version(capsys):
+    from datagen import code_version
+
+    with pytest.raises(SystemExit) as exc:
+        render.main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"decouple-ops benchmarks.render {code_version()}"
