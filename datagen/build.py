@@ -36,6 +36,7 @@ import operators
 from . import __version__, code_version
 from .lock import LockedError, OutputLock
 from .plan import Plan
+from .sources import display
 from .store import (ATTRIBUTES_DIGEST, FORMAT, FORMAT_VERSION, SPLITS, attributes_digest,
                     pair_shape, store_keys)
 from .work import (CODEC, GZIP_LEVEL, compute_task, encode_chunk, encode_rows, fletcher32,
@@ -744,7 +745,8 @@ class _Assembly:
             f.attrs.update({
                 "format": FORMAT, "format_version": FORMAT_VERSION,
                 "version": __version__, "code": code_version(),
-                "command": command or " ".join(sys.argv),
+                # printable UTF-8 (HDF5 refuses the surrogates of names that are not UTF-8)
+                "command": display(command or " ".join(sys.argv)),
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "seed": opts.seed, "size": s, "per_image": opts.per_image,
                 "test_fraction": opts.test_fraction, "max_crops": opts.max_crops,

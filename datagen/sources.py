@@ -1,14 +1,15 @@
 """Source images: the bundled default set or a user folder, read safely and cropped deterministically."""
 from __future__ import annotations
 
-import errno
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from operators._io import ImageReadError, display, jpeg_truncated  # noqa: F401  (re-exported)
+from operators._io import read_image as _read_file
 
 #: Natural colour photographs shipped inside scikit-image's wheel (no download needed).
 DEFAULT_FILES = ("astronaut.png", "chelsea.png", "coffee.png", "hubble_deep_field.jpg",
@@ -43,9 +44,10 @@ def default_images() -> list[Path]:
 def list_images(folder) -> list[Path]:
     """Image files directly in ``folder`` (sorted, so the order and the data are reproducible).
 
-    Every entry with an image suffix that is not a folder is listed, including broken links and
-    symbolic-link loops: :func:`read_image` then says why it cannot be used, and the build lists it
-    among the skipped images instead of dropping it silently.
+    Every entry with an image suffix that is not a folder is listed, including broken links,
+    symbolic-link loops, FIFOs and devices (or links to them): :func:`read_image` then says why
+    it cannot be used, without reading or blocking, and the build lists it among the skipped
+    images instead of dropping it silently.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -57,48 +59,20 @@ def list_images(folder) -> list[Path]:
     return files
 
 
-def display(path) -> str:
-    """A file name that can always be printed and stored as UTF-8 (undecodable bytes as \\xNN)."""
-    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
-
-
-def jpeg_truncated(data: bytes) -> bool:
-    """True when a JPEG stream ends before its last scan does (no EOI marker after the last SOS).
-
-    Inside entropy-coded data a 0xFF byte is always followed by 0x00 or a restart marker, so the
-    last SOS (FF DA) starts the image's last scan and a complete file has an EOI (FF D9) after it;
-    an EXIF thumbnail's EOI comes before the main image's scans and cannot hide a truncation.
-    """
-    sos = data.rfind(b"\xff\xda")
-    return sos < 0 or data.rfind(b"\xff\xd9") < sos
-
-
 def read_image(path) -> tuple[np.ndarray | None, str]:
     """``(RGB uint8 image, "")`` or ``(None, reason)``; never raises for a bad file.
 
-    The file's bytes are read by Python and decoded by ``cv2.imdecode``: OpenCV never sees the
-    path (``cv2.imread`` crashes on names that are not valid UTF-8). A truncated JPEG is refused
+    The project's one image reader (:mod:`operators._io`): the bytes of a regular file only
+    (a FIFO, a device such as a link to ``/dev/zero``, a folder are refused without being read),
+    at most ``operators._io.MAX_IMAGE_BYTES``, decoded by ``cv2.imdecode`` (OpenCV never sees the
+    path: ``cv2.imread`` crashes on names that are not valid UTF-8). A truncated JPEG is refused
     rather than decoded with grey fill. Gray images are replicated to three channels, alpha is
-    dropped, 16-bit images are scaled.
+    dropped, 16-bit images are scaled. EXIF orientation is ignored, as MATLAB's ``imread`` does.
     """
     try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            return None, "unreadable (symbolic link loop)"
-        if exc.errno == errno.ENOENT and os.path.islink(path):
-            return None, "unreadable (broken symbolic link)"
-        return None, f"unreadable ({exc.strerror or exc})"
-    if not data:
-        return None, "unreadable (empty file)"
-    if data[:2] == b"\xff\xd8" and jpeg_truncated(data):
-        return None, "unreadable (truncated JPEG: the file ends before the image data does)"
-    try:
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    except cv2.error:
-        img = None
-    if img is None or img.size == 0:
-        return None, "unreadable (not an image OpenCV can decode, or a damaged file)"
+        img = _read_file(path)
+    except ImageReadError as exc:
+        return None, f"unreadable ({exc.reason})"
     if img.dtype == np.uint16:
         img = (img.astype(np.float64) / 257.0 + 0.5).astype(np.uint8)
     elif img.dtype != np.uint8:

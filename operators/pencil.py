@@ -28,6 +28,7 @@ import numpy as np
 
 from . import _pencil_kernels as pk
 from ._color import rgb2gray, rgb2ycbcr, ycbcr2rgb
+from ._io import ImageReadError, display, read_image
 from ._imresize import imresize
 from ._validate import as_count, as_float_image, as_positive
 from ._memory import tune_malloc
@@ -173,26 +174,36 @@ def procedural_texture() -> np.ndarray:
     return _procedural_base()
 
 
-def _read_texture_file(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise ValueError(f"pencil texture file not found: {path}")
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # no EXIF rotation, as MATLAB
-    if img is None or img.size == 0:
-        raise ValueError(f"pencil texture {path} is not a readable image")
+def read_texture_file(path) -> np.ndarray:
+    """The pixels of a texture file as the operator takes them: uint8 (8-bit files) or float64
+    in [0, 1] (16-bit files, x/65535), HxW gray or HxWx3 RGB (alpha dropped).
+    ``load_texture(path)`` is ``load_texture(read_texture_file(path))``, so a caller may read a
+    file once and pass the array on (``datagen`` sends it to its workers).
+
+    Read by the project's one image reader (:mod:`operators._io`: a regular file's bytes,
+    capped, decoded by ``cv2.imdecode``, libjpeg-turbo: the same pixels as MATLAB/Octave for the
+    authors' ``pencil0.jpg``; any file name; no EXIF rotation, as MATLAB).
+    """
+    try:
+        img = read_image(path)
+    except ImageReadError as exc:
+        raise ValueError(f"pencil texture {display(path)} is not a readable image "
+                         f"({exc.reason})") from None
     if img.dtype == np.uint16:
         img = img.astype(np.float64) / 65535.0
-    elif img.dtype == np.uint8:
-        img = img.astype(np.float64) / 255.0
-    else:
-        raise ValueError(f"pencil texture {path} has unsupported pixel type {img.dtype}")
+    elif img.dtype != np.uint8:
+        raise ValueError(f"pencil texture {display(path)} has unsupported pixel type {img.dtype}")
     if img.ndim == 3:
         if img.shape[2] == 4:
             img = img[:, :, :3]
-        if img.shape[2] == 3:
-            img = rgb2gray(img[:, :, ::-1])
-        else:
-            img = img[:, :, 0]
+        img = img[:, :, ::-1] if img.shape[2] == 3 else img[:, :, 0]  # BGR -> RGB
     return np.ascontiguousarray(img)
+
+
+def _read_texture_file(path: Path) -> np.ndarray:
+    if not path.exists():
+        raise ValueError(f"pencil texture file not found: {display(path)}")
+    return _texture_array(read_texture_file(path))
 
 
 @lru_cache(maxsize=4)
@@ -206,16 +217,17 @@ def load_texture(texture=None) -> np.ndarray:
     """The pencil texture P as a float64 gray HxW array in [0, 1].
 
     ``None``: :func:`procedural_texture`. A path (``str`` / ``os.PathLike``): the image file,
-    decoded with OpenCV (libjpeg-turbo: the same pixels as MATLAB/Octave for the authors'
-    ``pencil0.jpg``), RGB converted with MATLAB's ``rgb2gray`` of ``im2double``. An array: HxW,
+    read by :func:`read_texture_file` (OpenCV's decoder, libjpeg-turbo: the same pixels as
+    MATLAB/Octave for the authors' ``pencil0.jpg``), RGB converted with MATLAB's ``rgb2gray`` of
+    ``im2double``. An array: HxW,
     HxWx1 or HxWx3, uint8 or float in [0, 1] (RGB is converted with ``rgb2gray``).
     """
     if texture is None:
         return procedural_texture()
     if isinstance(texture, (str, os.PathLike)):
         path = Path(texture)
-        if not path.is_file():
-            raise ValueError(f"pencil texture file not found: {path}")
+        if not path.exists():
+            raise ValueError(f"pencil texture file not found: {display(path)}")
         st = path.stat()
         return _file_texture(str(path.resolve()), st.st_mtime_ns, st.st_size)
     if isinstance(texture, bytes):
@@ -223,8 +235,13 @@ def load_texture(texture=None) -> np.ndarray:
     if not isinstance(texture, np.ndarray):
         raise TypeError(f"pencil texture must be None, a path (str/Path) or a numpy image array, "
                         f"got {type(texture).__name__}")
+    return _texture_array(texture)
+
+
+def _texture_array(texture: np.ndarray) -> np.ndarray:
+    """P of a texture array (the one conversion of arrays and of files' pixels)."""
     t, _ = as_float_image(texture, name="pencil texture")
-    return rgb2gray(t) if t.shape[2] == 3 else t[:, :, 0]
+    return rgb2gray(t) if t.shape[2] == 3 else np.ascontiguousarray(t[:, :, 0])
 
 
 def texture_id(texture=None) -> str:

@@ -9,6 +9,7 @@ from functools import lru_cache
 import numpy as np
 
 from ._color import rgb2gray
+from ._io import ImageReadError, display, read_image
 from ._memory import tune_malloc
 from ._validate import as_count, as_float_image, restore_shape
 
@@ -132,7 +133,8 @@ def load_exemplar(exemplar=None) -> np.ndarray:
 
     An array is read like an operator input (uint8 as x/255, float in [0, 1]; RGB through
     MATLAB's ``rgb2gray``), as ``rgb2gray(double(imread(...))/255)`` in ``demo_style_transfer.m``.
-    A path is read with OpenCV; only 8-bit gray, RGB or RGBA files (alpha dropped) are accepted.
+    A path is read by :func:`read_exemplar_file` (the project's one image reader, any file
+    name); only 8-bit gray, RGB or RGBA files (alpha dropped) are accepted.
     """
     return np.array(_exemplar(exemplar), copy=True)
 
@@ -161,10 +163,15 @@ def _exemplar(exemplar) -> np.ndarray:
         return _default_exemplar()
     if isinstance(exemplar, (str, os.PathLike)):
         p = os.path.abspath(os.fspath(exemplar))
-        if not os.path.isfile(p):
-            raise ValueError(f"style exemplar file not found: {p!r}")
+        if not os.path.exists(p):
+            raise ValueError(f"style exemplar file not found: {display(p)!r}")
         st = os.stat(p)
         return _read_exemplar_file(p, st.st_mtime_ns, st.st_size)
+    return _gray(exemplar)
+
+
+def _gray(exemplar) -> np.ndarray:
+    """M of an exemplar array (the one conversion of arrays and of files' pixels)."""
     m, _ = as_float_image(exemplar, name="style exemplar")
     return rgb2gray(m) if m.shape[2] == 3 else np.ascontiguousarray(m[:, :, 0])
 
@@ -182,25 +189,35 @@ def _default_exemplar() -> np.ndarray:
 def _read_exemplar_file(p: str, mtime_ns: int, size: int) -> np.ndarray:
     """M from an image file, cached per (path, modification time, size): read-only."""
     del mtime_ns, size  # only the cache key: a changed file is read again
-    m, _ = as_float_image(_read_image(p), name="style exemplar")
-    m = rgb2gray(m) if m.shape[2] == 3 else np.ascontiguousarray(m[:, :, 0])
+    m = _gray(read_exemplar_file(p))
     m.setflags(write=False)
     return m
 
 
-def _read_image(p: str) -> np.ndarray:
-    import cv2
+def read_exemplar_file(path) -> np.ndarray:
+    """The pixels of an exemplar file as the operator takes them: uint8, HxW gray or HxWx3 RGB
+    (alpha dropped). ``load_exemplar(path)`` is ``load_exemplar(read_exemplar_file(path))``, so a
+    caller may read a file once and pass the array on (``datagen`` sends it to its workers).
 
-    arr = cv2.imread(p, cv2.IMREAD_UNCHANGED)
-    if arr is None:
-        raise ValueError(f"style exemplar {p!r} is not an image OpenCV can read")
+    Read by the project's one image reader (:mod:`operators._io`: a regular file's bytes,
+    capped, decoded by ``cv2.imdecode``; any file name; EXIF orientation ignored, as MATLAB);
+    a ``ValueError`` says why a file cannot be used.
+    """
+    try:
+        arr = read_image(path)
+    except ImageReadError as exc:
+        raise ValueError(f"style exemplar {display(path)!r} is not a usable image "
+                         f"({exc.reason})") from None
     if arr.dtype != np.uint8:
-        raise ValueError(f"style exemplar {p!r} has {arr.dtype} samples; use an 8-bit image "
-                         "(or pass the array yourself, as float in [0, 1])")
+        raise ValueError(f"style exemplar {display(path)!r} has {arr.dtype} samples; use an "
+                         "8-bit image (or pass the array yourself, as float in [0, 1])")
     if arr.ndim == 3:
         if arr.shape[2] == 4:
             arr = arr[:, :, :3]
-        arr = arr[:, :, ::-1]  # OpenCV's BGR -> RGB
+        if arr.shape[2] == 3:
+            arr = arr[:, :, ::-1]  # OpenCV's BGR -> RGB
+        else:  # gray with alpha
+            arr = arr[:, :, 0]
     return np.ascontiguousarray(arr)
 
 

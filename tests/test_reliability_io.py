@@ -6,6 +6,7 @@ that do not hold together, refused on open; a Dask build without workers stops a
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -94,3 +95,160 @@ def test_one_lock_for_datagen_and_model(tmp_path):
             with FileLock(run / ".lock", "other"):
                 pass
     assert not (run / ".lock").exists()
+
+
+# ------------------------------------------------------------------ 7, 8. the one image reader
+def _png(rng, h=40, w=48) -> bytes:
+    import cv2
+    import numpy as np
+
+    img = cv2.resize(rng.integers(0, 256, (8, 10, 3), dtype=np.uint8), (w, h),
+                     interpolation=cv2.INTER_CUBIC)
+    return cv2.imencode(".png", img)[1].tobytes()
+
+
+def _odd_name(folder: Path, name: bytes) -> Path:
+    return Path(os.fsdecode(os.fsencode(folder) + b"/" + name))
+
+
+AUX_NOT_UTF8 = r"""
+import sys
+from pathlib import Path
+import numpy as np
+import operators
+from operators.pencil import load_texture
+from operators.style import exemplar_info, load_exemplar
+p = Path(sys.argv[1])
+img = np.random.default_rng(0).integers(0, 256, (24, 24, 3), dtype=np.uint8)
+operators.apply("style", img, exemplar=p)
+operators.apply("pencil", img, texture=p)
+assert exemplar_info(p)["sha256"] == exemplar_info(load_exemplar(p))["sha256"]
+assert load_texture(p).shape == (40, 48)
+# a build records them (the command, with the name, is stored as printable UTF-8)
+import cv2, h5py, json
+from datagen.cli import main
+d = p.parent / "imgs"
+d.mkdir()
+cv2.imwrite(str(d / "a.png"), cv2.resize(img, (64, 64), interpolation=cv2.INTER_CUBIC))
+out = p.parent / "o.h5"
+assert main(["build", "--ops", "style,pencil", "--images", str(d), "--out", str(out), "--size",
+             "32", "--max-crops", "1", "--test-fraction", "0", "--workers", "1", "--quiet",
+             "--exemplar", str(p), "--texture", str(p)]) == 0
+with h5py.File(out, "r") as f:
+    assert json.loads(f["ops/style"].attrs["fixed"])["exemplar"]["name"] == "ex\udce9\udcff.png"
+    assert "ex\\xe9\\xff.png" in f.attrs["command"]
+print("ok")
+"""
+
+
+def test_an_aux_image_whose_name_is_not_utf8_is_read_not_a_crash(tmp_path):
+    """``cv2.imread`` crashed the interpreter (SIGSEGV) on such names: run in a subprocess."""
+    import numpy as np
+
+    p = _odd_name(tmp_path, b"ex\xe9\xff.png")
+    p.write_bytes(_png(np.random.default_rng(1)))
+    script = tmp_path / "aux.py"
+    script.write_text(AUX_NOT_UTF8)
+    r = subprocess.run([sys.executable, str(script), os.fsdecode(p)], capture_output=True,
+                       timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode == 0 and r.stdout.strip().endswith(b"\nok"), \
+        r.stderr.decode(errors="replace")
+
+
+def test_files_and_arrays_of_aux_images_give_the_same_pixels(tmp_path):
+    """What a worker is sent (the array read once) is what the path gives."""
+    import cv2
+    import numpy as np
+
+    from operators.pencil import load_texture, read_texture_file, texture_id
+    from operators.style import exemplar_info, load_exemplar, read_exemplar_file
+
+    rng = np.random.default_rng(2)
+    for name, data in (("rgb.png", _png(rng)), ("rgba.png", cv2.imencode(
+            ".png", rng.integers(1, 256, (30, 20, 4), dtype=np.uint8))[1].tobytes()),
+            ("gray.jpg", cv2.imencode(".jpg", rng.integers(1, 256, (30, 20), np.uint8))[1]
+             .tobytes()), ("deep.png", cv2.imencode(".png", rng.integers(
+                 1, 65536, (16, 16, 3), dtype=np.uint16))[1].tobytes())):
+        p = tmp_path / name
+        p.write_bytes(data)
+        t = read_texture_file(p)
+        np.testing.assert_array_equal(load_texture(p), load_texture(t))
+        assert texture_id(p).split(":")[1] == texture_id(t).split(":")[1]
+        if name != "deep.png":
+            m = read_exemplar_file(p)
+            np.testing.assert_array_equal(load_exemplar(p), load_exemplar(m))
+            assert exemplar_info(p)["sha256"] == exemplar_info(m)["sha256"]
+
+
+def _fifo_and_zero(folder: Path) -> None:
+    os.mkfifo(folder / "pipe.png")
+    os.symlink("/dev/zero", folder / "zero.png")
+
+
+IMAGES_THAT_ARE_NOT_FILES = r"""
+import sys
+from datagen.cli import main
+sys.exit(main(["build", "--ops", "l0", "--images", sys.argv[1], "--out", sys.argv[2],
+               "--size", "32", "--per-image", "1", "--max-crops", "1", "--test-fraction", "0",
+               "--no-single", "--workers", "1", "--quiet"]))
+"""
+
+
+def test_fifos_and_devices_among_the_images_are_skipped_and_listed(tmp_path):
+    """A FIFO blocked the build for ever, a link to /dev/zero was read until memory ran out:
+    a subprocess, with a timeout and a memory limit, so that the old behaviour fails the test."""
+    import resource
+
+    import numpy as np
+
+    d = tmp_path / "imgs"
+    d.mkdir()
+    (d / "good.png").write_bytes(_png(np.random.default_rng(3), 64, 64))
+    _fifo_and_zero(d)
+    script = tmp_path / "b.py"
+    script.write_text(IMAGES_THAT_ARE_NOT_FILES)
+
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (4 * 2**30, 4 * 2**30))
+
+    try:
+        r = subprocess.run([sys.executable, str(script), str(d), str(tmp_path / "o.h5")],
+                           capture_output=True, timeout=240, preexec_fn=limit_memory,
+                           env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=tmp_path)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the build blocked on the FIFO")
+    out = r.stdout.decode()
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    assert "skipped 2 image(s)" in out
+    assert "pipe.png: unreadable (a FIFO, not a regular file)" in out
+    assert "zero.png: unreadable (a character device, not a regular file)" in out
+
+
+def test_the_reader_caps_the_bytes_it_reads(tmp_path, monkeypatch):
+    from datagen.sources import read_image
+    from operators import _io
+
+    p = tmp_path / "big.png"
+    p.write_bytes(_png(__import__("numpy").random.default_rng(4)))
+    assert read_image(p)[1] == ""
+    monkeypatch.setattr(_io, "MAX_IMAGE_BYTES", 100)
+    img, reason = read_image(p)
+    assert img is None and "larger than the 100 bytes an image file may have" in reason
+
+
+@pytest.mark.parametrize("what", ["fifo", "zero"])
+def test_aux_images_and_apply_inputs_that_are_not_files_are_refused(tmp_path, what):
+    """The style exemplar, the pencil texture and ``model apply``'s input (datagen.sources.
+    read_image) go through the same reader: refused with the reason, never read or waited on."""
+    from datagen.sources import read_image
+    from operators.pencil import load_texture
+    from operators.style import load_exemplar
+
+    _fifo_and_zero(tmp_path)
+    p = tmp_path / ("pipe.png" if what == "fifo" else "zero.png")
+    reason = "a FIFO" if what == "fifo" else "a character device"
+    with pytest.raises(ValueError, match=f"style exemplar .*{reason}, not a regular file"):
+        load_exemplar(p)
+    with pytest.raises(ValueError, match=f"pencil texture .*{reason}, not a regular file"):
+        load_texture(p)
+    assert read_image(p) == (None, f"unreadable ({reason}, not a regular file)")
