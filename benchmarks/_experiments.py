@@ -142,9 +142,13 @@ def _wanted(run: Run, keep) -> bool:
 
 def table1_runs(ops=None, scale=None) -> list[Run]:
     """Table 1 and the γ sweep: per operator one decouple model, one single-γ network per test γ
-    and the γ-as-input network (concat) the sweep compares with."""
+    and the γ-as-input network (concat) the sweep compares with. The operators are the six
+    filters the table reports (:data:`operators.NAMES`), those of them in ``ops`` when given
+    (names or groups, in their order: ``"all"`` keeps the six, ``"restoration"`` none), as every
+    table's run list keeps only its own operators."""
     runs = []
-    for op in (operators.NAMES if ops is None else ops):
+    for op in (operators.NAMES if ops is None else
+               [o for o in operators.resolve(ops) if o in operators.NAMES]):
         runs += [Run("decouple", op), Run("concat", op)]
         runs += [Run("single", op, float(g)) for g in operators.get(op).test_gammas]
     return runs

@@ -34,10 +34,14 @@ def main(argv=None) -> int:
     p.add_argument("--data", type=Path, default=None, help="dataset instead of the scale's default")
     p.add_argument("--tables", default=",".join(TABLES),
                    help=f"which tables' models to train, comma separated ({', '.join(TABLES)})")
-    p.add_argument("--ops", default="all",
-                   help="operators or groups (" + ", ".join(g for g in operators.GROUPS
-                                                        if g != "all")
-                        + "), comma separated, or all (the paper's filters)")
+    p.add_argument("--ops", default=None,
+                   help="only the models of these operators: names or groups ("
+                        + ", ".join(g for g in operators.GROUPS if g != "all")
+                        + "), comma separated, or all: every operator, the "
+                        f"{len(operators.ALL)} of python -m datagen and python -m model; each "
+                        "table keeps those it reports (Table 1: the six filters, Table 2: sr, "
+                        "denoise, jpeg, ...). Default: every table's own operators, the same "
+                        "as all")
     p.add_argument("--jobs", type=int, default=2, help="trainings at a time")
     p.add_argument("--threads", type=int, default=None,
                    help="threads of each training (--threads of python -m model train; "
@@ -61,12 +65,15 @@ def main(argv=None) -> int:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
         if args.estimate_steps < 0:
             raise ValueError(f"--estimate-steps must be >= 0, got {args.estimate_steps}")
-        ops = None if args.ops.strip().lower() == "all" else operators.resolve(args.ops)
+        ops = None if args.ops is None else operators.resolve(args.ops)
         runs = []
         for t in args.tables.split(","):
             if t.strip() not in TABLES:
                 raise ValueError(f"unknown table {t!r}; choose from {list(TABLES)}")
             runs += [r for r in TABLES[t.strip()](ops, args.scale) if r not in runs]
+        if not runs:
+            raise ValueError(f"no model of --tables {args.tables} is trained on --ops {args.ops} "
+                             f"(at the {args.scale} scale)")
         exp = Experiment(args.scale, args.cache, args.data, args.device)
         if args.list:
             for r in runs:

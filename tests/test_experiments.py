@@ -125,3 +125,28 @@ def test_run_preset_and_train_args_follow_the_run(data, tmp_path):
     assert exp.train_args(Run("adafm", "l0", budget=2, share=6)) == ["--ops", "l0",
                                                                      "--iterations", "5"]
     assert exp.train_args(Run("decouple", "l0")) == ["--ops", "l0"]  # train() caps the crop
+
+
+def test_ops_all_means_every_operator_each_table_keeping_its_own(tmp_path, capsys):
+    """``--ops all`` is every operator, as for ``python -m datagen``/``model`` (fifteen), and
+    each table's run list keeps the operators it reports: the same models as the default (each
+    table's own set); an operator a table does not report trains nothing for it (Table 1 on the
+    restoration tasks trained eleven models no table evaluates)."""
+    import operators
+    from benchmarks import prepare
+    from benchmarks._experiments import TABLES
+
+    assert len(operators.resolve("all")) == len(operators.ALL) == 15
+    for name, f in TABLES.items():
+        for scale in ("smoke", "small"):
+            assert f(operators.resolve("all"), scale) == f(None, scale), (name, scale)
+    assert table1_runs(["sr", "shock"]) == [] and table1_runs("restoration,l0") == \
+        table1_runs(["l0"])
+    args = ["--scale", "smoke", "--cache", str(tmp_path), "--list"]
+    assert prepare.main(args) == 0
+    default = capsys.readouterr().out
+    assert prepare.main(args + ["--ops", "all"]) == 0
+    assert capsys.readouterr().out == default and len(default.splitlines()) > 50
+    assert prepare.main(args + ["--ops", "sr", "--tables", "table1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: no model of --tables table1"), err
