@@ -372,11 +372,10 @@ def _build_locked(plan: Plan, out: Path, *, workers, scheduler, resume, force, p
                 if not journal.done[name][slots].all()]
         total = sum(len(s) for _, _, s in todo)
         if progress:
-            from tqdm import tqdm
+            from .progress import Progress
 
-            # disable=None: bars only on a terminal, never kilobytes of them in a log file
-            bar = tqdm(total=total, unit="pair", desc="build", dynamic_ncols=True, file=sys.stderr,
-                       disable=None)
+            # a bar on a terminal; elsewhere (a log file) a line every 30 s: done, rate, time left
+            bar = Progress(total, desc="build", noun="pair")
         try:
             if isinstance(executor, WorkerPool) and todo:  # assembled while the workers compute
                 assembly = _Assembly(plan, journal, out, command=command)

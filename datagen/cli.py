@@ -128,7 +128,9 @@ def parser() -> argparse.ArgumentParser:
                    help="complete an interrupted build with the same options")
     b.add_argument("--force", action="store_true",
                    help="overwrite an existing output or discard an interrupted build")
-    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.add_argument("--quiet", action="store_true",
+                   help="no progress: no bar on a terminal, no progress lines elsewhere (a line "
+                        "every $DECOUPLE_PROGRESS_S seconds, default 30)")
 
     i = sub.add_parser("info", help="what is inside a dataset, as a table")
     i.add_argument("file", type=Path)
@@ -147,6 +149,9 @@ def parser() -> argparse.ArgumentParser:
                         "name and hash are in /ops/style's 'fixed' attribute)")
     v.add_argument("--texture", type=Path, default=None,
                    help="the pencil texture the file was built with, if not the default")
+    v.add_argument("--verbose", action="store_true",
+                   help="list every check (PASS and FAIL); by default only the failed ones, "
+                        "the notes and the summary")
 
     s = sub.add_parser("show", help="contact sheet: one source across the test γ values",
                        formatter_class=HelpFormatter)
@@ -172,7 +177,8 @@ def main(argv=None) -> int:
             from .inspection import verify
 
             report, ok = verify(args.file, samples=args.samples, seed=args.seed,
-                                exemplar=args.exemplar, texture=args.texture)
+                                exemplar=args.exemplar, texture=args.texture,
+                                verbose=args.verbose)
             print(report)
             return 0 if ok else 1
         if args.command == "show":

@@ -163,7 +163,9 @@ def parser() -> argparse.ArgumentParser:
                    help="continue the run in --out with its recorded settings (others are refused)")
     t.add_argument("--stop-at", type=_positive_int, default=None,
                    help="stop at this iteration (checkpointed); continue later with --resume")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--quiet", action="store_true",
+                   help="no progress: no bar on a terminal, no progress lines elsewhere (a line "
+                        "every $DECOUPLE_PROGRESS_S seconds, default 30)")
     t.add_argument("--workers", type=_non_negative_int, default=None,
                    help="DataLoader worker processes reading the batches (the same batches "
                         "whatever their number; 0: in this process) (default: the preset's)")

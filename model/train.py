@@ -619,11 +619,11 @@ def _train_locked(data, ops, out, ckpt_path, log_path, config, stages, preset, a
         tb = summary_writer(out)
         validate = _Validation(data, ops, gamma, coder, device) if tb is not None else None
         if progress:
-            from tqdm import tqdm
+            from datagen.progress import Progress
 
-            # disable=None: bars on a terminal only, not into redirected logs
-            bar = tqdm(total=preset.iterations, initial=start, unit="it", desc=f"train {arch}",
-                       dynamic_ncols=True, file=sys.stderr, disable=None)
+            # a bar on a terminal; elsewhere (nohup, tee) a line every 30 s: done, rate, time left
+            bar = Progress(preset.iterations, initial=start, unit="it", noun="iteration",
+                           desc=f"train {arch}")
     t0 = time.perf_counter()
     elapsed0 = state.get("elapsed_s", 0.0) if start else 0.0
     it = start

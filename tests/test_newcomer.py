@@ -122,3 +122,104 @@ def test_datagen_build_says_its_workers_and_threads_first(tmp_path, capsys, busy
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("workers: 1 × 1 thread (load 1.9 on 2 cores"), err
     assert err[1].startswith("warning: the machine is busy")
+
+
+# ------------------------------------------------------------------ 2. progress outside a terminal
+def _images(folder, n=3, side=40):
+    import cv2
+    import numpy as np
+
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        small = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+        cv2.imwrite(str(folder / f"{i}.png"),
+                    cv2.resize(small, (side, side), interpolation=cv2.INTER_CUBIC))
+    return folder
+
+
+def _run(args, tmp_path, **env):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, *args], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", **env}, timeout=600)
+
+
+def test_progress_lines_count_rate_and_time_left():
+    import io
+
+    from datagen.progress import Progress
+
+    now = [100.0]
+    out = io.StringIO()
+    p = Progress(3000, desc="train decouple", noun="iteration", initial=500, file=out,
+                 every=30, clock=lambda: now[0])
+    for _ in range(100):
+        now[0] += 2.0
+        p.update(1)
+        p.set_postfix(loss="12.5")
+    p.close()
+    lines = out.getvalue().splitlines()
+    assert lines[0] == ("train decouple: 2500 iterations to go (500 of 3000 done before); a line "
+                        "every 30 s (DECOUPLE_PROGRESS_S to change)")
+    assert lines[1] == ("train decouple: 515/3000 iterations (17 %), 2 s/iteration, "
+                        "1 h 22 min left; loss 12.5")
+    assert len(lines) == 1 + 6 + 1 and lines[-1] == "train decouple: 600/3000 iterations after 3 min 20 s"
+    out = io.StringIO()
+    p = Progress(10, desc="build", noun="pair", file=out, every=None)
+    p.update(10)
+    p.close()
+    assert out.getvalue() == ""  # lines off
+
+
+def test_progress_interval_comes_from_the_environment():
+    from datagen.progress import DEFAULT_S, interval_s
+
+    assert interval_s({}) == DEFAULT_S
+    assert interval_s({"DECOUPLE_PROGRESS_S": "2.5"}) == 2.5
+    assert interval_s({"DECOUPLE_PROGRESS_S": "off"}) is None
+    assert interval_s({"DECOUPLE_PROGRESS_S": "0"}) is None
+    for bad in ("soon", "-1", "inf", "nan"):
+        with pytest.raises(ValueError, match="DECOUPLE_PROGRESS_S must be the seconds"):
+            interval_s({"DECOUPLE_PROGRESS_S": bad})
+
+
+def test_build_and_train_report_progress_into_a_log(tmp_path):
+    """stdout and stderr are pipes here (as under nohup or tee): progress lines, no bar."""
+    import re
+
+    imgs = _images(tmp_path / "imgs")
+    r = _run(["-m", "datagen", "build", "--images", str(imgs), "--ops", "l0", "--size", "32",
+              "--max-crops", "2", "--per-image", "2", "--workers", "1",
+              "--out", str(tmp_path / "d.h5")], tmp_path, DECOUPLE_PROGRESS_S="0.001")
+    assert r.returncode == 0, r.stderr[-2000:]
+    err = [ln for ln in r.stderr.splitlines() if not ln.startswith("warning: ")]  # busy or not
+    assert err[0].startswith("workers: 1 × 1 thread (OMP_NUM_THREADS=1;"), err
+    assert re.match(r"build: \d+ pairs to go; a line every 0 s", err[1]), err
+    assert [ln for ln in err if re.fullmatch(
+        r"build: \d+/\d+ pairs \(\d+ %\), [\d.]+ (pairs/s|s/pair), .* left", ln)], err
+    assert "\r" not in r.stderr
+    r = _run(["-m", "model", "train", "--data", str(tmp_path / "d.h5"), "--ops", "l0",
+              *TINY_TRAIN, "--out", str(tmp_path / "run")], tmp_path, DECOUPLE_PROGRESS_S="0.001")
+    assert r.returncode == 0, r.stderr[-2000:]
+    err = [ln for ln in r.stderr.splitlines() if not ln.startswith("warning: ")]
+    assert err[0].startswith("threads: 1 (OMP_NUM_THREADS=1;"), err
+    assert err[1] == "train decouple: 2 iterations to go; a line every 0 s (DECOUPLE_PROGRESS_S to change)"
+    assert re.fullmatch(r"train decouple: 2/2 iterations \(100 %\), .* left; loss [\d.]+", err[3]), err
+    assert "\r" not in r.stderr
+    r = _run(["-m", "model", "train", "--data", str(tmp_path / "d.h5"), "--ops", "l0",
+              *TINY_TRAIN, "--out", str(tmp_path / "run2")], tmp_path, DECOUPLE_PROGRESS_S="x")
+    assert r.returncode == 2 and "error: DECOUPLE_PROGRESS_S must be" in r.stderr
+
+
+def test_verify_prints_failures_and_a_summary_unless_verbose(data, capsys):
+    from datagen.cli import main as datagen_main
+
+    assert datagen_main(["verify", str(data), "--samples", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and out[0].startswith(f"{data}: all checks passed (")
+    assert out[0].endswith("; --verbose lists every check")
+    assert datagen_main(["verify", str(data), "--samples", "1", "--verbose"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len([ln for ln in out if ln.startswith("PASS  ")]) > 10
