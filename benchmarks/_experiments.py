@@ -289,6 +289,13 @@ def sweep_joint_runs(ops=None, scale=None) -> list[Run]:
     return runs
 
 
+def job_threads(jobs: int, threads: int | None = None) -> int | None:
+    """The threads of each training :meth:`Experiment.prepare` starts, and of the steps its dry
+    run times: ``threads`` when given, else one when ``jobs`` > 1 (the jobs share the cores;
+    more threads each would stall one another), else None (torch's default)."""
+    return threads if threads is not None else (1 if jobs > 1 else None)
+
+
 #: seconds a stopped training gets to end after SIGTERM before it is killed (:func:`stop_jobs`)
 STOP_GRACE_S = 10.0
 
@@ -505,8 +512,7 @@ class Experiment:
         self.data(progress=progress)
         todo = [r for r in runs if not self.is_done(r)]
         env = dict(os.environ)
-        if threads is None and jobs > 1:
-            threads = 1
+        threads = job_threads(jobs, threads)
         if threads is not None:
             env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
         bar = None

@@ -19,7 +19,7 @@ from datagen import code_version
 from datagen.cli import HelpFormatter
 from datagen.lock import LockedError
 
-from ._experiments import TABLES, Experiment
+from ._experiments import TABLES, Experiment, job_threads
 
 
 def main(argv=None) -> int:
@@ -80,7 +80,8 @@ def main(argv=None) -> int:
                 print(f"{'done ' if exp.is_done(r) else 'to do'}  {exp.run_dir(r)}")
             return 0
         if args.dry_run:
-            dry_run(exp, runs, steps=args.estimate_steps, threads=args.threads)
+            dry_run(exp, runs, steps=args.estimate_steps, threads=args.threads,
+                    jobs=args.jobs)
             return 0
         failed = exp.prepare(runs, jobs=args.jobs, threads=args.threads)
     except KeyboardInterrupt:  # SIGINT, or SIGTERM (see _catch_stop_signals)
@@ -142,7 +143,7 @@ def _duration(seconds: float) -> str:
 
 
 def dry_run(exp: Experiment, runs, *, steps: int = 2, threads: int | None = None,
-            out=None) -> list[dict]:
+            jobs: int = 1, out=None) -> list[dict]:
     """Print (to ``out``, default stdout) and return what :meth:`Experiment.prepare` would
     train: per model its name, preset, iterations left and an estimated training time on this
     device. Nothing is trained, no dataset is built and nothing is written.
@@ -153,6 +154,8 @@ def dry_run(exp: Experiment, runs, *, steps: int = 2, threads: int | None = None
     the device the trainings would use, on the first batch of the dataset when it exists, else
     on a synthetic batch of the preset's batch size and crop; the median seconds per step times
     the iterations left. Loading batches, logging, checkpoints and validation are not counted.
+    The steps run with the threads each training would get (:func:`job_threads` of ``jobs``
+    and ``threads``: one when ``jobs`` > 1).
     """
     import torch
 
@@ -166,6 +169,10 @@ def dry_run(exp: Experiment, runs, *, steps: int = 2, threads: int | None = None
     device = devices.resolve(exp.device)
     data = exp._data if exp._data is not None else exp.root / "data.h5"
     have = data.is_file()
+    # timed with the threads each of the ``jobs`` trainings gets (one each when jobs > 1), not
+    # torch's default of one per core: a step's time depends on its threads (on a busy machine
+    # threads waiting for a core made the estimate ~20x too slow, and the dry run minutes long)
+    threads = job_threads(jobs, threads)
     devices.set_threads(threads)
     crop = ("each batch cropped to its smallest sample" if preset.batch_crop
             else f"{preset.crop}² crops")
@@ -221,7 +228,9 @@ def dry_run(exp: Experiment, runs, *, steps: int = 2, threads: int | None = None
     if steps:
         total = sum(row["seconds"] or 0.0 for row in rows)
         print(f"{len([r for r in rows if r['left']])} model(s) to train, about "
-              f"{_duration(total)} one after another on {device}", file=out)
+              f"{_duration(total)} one after another on {device}"
+              + (f", at best about {_duration(total / jobs)} with {jobs} at a time" if jobs > 1
+                 else ""), file=out)
     return rows
 
 

@@ -170,3 +170,19 @@ def test_second_prepare_on_one_cache_is_refused_with_one_line(tmp_path):
         assert not list((cache / "smoke" / "runs").glob("*/done"))  # it trained nothing
     finally:
         _cleanup(cache, first, *(p for p in [second] if p is not None))
+
+
+def test_dry_run_times_steps_with_the_jobs_threads(tmp_path):
+    """``--dry-run --jobs 2`` measures with one thread, as each of the two trainings runs, not
+    with one per core (its estimate was many times off on a busy machine)."""
+    from benchmarks._experiments import job_threads
+
+    assert job_threads(2) == 1 and job_threads(1) is None and job_threads(2, 3) == 3
+    run = subprocess.run([sys.executable, "-m", "benchmarks.prepare", "--dry-run", "--scale",
+                          "smoke", "--cache", str(tmp_path), "--tables", "table1", "--ops", "l0",
+                          "--jobs", "2", "--estimate-steps", "1"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "with 1 thread(s)" in run.stdout, run.stdout
+    assert "with 2 at a time" in run.stdout.splitlines()[-1], run.stdout
+    assert not (tmp_path / "smoke" / "data.h5").exists()  # nothing built
