@@ -9,7 +9,7 @@ import numpy as np
 import operators
 
 from . import code_version
-from .plan import AUX, aux_record, effective_gammas
+from .plan import AUX, aux_record, effective_gammas, read_aux
 from .store import (ATTRIBUTES_DIGEST, SPLITS, attributes_digest, op_attrs, op_kind, op_names,
                     open_file, pair_datasets, store_keys, summary)
 
@@ -224,16 +224,18 @@ def _aux_overrides(name: str, at: dict, aux_paths: dict, notes: list):
     given = None if given is None else str(given)
     if given is not None and not Path(given).is_file():
         raise ValueError(f"--{key} {given}: no such file")
+    # read once: the pixels compared with the record are the pixels the pairs are remade with
+    read = None if given is None else read_aux(name, given)
     if not isinstance(recorded, dict):  # made before auxiliary images were recorded
-        return {} if given is None else {key: given}
-    have = aux_record(name, given)
+        return {} if read is None else {key: read.array}
+    have = aux_record(name, None) if read is None else read.record
     if have["sha256"] != recorded.get("sha256"):
         notes.append(f"{name}: pairs not recomputed: the file was made with {key} "
                      f"{recorded.get('name')} (sha256 {str(recorded.get('sha256'))[:16]}), "
                      f"{'not the default' if given is None else 'not ' + have['name']}; "
                      f"pass --{key} FILE")
         return None
-    return {} if given is None else {key: given}
+    return {} if read is None else {key: read.array}
 
 
 def _op_checks(f, name, px, n, s, src_split, rng, samples, file_code, check, aux_paths,

@@ -64,6 +64,12 @@ class Options:
             path = getattr(self, key)
             if path is not None and not os.path.isfile(path):
                 raise ValueError(f"--{key} {display(path)}: no such file")
+        # each auxiliary image is read here, once: the hash stored and the pixels every pair is
+        # made with come from this one read (a file replaced later changes nothing; a relative
+        # path is resolved here, not in each worker's folder)
+        aux = {name: read_aux(name, getattr(self, key)) for name, key in AUX.items()
+               if name in self.ops and getattr(self, key) is not None}
+        object.__setattr__(self, "_aux", aux)
 
     def to_json(self) -> str:
         """The options as given (image paths as on this machine)."""
@@ -90,31 +96,33 @@ class Options:
         d["ops"] = list(self.ops)
         d["test_images"] = list(self.test_images)
         # auxiliary images by name and hash, never a machine path (nor the pixels)
-        d["exemplar"] = aux_record("style", self.exemplar) if "style" in self.ops else None
-        d["texture"] = aux_record("pencil", self.texture) if "pencil" in self.ops else None
+        d["exemplar"] = self.aux_record("style") if "style" in self.ops else None
+        d["texture"] = self.aux_record("pencil") if "pencil" in self.ops else None
         return d
 
     def portable_json(self) -> str:
         return json.dumps(self.portable(), sort_keys=True)
 
+    def aux_record(self, name: str) -> dict:
+        """The record of operator ``name``'s auxiliary image: of the pixels read when these
+        options were made, or of the operator's default."""
+        got = self._aux.get(name)
+        return dict(got.record) if got is not None else aux_record(name, None)
+
     def overrides(self, name: str) -> dict:
-        """Keyword arguments given to operator ``name`` beyond its registry defaults (the
-        auxiliary images' paths)."""
-        if name == "style" and self.exemplar is not None:
-            return {"exemplar": self.exemplar}
-        if name == "pencil" and self.texture is not None:
-            return {"texture": self.texture}
-        return {}
+        """Keyword arguments given to operator ``name`` beyond its registry defaults: the
+        auxiliary image's pixels as read once with these options (:func:`read_aux`), never its
+        path, so every worker makes its pairs with the image whose hash the file records."""
+        got = self._aux.get(name)
+        return {} if got is None else {AUX[name]: got.array}
 
     def fixed_record(self, name: str) -> dict:
         """The fixed parameters of operator ``name`` as stored in the file (JSON-able): the
         registry's, with auxiliary images replaced by their name and hash (never the pixels or a
         path), so that a file says which exemplar or texture made it."""
         fixed = dict(operators.get(name).fixed)
-        if name == "style":
-            fixed["exemplar"] = aux_record("style", self.exemplar)
-        if name == "pencil":
-            fixed["texture"] = aux_record("pencil", self.texture)
+        if name in AUX:
+            fixed[AUX[name]] = self.aux_record(name)
         return fixed
 
 
@@ -122,29 +130,60 @@ class Options:
 AUX = {"style": "exemplar", "pencil": "texture"}
 
 
-@functools.lru_cache(maxsize=16)
-def _aux_record(name: str, path: str | None, _stamp) -> dict:
+@dataclass(frozen=True)
+class AuxImage:
+    """An auxiliary image read once: ``array``, the pixels the operator takes (what
+    :func:`operators.style.read_exemplar_file` / :func:`operators.pencil.read_texture_file`
+    give, read-only), and ``record``, their ``{"name", "sha256"[, "shape"]}`` as the file
+    stores them."""
+
+    array: np.ndarray
+    record: dict
+
+
+def read_aux(name: str, path) -> AuxImage:
+    """Read the style exemplar (``name="style"``) or pencil texture (``"pencil"``) file at
+    ``path`` once, and identify it by the hash of those pixels (as
+    :func:`operators.style.exemplar_info` / :func:`operators.pencil.texture_id` do: the same
+    hash as the path gives; the texture's is a 16-hex-digit prefix)."""
+    label = os.path.basename(os.fspath(path))
+    if name == "style":
+        from operators.style import exemplar_info, read_exemplar_file
+
+        array = read_exemplar_file(path)
+        info = exemplar_info(array)
+        record = {"name": label, "sha256": info["sha256"], "shape": list(info["shape"])}
+    else:
+        from operators.pencil import read_texture_file, texture_id
+
+        array = read_texture_file(path)
+        record = {"name": label, "sha256": texture_id(array).rpartition(":")[2]}
+    array.setflags(write=False)
+    return AuxImage(array, record)
+
+
+@functools.lru_cache(maxsize=2)
+def _default_record(name: str) -> tuple:
     if name == "style":
         from operators.style import exemplar_info
 
-        info = exemplar_info(path)
-        return {"name": info["name"], "sha256": info["sha256"], "shape": list(info["shape"])}
+        info = exemplar_info(None)
+        return (("name", info["name"]), ("sha256", info["sha256"]),
+                ("shape", list(info["shape"])))
     from operators.pencil import texture_id
 
-    label, _, digest = texture_id(path).rpartition(":")
-    return {"name": label, "sha256": digest}
+    label, _, digest = texture_id(None).rpartition(":")
+    return (("name", label), ("sha256", digest))
 
 
-def aux_record(name: str, path: str | None) -> dict:
+def aux_record(name: str, path) -> dict:
     """``{"name", "sha256"[, "shape"]}`` of the style exemplar (``name="style"``) or the pencil
     texture (``"pencil"``) at ``path`` (None: the operator's default), as
     :func:`operators.style.exemplar_info` / :func:`operators.pencil.texture_id` identify it (the
     texture's hash is a 16-hex-digit prefix)."""
-    stamp = None
-    if path is not None:
-        st = os.stat(path)
-        stamp = (st.st_mtime_ns, st.st_size)
-    return _aux_record(name, None if path is None else os.path.abspath(path), stamp)
+    if path is None:
+        return dict(_default_record(name))
+    return read_aux(name, path).record
 
 
 @dataclass

@@ -252,3 +252,79 @@ def test_aux_images_and_apply_inputs_that_are_not_files_are_refused(tmp_path, wh
     with pytest.raises(ValueError, match=f"pencil texture .*{reason}, not a regular file"):
         load_texture(p)
     assert read_image(p) == (None, f"unreadable ({reason}, not a regular file)")
+
+
+# ------------------------------------------------------------------ 4. auxiliary images read once
+def _aux_setup(tmp_path: Path):
+    """(images folder, texture A path, texture B bytes): two small photographs-like images."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    d = tmp_path / "imgs"
+    d.mkdir()
+    for i in range(2):
+        (d / f"im{i}.png").write_bytes(_png(rng, 48, 48))
+    a = rng.integers(60, 250, (20, 30), dtype=np.uint8)
+    b = 255 - a // 2
+    tex = tmp_path / "tex.png"
+    tex.write_bytes(cv2.imencode(".png", a)[1].tobytes())
+    return d, tex, cv2.imencode(".png", b)[1].tobytes(), a
+
+
+def _aux_options(d: Path, **kw):
+    from datagen.plan import Options
+    from datagen.sources import list_images
+
+    return Options(ops=("pencil",), images=tuple(str(p) for p in list_images(d)),
+                   images_label="t", size=32, max_crops=1, test_fraction=0.0, single=False, **kw)
+
+
+def _check_pencil_pairs(out: Path, texture) -> None:
+    import json
+
+    import h5py
+    import numpy as np
+
+    import operators
+    from operators.pencil import texture_id
+
+    with h5py.File(out, "r") as f:
+        fixed = json.loads(f["ops/pencil"].attrs["fixed"])
+        assert fixed["texture"]["sha256"] == texture_id(texture).split(":")[1]
+        assert fixed["texture"]["name"] == "tex.png"
+        px, src, output = f["sources/pixels"][:], f["ops/pencil/source"][:], f["ops/pencil/output"][:]
+    for k in range(len(src)):
+        want = operators.to_uint8(operators.pair("pencil", px[src[k]], None, texture=texture)[1])
+        np.testing.assert_array_equal(output[k], want)
+
+
+def test_a_texture_replaced_during_a_build_changes_nothing(tmp_path):
+    """The file is read once, when the options are made: the hash recorded and the pixels every
+    pair is made with are that read's, whatever happens to the file afterwards."""
+    from datagen.build import build
+    from datagen.plan import make_plan
+
+    d, tex, other, a = _aux_setup(tmp_path)
+    options = _aux_options(d, texture=str(tex))
+    plan = make_plan(options)
+    tex.write_bytes(other)  # replaced after planning: the workers used to read this one
+    os.utime(tex, ns=(1, 10**18))
+    build(plan, tmp_path / "o.h5", workers=1, progress=False)
+    _check_pencil_pairs(tmp_path / "o.h5", a)
+
+
+def test_a_relative_texture_is_resolved_where_the_build_was_planned(tmp_path, monkeypatch):
+    """A relative ``--texture`` was opened by each worker in its own folder (a Dask worker's);
+    now its pixels travel with the tasks: planned in one folder, computed from another."""
+    from datagen.build import build
+    from datagen.plan import make_plan
+
+    d, tex, _, a = _aux_setup(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    plan = make_plan(_aux_options(d, texture="tex.png"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    build(plan, tmp_path / "o.h5", workers=1, progress=False)
+    _check_pencil_pairs(tmp_path / "o.h5", a)
