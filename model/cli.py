@@ -27,6 +27,9 @@ examples:
   python -m model eval --ckpt runs/l0 --data data/decouple.h5 --csv runs/l0/eval.csv
   python -m model apply --ckpt runs/l0 --op l0 --gamma 0.05 in.png out.png
   python -m model apply --method bgu --op l0 --gamma 0.02 in.png out.png
+  python -m model apply --model l0 --gamma 0.05 in.png out.png        # a model of the zoo
+  python -m model zoo                                                  # list the zoo
+  python -m model explore                                              # tune γ in the browser
 """
 
 
@@ -199,10 +202,14 @@ def parser() -> argparse.ArgumentParser:
                         "upsampling of the operator run at low resolution (no training)")
     a.add_argument("--ckpt", type=Path, default=None,
                    help="checkpoint or run folder (needed for --method model)")
+    a.add_argument("--model", default=None, metavar="NAME",
+                   help="a model of the zoo instead of --ckpt (`python -m model zoo` lists "
+                        "them); --op defaults to its operator when it has one")
     a.add_argument("--factor", type=_positive_int, default=4,
                    help="BGU's downsampling factor per axis")
-    a.add_argument("--op", required=True,
-                   help="operator to apply (case-insensitive): " + ", ".join(operators.NAMES))
+    a.add_argument("--op", default=None,
+                   help="operator to apply (case-insensitive; needed unless the model has only "
+                        "one): " + ", ".join(operators.NAMES))
     a.add_argument("--gamma", type=float, default=None,
                    help="the operator's parameter γ (e.g. λ of l0); outside the trained range "
                         "only with --extrapolate. Omit it for a fixed-effect operator (shock, "
@@ -218,6 +225,11 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("input", type=Path, help="input image (any format OpenCV reads)")
     a.add_argument("output", type=Path, help="output image; its extension sets the format "
                                              "(.png, .jpg, .tif, ...)")
+
+    # --- the model zoo and the γ explorer (model/cli_zoo.py) ---
+    from .cli_zoo import add_parsers
+
+    add_parsers(sub)
     return p
 
 
@@ -278,6 +290,10 @@ def main(argv=None) -> int:
             return 0
         if args.command == "apply":
             return _apply(args)
+        if args.command in ("zoo", "explore"):  # model/cli_zoo.py
+            from .cli_zoo import run
+
+            return run(args)
     except OutOfRangeError as exc:
         msg = str(exc).replace("pass strict=False to extrapolate on purpose",
                                "add --extrapolate to extrapolate on purpose")
@@ -297,6 +313,9 @@ def _apply(args) -> int:
     from .data import check_domain
     from .predict import load
 
+    from .cli_zoo import apply_model_args
+
+    apply_model_args(args)  # --model NAME (the zoo), and --op from a one-operator model
     spec = operators.get(args.op)  # unknown operator: listed before any work
     if args.gamma is not None:
         check_domain(spec.name, args.gamma)

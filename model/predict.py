@@ -268,6 +268,12 @@ class Predictor:
 
 def load(ckpt, device: str | None = None) -> Predictor:
     """Load a checkpoint (a ``.pt`` file or a run folder) for inference (weights only: nothing
-    in the file is executed; its checksum is verified)."""
+    in the file is executed; its checksum is verified), or a model of the zoo by name (``"l0"``
+    or ``"zoo:l0"``; an existing path of that name wins over a bare name: :mod:`model.zoo`)."""
+    from . import zoo
+
+    name = zoo.name_of(ckpt)
+    if name is not None:
+        return zoo.load(name, device)
     device = devices.resolve(device)
     return Predictor(load_state(ckpt, map_location="cpu"), device)

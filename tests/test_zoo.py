@@ -1,0 +1,149 @@
+"""The model zoo (model/zoo): every shipped model reproduces its card, loads by name like a run
+folder, is package data, and a re-export from a run folder round-trips."""
+from __future__ import annotations
+
+import fnmatch
+import json
+import shutil
+import tomllib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import model
+from model import zoo
+from model.cli import main
+from model.predict import Predictor
+from model.presets import get_preset
+from model.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+ZOO_DIR = ROOT / "model" / "zoo"
+BUDGET_BYTES = 25 * 1024 * 1024
+TINY = get_preset("smoke").with_(width=4, dilations=(2,), crop=16, batch=3, iterations=4,
+                                 log_every=1, ckpt_every=2)
+
+
+@pytest.fixture
+def shipped(monkeypatch):
+    """The zoo shipped in the repository (not a $DECOUPLE_ZOO from the environment)."""
+    monkeypatch.delenv(zoo.ENV, raising=False)
+    if not zoo.names():
+        pytest.fail("the repository's zoo is empty: python -m model zoo export ... (docs/zoo.md)")
+    return zoo.names()
+
+
+def test_the_zoo_fits_its_budget_and_every_card_names_its_files(shipped):
+    total = 0
+    for name in shipped:
+        c = zoo.card(name)
+        w = ZOO_DIR / c["weights"]["file"]
+        assert w.is_file() and w.stat().st_size == c["weights"]["bytes"]
+        for key in ("operators", "gamma", "arch", "config", "scale", "trained", "dataset",
+                    "test", "check"):
+            assert c[key], f"{name}: card has no {key}"
+        assert c["trained"]["command"].startswith("python -m model train")
+        assert c["exported"]["command"].startswith("python -m model zoo export")
+        assert c["iteration"] >= c["planned_iterations"], f"{name}: exported unfinished"
+        total += zoo.size_bytes(name)
+    assert total <= BUDGET_BYTES
+    # no stray files: every file of the folder is a card, its weights or the code
+    known = {"__init__.py"} | {f"{n}.json" for n in shipped} | \
+            {zoo.card(n)["weights"]["file"] for n in shipped}
+    stray = {p.name for p in ZOO_DIR.iterdir() if p.is_file()} - known
+    assert not stray, f"files in model/zoo that no card names: {sorted(stray)}"
+
+
+def test_every_zoo_model_reproduces_its_cards_check_figures(shipped):
+    problems = [p for name in shipped for p in zoo.verify(name)]
+    assert not problems, "\n".join(problems)
+
+
+def test_zoo_files_are_package_data():
+    """pyproject installs model.zoo's cards and weights and the explorer's page (so that
+    ``pip install .`` then ``model.load(NAME)`` works from any folder)."""
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert {"model.zoo", "model.explore"} <= set(cfg["packages"])
+    for pkg, folder in (("model.zoo", ZOO_DIR), ("model.explore", ROOT / "model" / "explore")):
+        globs = cfg["package-data"][pkg]
+        files = [p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                 if p.is_file() and p.suffix != ".py" and "__pycache__" not in p.parts]
+        assert files, f"{folder} has no data files"
+        missing = [f for f in files if not any(fnmatch.fnmatch(f, g) for g in globs)]
+        assert not missing, f"{pkg}: not installed by package-data: {missing}"
+
+
+def test_load_by_name_gives_the_predictor_of_a_run_folder(shipped, tmp_path, monkeypatch):
+    name = shipped[0]
+    a, b = model.load(name), model.load(zoo.PREFIX + name)
+    assert type(a) is Predictor and type(b) is Predictor
+    assert a.ops == tuple(zoo.card(name)["operators"])
+    # an existing path of that name wins over the bare name; zoo: still means the zoo
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).mkdir()
+    with pytest.raises(FileNotFoundError):
+        model.load(name)
+    assert type(model.load(zoo.PREFIX + name)) is Predictor
+    with pytest.raises(ValueError, match="no model 'nope' in the zoo"):
+        model.load("zoo:nope")
+
+
+def test_a_corrupt_or_non_finite_weight_file_is_refused(shipped, tmp_path, monkeypatch):
+    name = shipped[0]
+    c = zoo.card(name)
+    for f in (f"{name}.json", c["weights"]["file"]):
+        shutil.copy(ZOO_DIR / f, tmp_path / f)
+    w = tmp_path / c["weights"]["file"]
+    blob = bytearray(w.read_bytes())
+    blob[-3] ^= 0xFF
+    w.write_bytes(bytes(blob))
+    monkeypatch.setenv(zoo.ENV, str(tmp_path))
+    with pytest.raises(ValueError, match="corrupt"):
+        model.load(name)
+
+
+def test_cli_lists_the_zoo_and_applies_a_model_by_name(shipped, tmp_path, capsys):
+    assert main(["zoo"]) == 0
+    out = capsys.readouterr().out
+    for name in shipped:
+        assert name in out
+    assert "MB" in out and "test PSNR" in out
+    one = [n for n in shipped if len(zoo.card(n)["operators"]) == 1
+           and zoo.card(n)["gamma"][zoo.card(n)["operators"][0]]["range"]][0]
+    op = zoo.card(one)["operators"][0]
+    g = zoo.card(one)["gamma"][op]["test_gammas"][2]
+    rgb = np.random.default_rng(0).integers(0, 256, (20, 26, 3), dtype=np.uint8)
+    src, dst = tmp_path / "in.png", tmp_path / "out.png"
+    cv2.imwrite(str(src), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    assert main(["apply", "--model", one, "--gamma", str(g), str(src), str(dst)]) == 0
+    got = cv2.cvtColor(cv2.imread(str(dst)), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(got, model.load(one).apply(rgb, op, g))
+    assert main(["apply", "--model", "nope", "--gamma", "1", str(src), str(dst)]) == 2
+    assert "no model 'nope' in the zoo" in capsys.readouterr().err
+    assert main(["apply", "--model", one, "--ckpt", str(tmp_path), str(src), str(dst)]) == 2
+
+
+def test_export_round_trips_and_skips_unfinished_runs(data, tmp_path, monkeypatch, capsys):
+    runs, out = tmp_path / "runs", tmp_path / "zoo"
+    train(data, ["l0"], runs / "decouple-l0", preset=TINY, progress=False)
+    train(data, ["wmf"], runs / "decouple-wmf", preset=TINY, stop_at=2, progress=False)
+    assert main(["zoo", "export", "--runs", str(runs), "--data", str(data), "--out", str(out),
+                 "decouple-l0", "decouple-wmf", "realtime-tpami10-b2"]) == 0
+    printed = capsys.readouterr().out
+    assert "skipped 2" in printed
+    assert sorted(p.name for p in out.iterdir()) == ["l0.json", "l0.safetensors"]
+    c = json.loads((out / "l0.json").read_text())
+    assert c["dataset"]["digest"] == c["config"]["data_digest"]
+    assert c["test"]["rows"] and c["check"]["rows"]
+    assert "decouple-wmf realtime-tpami10-b2" in c["exported"]["command"]
+    monkeypatch.setenv(zoo.ENV, str(out))
+    assert zoo.names() == ["l0"] and zoo.verify("l0") == []
+    img = np.random.default_rng(1).integers(0, 256, (18, 22, 3), dtype=np.uint8)
+    assert np.array_equal(model.load("l0").apply(img, "l0", 0.05),
+                          model.load(runs / "decouple-l0").apply(img, "l0", 0.05))
+    # a card whose figures are not the model's is caught
+    c["check"]["rows"][0]["psnr"] += 1.0
+    (out / "l0.json").write_text(json.dumps(c))
+    assert any("psnr" in p for p in zoo.verify("l0"))
