@@ -131,9 +131,10 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--gamma", type=float, default=None,
                    help="the γ of a single or hdrnet network (one of the dataset's test γ, "
                         "built with `datagen build --single`)")
-    t.add_argument("--preset", choices=("smoke", "small", "paper"), default="small",
+    t.add_argument("--preset", choices=("smoke", "small", "medium", "paper"), default="small",
                    help="smoke: seconds (its loss may rise: too few iterations to learn); "
-                        "small: ~3 min on 2 CPU cores; paper: the authors' (GPU)")
+                        "small: ~3 min on 2 CPU cores; medium: 128² crops, the authors' joint "
+                        "schedule (hours on 2 CPU cores); paper: the authors' (GPU)")
     t.add_argument("--iterations", type=_positive_int, default=None,
                    help="training iterations (default: the preset's)")
     t.add_argument("--width", type=_positive_int, default=None,
@@ -143,8 +144,12 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--batch", type=_positive_int, default=None,
                    help="crops per batch (default: the preset's)")
     t.add_argument("--lr", type=_positive_float, default=None,
-                   help="initial Adam learning rate; the final one becomes lr/10 "
-                        "(default: the preset's)")
+                   help="initial Adam learning rate; the final one becomes lr/10, a joint "
+                        "schedule's steps are scaled alike (default: the preset's)")
+    t.add_argument("--loss-norm", choices=("none", "identity"), default="none",
+                   help="none: the paper's MSE; identity: each sample's MSE divided by its "
+                        "operator's identity MSE (inputs vs targets of its training pairs), a "
+                        "diagnostic for joint models whose operators differ in loss scale")
     t.add_argument("--norm", choices=("law", "paper"), default="law",
                    help="γ normalisation: [0,1] by the sampling law, or the authors' maps")
     t.add_argument("--op-code", choices=("scalar", "onehot"), default="scalar",
@@ -252,10 +257,14 @@ def main(argv=None) -> int:
                                                    crop=args.crop, batch=args.batch, lr=args.lr,
                                                    lr_final=args.lr / 10 if args.lr else None,
                                                    workers=args.workers, batch_crop=batch_crop)
+            if args.lr:  # the joint schedule's rates in proportion to the initial one
+                base = get_preset(args.preset).lr
+                preset = preset.with_(joint_lr_steps=tuple(
+                    (f, lr * args.lr / base) for f, lr in preset.joint_lr_steps))
             state = train(args.data, args.ops, args.out, preset=preset, arch=args.arch,
                           gamma=args.gamma, seed=args.seed, resume=args.resume,
                           device=args.device, norm=args.norm, op_code=args.op_code,
-                          mode=args.mode, progress=not args.quiet,
+                          mode=args.mode, progress=not args.quiet, loss_norm=args.loss_norm,
                           stop_at=args.stop_at, init=args.init, residual=args.residual,
                           amp=args.amp)
             ranks = distributed_env()

@@ -22,6 +22,9 @@ RUNTIME_KEYS = ("mode", "data", "code", "resumes")
 #: authors' [0.002, 0.2]; L0's λ = 0.02 normalises to 0.5)
 CONST_GAMMA = {"paper": 0.02, "law": 0.5}
 
+#: the training losses (``ModelConfig.loss_norm``, ``--loss-norm``)
+LOSS_NORMS = ("none", "identity")
+
 def is_degradation(op: str) -> bool:
     return operators.get(op).kind == "degradation"
 
@@ -154,6 +157,13 @@ class ModelConfig:
     data_digest: str = ""
     code: str = ""
     resumes: tuple = ()
+    #: ``"none"``: the paper's loss, the MSE over the batch; ``"identity"``: each sample's MSE
+    #: divided by its operator's identity MSE (``loss_weights``: operator → 1 / the mean MSE
+    #: between the inputs and the targets of its training pairs), so that every operator of a
+    #: joint model starts from a loss of about 1 (a diagnostic: an operator whose identity MSE
+    #: is small otherwise gets a small share of the gradient)
+    loss_norm: str = "none"
+    loss_weights: dict = field(default_factory=dict)
 
     def __post_init__(self):
         object.__setattr__(self, "ops", tuple(self.ops))
@@ -174,6 +184,16 @@ class ModelConfig:
                            {str(k): float(v) for k, v in dict(self.const_gamma).items()})
         if self.gamma_dim not in (0, 1) or isinstance(self.gamma_dim, bool):
             raise ValueError(f"gamma_dim must be 0 or 1, got {self.gamma_dim!r}")
+        if self.loss_norm not in LOSS_NORMS:
+            raise ValueError(f"loss_norm must be one of {list(LOSS_NORMS)}, got "
+                             f"{self.loss_norm!r}")
+        object.__setattr__(self, "loss_weights",
+                           {str(k): float(v) for k, v in dict(self.loss_weights).items()})
+        if (self.loss_norm == "identity") != bool(self.loss_weights) or \
+                (self.loss_weights and sorted(self.loss_weights) != sorted(self.ops)):
+            raise ValueError("loss_weights must name every operator of the model exactly when "
+                             f"loss_norm is 'identity' (got {self.loss_norm!r}, "
+                             f"{sorted(self.loss_weights)})")
         if not set(self.const_gamma) <= set(self.ops):
             raise ValueError(f"const_gamma names {sorted(set(self.const_gamma) - set(self.ops))}"
                              f", not operators of the model {list(self.ops)}")
@@ -205,6 +225,8 @@ class ModelConfig:
             del d["lowres"]
         if not d["resumes"]:
             del d["resumes"]
+        if d["loss_norm"] == "none":  # configs written before it existed read unchanged
+            del d["loss_norm"], d["loss_weights"]
         return d
 
     def differences(self, other: "ModelConfig") -> list[str]:

@@ -23,7 +23,7 @@ from datagen.store import open_file
 from . import device as devices
 from . import registry
 from .checkpoint import load, save
-from .config import RUNTIME_KEYS, ModelConfig  # noqa: F401  (RUNTIME_KEYS: re-exported)
+from .config import LOSS_NORMS, RUNTIME_KEYS, ModelConfig  # noqa: F401  (RUNTIME_KEYS: re-exported)
 from .data import prepare
 from .metrics import psnr
 from .presets import Preset, get_preset
@@ -248,11 +248,17 @@ def _collate_smallest(items):
 def lr_at(preset: Preset, it: int, arch: str = "decouple", start: int = 0,
           stop: int | None = None) -> float:
     """The learning rate at iteration ``it`` of a stage running from ``start`` to ``stop``
-    (default: the whole run): ``preset.lr``, then ``lr_final`` after ``lr_drop`` of the stage."""
+    (default: the whole run): ``preset.lr``, then ``lr_final`` after ``lr_drop`` of the stage,
+    or the steps of ``preset.lr_steps`` (:meth:`model.presets.Preset.lr_schedule`; a joint
+    model's preset has the authors' joint schedule there, :meth:`Preset.for_ops`)."""
     if arch == "hdrnet":  # HDRNet trains at a constant rate (see Preset.hdrnet_lr)
         return preset.hdrnet_lr
     stop = preset.iterations if stop is None else stop
-    return preset.lr if it < start + int(preset.lr_drop * (stop - start)) else preset.lr_final
+    lr = preset.lr
+    for first, rate in preset.lr_schedule(stop - start):
+        if it >= start + first:
+            lr = rate
+    return lr
 
 
 class Stage:
@@ -261,8 +267,10 @@ class Stage:
     def __init__(self, index: int, start: int, stop: int, dataset, gamma=None):
         self.index, self.start, self.stop, self.dataset, self.gamma = index, start, stop, dataset, gamma
 
-    def drop_at(self, preset: Preset) -> int:
-        return self.start + int(preset.lr_drop * (self.stop - self.start))
+    def drops(self, preset: Preset) -> dict[int, float]:
+        """Iteration → learning rate of every change inside the stage (a new Adam there)."""
+        return {self.start + first: lr for first, lr in preset.lr_schedule(self.stop - self.start)
+                if first > 0}
 
 
 def _stage_parameters(net, stage: int):
@@ -316,7 +324,8 @@ def train(data, ops, out, *, preset: Preset | str, arch: str = "decouple",
           gamma: float | None = None, seed: int = 0, resume: bool = False,
           device: str | None = None, norm: str = "law", op_code: str = "scalar",
           mode: str = "grouped", progress: bool = True, stop_at: int | None = None,
-          init: str | None = None, residual: bool | None = None, amp: str | None = None) -> dict:
+          init: str | None = None, residual: bool | None = None, amp: str | None = None,
+          loss_norm: str = "none") -> dict:
     """Train and return the final checkpoint state; writes ``out``/last.pt, ``out``/log.csv and
     ``out``/config.json (the run's full configuration, readable), and TensorBoard scalars into
     ``out``/tb when ``tensorboard`` is installed.
@@ -346,7 +355,12 @@ def train(data, ops, out, *, preset: Preset | str, arch: str = "decouple",
     trained (preset, width, iterations, ...) is refused with the list of differences; how it runs
     (``mode``, the data file's path with the same digest, the code version, the workers, the
     number of processes) may differ and each resume is listed in the config's ``resumes``.
-    ``log.csv`` is cut back to the checkpoint's iteration. One training per run folder at a time
+    ``log.csv`` is cut back to the checkpoint's iteration. A model of several operators logs
+    each operator's training loss (``loss_<op>``: the mean MSE of its samples since the previous
+    row, empty when none was drawn; TensorBoard ``train/loss_<op>``) and trains with the
+    preset's joint schedule (:meth:`Preset.for_ops`). ``loss_norm="identity"`` divides each
+    sample's MSE by its operator's identity MSE (:func:`identity_weights`, recorded as the
+    config's ``loss_weights``). One training per run folder at a time
     (an exclusive lock on ``out``/.lock).
     """
     out = Path(out)
@@ -386,6 +400,10 @@ def train(data, ops, out, *, preset: Preset | str, arch: str = "decouple",
         raise ValueError(f"stop_at must be a positive integer, got {stop_at!r}")
     init = preset.init if init is None else init
     residual = preset.residual if residual is None else bool(residual)
+    # a joint model takes the preset's joint schedule (recorded as the run's lr_steps)
+    preset = preset.for_ops(len(ops))
+    if loss_norm not in LOSS_NORMS:
+        raise ValueError(f"loss_norm must be one of {list(LOSS_NORMS)}, got {loss_norm!r}")
     ranks = devices.distributed_env()
     if ranks is None:
         rank, world = 0, 1
@@ -422,7 +440,8 @@ def train(data, ops, out, *, preset: Preset | str, arch: str = "decouple",
         op_code=op_code, mode=mode, init=init, residual=residual, gamma=gamma,
         lowres=preset.hdrnet_lowres if entry.name == "hdrnet" else None,
         trained_range=trained, preset=preset.to_dict(), seed=seed, data=str(data),
-        data_digest=data_digest, code=code_version()).to_dict()
+        data_digest=data_digest, code=code_version(), loss_norm=loss_norm,
+        loss_weights=identity_weights(data, ops) if loss_norm == "identity" else {}).to_dict()
 
     run = _Run(rank, world, device, amp)
     created = run.start_group()
@@ -522,6 +541,16 @@ class _Run:
         dist.all_reduce(value)
         return value / self.world
 
+    def total(self, value: torch.Tensor) -> torch.Tensor:
+        """``value`` summed over the ranks (every rank must call it at the same iteration)."""
+        if self.world == 1:
+            return value
+        import torch.distributed as dist
+
+        value = value.detach().to(self.device).clone()
+        dist.all_reduce(value)
+        return value.cpu()
+
     def barrier(self) -> None:
         if self.world > 1:
             import torch.distributed as dist
@@ -542,15 +571,26 @@ class _Run:
         return torch.cuda.amp.GradScaler()  # pragma: no cover - older torch
 
 
-def _step(model, net, coder, opt, scaler, batch, device: str, run: _Run) -> torch.Tensor:
-    """One optimiser step on ``batch`` (the MSE between the output and the target, a mean over
-    the batch); returns the detached loss."""
+def _step(model, net, coder, opt, scaler, batch, device: str, run: _Run,
+          weights: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step on ``batch``; returns the detached loss and each sample's MSE
+    (detached, for the per-operator losses of the log). The loss is the MSE between the output
+    and the target, a mean over the batch; with ``weights`` (operator → factor: ``loss_norm``
+    "identity") the mean of each sample's MSE times its operator's factor."""
     x = prepare(batch["input"]).to(device)
     y = batch["target"].to(device).float()
     code = coder(batch["op"], batch["gamma"]).to(device) if net.needs_code else None
     with run.autocast():
         pred = model(x, code)
-    loss = torch.nn.functional.mse_loss(pred.float(), y)
+    if weights:
+        per = (pred.float() - y).pow(2).flatten(1).mean(1)
+        w = torch.tensor([weights[o] for o in batch["op"]], dtype=per.dtype, device=per.device)
+        loss = (w * per).mean()
+        per = per.detach()
+    else:  # the same computation as before per-operator losses were logged
+        loss = torch.nn.functional.mse_loss(pred.float(), y)
+        with torch.no_grad():
+            per = (pred.detach().float() - y).pow(2).flatten(1).mean(1)
     opt.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(loss).backward()
@@ -559,7 +599,44 @@ def _step(model, net, coder, opt, scaler, batch, device: str, run: _Run) -> torc
     else:
         loss.backward()
         opt.step()
-    return loss.detach()
+    return loss.detach(), per
+
+
+#: training pairs per operator that :func:`identity_weights` reads (evenly spaced)
+IDENTITY_SAMPLE = 64
+
+
+def identity_weights(data, ops, n: int = IDENTITY_SAMPLE) -> dict[str, float]:
+    """Operator → 1 / its identity MSE: the mean squared difference (0-255 scale, over all
+    pixels and channels) between the input and the target of ``n`` of its ``train`` pairs,
+    evenly spaced over them (deterministic, so a resumed run computes the same weights), whole
+    pairs, no flips. The weights of ``loss_norm="identity"``."""
+    out = {}
+    for op in ops:
+        ds = PairDataset(data, [op], "train")
+        if len(ds) == 0:
+            raise ValueError(f"{data} has no 'train' pairs of {op}")
+        idx = np.unique(np.linspace(0, len(ds) - 1, min(n, len(ds))).round().astype(int))
+        pairs = (ds[int(i)] for i in idx)
+        mse = np.mean([((d["input"].double() - d["target"].double()) ** 2).mean().item()
+                       for d in pairs])
+        if not mse > 0:
+            raise ValueError(f"{op}'s training inputs equal their targets: no identity MSE to "
+                             "normalise its loss by")
+        out[op] = float(1.0 / mse)
+    return out
+
+
+def _op_columns(ops) -> list[str]:
+    """The per-operator loss columns of a joint model's ``log.csv``: the mean MSE of the
+    operator's samples since the previous row (empty when none of them was drawn), as the
+    authors' scripts printed each operator's training loss per epoch."""
+    return [f"loss_{o}" for o in ops]
+
+
+def _log_header(path: Path) -> list[str]:
+    with open(path, newline="") as fh:
+        return next(csv.reader(fh), [])
 
 
 def _loader(ds, preset: Preset, seed: int, start: int, stop: int, run: _Run) -> DataLoader:
@@ -612,10 +689,14 @@ def _train_locked(data, ops, out, ckpt_path, log_path, config, stages, preset, a
         new_log = not (resume and log_path.is_file() and start)
         if not new_log:
             truncate_log(log_path, start)
+        # a joint model's log has each operator's loss (a run begun before they were logged
+        # goes on without them, its rows as its header)
+        per_op_log = len(ops) > 1 and (new_log or _log_header(log_path)[5:] == _op_columns(ops))
         log = open(log_path, "w" if new_log else "a", newline="")
         writer = csv.writer(log)
         if new_log:
-            writer.writerow(["iteration", "epoch", "loss", "lr", "elapsed_s"])
+            writer.writerow(["iteration", "epoch", "loss", "lr", "elapsed_s"]
+                            + (_op_columns(ops) if per_op_log else []))
         tb = summary_writer(out)
         validate = _Validation(data, ops, gamma, coder, device) if tb is not None else None
         if progress:
@@ -632,6 +713,10 @@ def _train_locked(data, ops, out, ckpt_path, log_path, config, stages, preset, a
     if scaler is not None and state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
     net.train()
+    # each operator's summed per-sample MSE and sample count since the last log row
+    op_index = {o: k for k, o in enumerate(ops)}
+    op_sums = torch.zeros(2, len(ops), dtype=torch.float64)
+    weights = config.get("loss_weights") or None
 
     saved = [start if start else None]  # the iteration of the checkpoint on disk
 
@@ -667,11 +752,13 @@ def _train_locked(data, ops, out, ckpt_path, log_path, config, stages, preset, a
             loader = _loader(ds, preset, seed + stage.index, it - stage.start,
                              min(stop, stage.stop) - stage.start, run)
             per_epoch = max(1, len(ds) // preset.batch)
+            drops = stage.drops(preset) if arch != "hdrnet" else {}
             for batch in loader:
-                if it == stage.drop_at(preset) and it > stage.start and arch != "hdrnet":
+                if it in drops and it > stage.start:
                     # the authors re-create the optimiser when the learning rate changes
-                    opt = torch.optim.Adam(params, lr=preset.lr_final)
-                loss = run.mean(_step(model, net, coder, opt, scaler, batch, device, run))
+                    opt = torch.optim.Adam(params, lr=drops[it])
+                loss, per = _step(model, net, coder, opt, scaler, batch, device, run, weights)
+                loss = run.mean(loss)
                 if not bool(torch.isfinite(loss)):  # every rank sees the same mean loss
                     kept = (f"{ckpt_path}, the checkpoint of iteration {saved[0]}, is kept as "
                             "it was" if saved[0] else "no checkpoint was written")
@@ -679,15 +766,28 @@ def _train_locked(data, ops, out, ckpt_path, log_path, config, stages, preset, a
                         f"training diverged at iteration {it + 1}: the loss is "
                         f"{loss.item()}; stopped, {kept}. Train with a lower learning rate "
                         f"(--lr; this run's: {preset.lr:g}) in a new --out")
+                k = torch.tensor([op_index[o] for o in batch["op"]])
+                op_sums[0].index_add_(0, k, per.double().cpu())
+                op_sums[1].index_add_(0, k, torch.ones(len(k), dtype=torch.float64))
                 it += 1
+                if it % preset.log_every == 0 or it == preset.iterations:
+                    sums = run.total(op_sums.clone())  # every rank: the global batch's
+                    op_sums.zero_()
+                    op_loss = [(s / n).item() if n else float("nan") for s, n in zip(*sums)]
                 if main and (it % preset.log_every == 0 or it == preset.iterations):
                     lr = opt.param_groups[0]["lr"]
                     writer.writerow([it, (it - stage.start) // per_epoch, f"{loss.item():.6g}",
-                                     lr, f"{elapsed0 + time.perf_counter() - t0:.2f}"])
+                                     lr, f"{elapsed0 + time.perf_counter() - t0:.2f}"]
+                                    + ([f"{v:.6g}" if v == v else "" for v in op_loss]
+                                       if per_op_log else []))
                     log.flush()
                     if tb is not None:
                         tb.add_scalar("train/loss", loss.item(), it)
                         tb.add_scalar("train/lr", lr, it)
+                        if len(ops) > 1:  # the authors printed each operator's training loss
+                            for o, v in zip(ops, op_loss):
+                                if v == v:
+                                    tb.add_scalar(f"train/loss_{o}", v, it)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss.item():.2f}")
@@ -699,7 +799,8 @@ def _train_locked(data, ops, out, ckpt_path, log_path, config, stages, preset, a
         if log is not None:
             log.close()
     if opt is None and start:  # nothing left to run: keep the stored optimiser state
-        opt = torch.optim.Adam(_stage_parameters(net, stages[-1].index), lr=preset.lr_final)
+        opt = torch.optim.Adam(_stage_parameters(net, stages[-1].index),
+                               lr=lr_at(preset, it, arch, stages[-1].start, stages[-1].stop))
         if state.get("optimizer"):
             try:
                 opt.load_state_dict(state["optimizer"])
