@@ -9,6 +9,6 @@ architectures (:mod:`model.registry`), trained, evaluated and applied through th
 
 ``python -m model train|eval|apply --help`` for the command line.
 """
-from .predict import Predictor, load
+from .predict import Predictor, UnfinishedWarning, load
 
-__all__ = ["Predictor", "load"]
+__all__ = ["Predictor", "UnfinishedWarning", "load"]

@@ -284,7 +284,9 @@ def main(argv=None) -> int:
             if args.csv:  # before any work: never an input, a folder or a file not ours
                 check_output(args.csv, inputs=(args.data, resolve(args.ckpt)),
                              own_marker=CSV_MARKER, what="--csv")
-            predictor = load(args.ckpt, args.device)
+            predictor = _load(args.ckpt, args.device)
+            print(f"checkpoint {args.ckpt}: {predictor.config['arch']} on "
+                  f"{', '.join(predictor.ops)}, {predictor.trained_text()}")
             if args.ops is not None:
                 unknown = [o for o in args.ops if o not in predictor.ops]
                 if unknown:
@@ -318,6 +320,19 @@ def main(argv=None) -> int:
     return 2
 
 
+def _load(ckpt, device):
+    """:func:`model.load`, its warnings (an unfinished training: :class:`UnfinishedWarning`)
+    as ``warning: ...`` lines on stderr instead of Python's two-line form."""
+    from .predict import load
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        predictor = load(ckpt, device)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    return predictor
+
+
 def _apply(args) -> int:
     from .data import check_domain
     from .predict import load
@@ -345,7 +360,7 @@ def _apply(args) -> int:
     if args.method == "model":
         if args.ckpt is None:
             raise ValueError("--ckpt is needed for --method model")
-        predictor = load(args.ckpt, args.device)
+        predictor = _load(args.ckpt, args.device)
         predictor.check(spec.name, args.gamma, strict=not args.extrapolate)
         if args.gamma is not None and spec.has_gamma and not predictor.uses_gamma(spec.name):
             print(f"note: this model is blind to {spec.name}'s {spec.gamma_name}: --gamma "

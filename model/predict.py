@@ -38,6 +38,12 @@ class OutOfRangeError(ValueError):
     """γ outside the range a model was trained on (``strict=False`` allows it, with a warning)."""
 
 
+class UnfinishedWarning(UserWarning):
+    """:func:`load` of a checkpoint whose training has not reached its planned iterations (a
+    run still training, stopped with ``--stop-at``, interrupted): usable, but not the model the
+    run will give."""
+
+
 def to_uint8(y: torch.Tensor) -> torch.Tensor:
     """Network output on the 0–255 scale → uint8, rounding half away from zero (MATLAB)."""
     return torch.floor(y.clamp(0, 255) + 0.5).to(torch.uint8)
@@ -75,6 +81,9 @@ class Predictor:
                              f"{lines[1][:300] if len(lines) > 1 else lines[0][:300]}") from None
         self.net.to(self.device).eval()
         self.iteration = state.get("iteration")
+        planned = cfg.preset.get("iterations") if isinstance(cfg.preset, dict) else None
+        #: the iterations the run was planned for (its preset's), None when the config lacks them
+        self.iterations = int(planned) if planned else None
         self._check_trained(cfg)
         self._cache: tuple | None = None
         self._features: tuple | None = None
@@ -102,6 +111,23 @@ class Predictor:
     @property
     def ops(self) -> tuple[str, ...]:
         return self.coder.ops
+
+    @property
+    def finished(self) -> bool | None:
+        """Whether the training reached its planned iterations (None: the checkpoint does not
+        say: no iteration or no preset recorded)."""
+        if self.iteration is None or self.iterations is None:
+            return None
+        return int(self.iteration) >= self.iterations
+
+    def trained_text(self) -> str:
+        """``iteration 500 of 3000 (unfinished)``, ``iteration 3000 of 3000``, for messages."""
+        if self.iteration is None:
+            return "iteration unknown"
+        text = f"iteration {int(self.iteration)}"
+        if self.iterations is not None:
+            text += f" of {self.iterations}" + (" (unfinished)" if not self.finished else "")
+        return text
 
     def _op(self, op: str) -> str:
         name = operators.get(op).name  # case-insensitive, unknown names listed
@@ -276,4 +302,13 @@ def load(ckpt, device: str | None = None) -> Predictor:
     if name is not None:
         return zoo.load(name, device)
     device = devices.resolve(device)
-    return Predictor(load_state(ckpt, map_location="cpu"), device)
+    predictor = Predictor(load_state(ckpt, map_location="cpu"), device)
+    if predictor.finished is False:
+        from .checkpoint import resolve
+
+        warnings.warn(f"{resolve(ckpt)} is from iteration {predictor.iteration} of "
+                      f"{predictor.iterations}: its training is unfinished (still running, "
+                      "stopped with --stop-at, or interrupted), so it is not the model the run "
+                      "will give; resume it with `python -m model train ... --resume`",
+                      UnfinishedWarning, stacklevel=2)
+    return predictor

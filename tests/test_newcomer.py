@@ -223,3 +223,46 @@ def test_verify_prints_failures_and_a_summary_unless_verbose(data, capsys):
     assert datagen_main(["verify", str(data), "--samples", "1", "--verbose"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len([ln for ln in out if ln.startswith("PASS  ")]) > 10
+
+
+# ------------------------------------------------------------------ 6. unfinished models
+def test_an_unfinished_run_is_named_by_load_eval_and_apply(data, tmp_path, capsys):
+    import warnings
+
+    import cv2
+    import numpy as np
+
+    import model
+    from model import UnfinishedWarning
+
+    run, done = tmp_path / "run", tmp_path / "done"
+    args = ["train", "--data", str(data), "--ops", "l0", *TINY_TRAIN, "--quiet", "--threads", "1"]
+    assert model_main([*args, "--out", str(run), "--stop-at", "1"]) == 0  # as a run still training
+    assert model_main([*args, "--out", str(done)]) == 0
+    capsys.readouterr()
+    with pytest.warns(UnfinishedWarning, match=r"last\.pt is from iteration 1 of 2: its training "
+                                                r"is unfinished"):
+        m = model.load(run)
+    assert (m.iteration, m.iterations, m.finished) == (1, 2, False)
+    assert m.trained_text() == "iteration 1 of 2 (unfinished)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        finished = model.load(done)
+    assert finished.finished and finished.trained_text() == "iteration 2 of 2"
+
+    assert model_main(["eval", "--ckpt", str(run), "--data", str(data), "--threads", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == f"checkpoint {run}: decouple on l0, iteration 1 of 2 (unfinished)"
+    assert f"warning: {run / 'last.pt'} is from iteration 1 of 2" in err
+    assert model_main(["eval", "--ckpt", str(done), "--data", str(data), "--threads", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == f"checkpoint {done}: decouple on l0, iteration 2 of 2"
+    assert "unfinished" not in err
+
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), np.full((8, 8, 3), 128, np.uint8))
+    assert model_main(["apply", "--ckpt", str(run), "--op", "l0", "--gamma", "0.05",
+                       "--threads", "1", str(src), str(tmp_path / "out.png")]) == 0
+    err = capsys.readouterr().err
+    assert [ln for ln in err.splitlines() if "unfinished" in ln][0].startswith(
+        f"warning: {run / 'last.pt'} is from iteration 1 of 2")
