@@ -34,3 +34,31 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         return __version__
     return f"{__version__}+g{rev}{'.dirty' if dirty else ''}"
+
+
+def require(name: str, attribute: str) -> None:
+    """Check that ``import name`` finds this project's package ``name`` (one with
+    ``attribute``), not a researcher's own ``name.py`` that shadows it (the working folder comes
+    first on ``sys.path``): an ImportError naming the file that would be imported, instead of an
+    AttributeError or "'name' is not a package" deep inside a command. Nothing is imported when
+    ``name`` is not loaded yet (the check asks where it would be found)."""
+    import importlib.util
+    import sys
+
+    mod = sys.modules.get(name)
+    if mod is not None:
+        ok, where = hasattr(mod, attribute), getattr(mod, "__file__", None) or repr(mod)
+    else:
+        spec = importlib.util.find_spec(name)
+        if spec is None:
+            raise ImportError(f"no module named {name!r}: install decouple-ops (pip install -e .)")
+        # ours is a package; a shadowing name.py is not
+        ok, where = spec.submodule_search_locations is not None, spec.origin
+    if not ok:
+        raise ImportError(f"`import {name}` finds {where}, not the {name} package of decouple-ops:"
+                          f" a module of yours named {name} (in the working folder or earlier on "
+                          "sys.path) shadows it; rename it or work from another folder")
+
+
+# the operators this package computes with are ours, not a file of the same name
+require("operators", "resolve")

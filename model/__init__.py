@@ -9,6 +9,10 @@ architectures (:mod:`model.registry`), trained, evaluated and applied through th
 
 ``python -m model train|eval|apply --help`` for the command line.
 """
+# first: a file of the user's named datagen (or operators: datagen checks it) is named here,
+# not met later as "'datagen' is not a package"
+from datagen import require as _require  # noqa: F401
+
 from .predict import Predictor, UnfinishedWarning, load
 
 __all__ = ["Predictor", "UnfinishedWarning", "load"]

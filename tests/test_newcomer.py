@@ -266,3 +266,39 @@ def test_an_unfinished_run_is_named_by_load_eval_and_apply(data, tmp_path, capsy
     err = capsys.readouterr().err
     assert [ln for ln in err.splitlines() if "unfinished" in ln][0].startswith(
         f"warning: {run / 'last.pt'} is from iteration 1 of 2")
+
+
+# ------------------------------------------------------------------ 8. generic package names
+@pytest.mark.parametrize("own,code,shadowed", [
+    ("operators.py", "import datagen", "operators"),
+    ("model.py", "import sys; sys.path.append({repo!r}); import benchmarks", "model"),
+    ("datagen.py", "import model", "datagen"),
+])
+def test_a_users_own_module_that_shadows_a_package_is_named(tmp_path, own, code, shadowed):
+    """A researcher's model.py (operators.py, datagen.py) in the working folder: the import
+    error names that file, instead of an AttributeError or "'model' is not a package" later."""
+    from pathlib import Path
+
+    repo = str(Path(__file__).resolve().parents[1])
+    (tmp_path / own).write_text("x = 1\n")
+    r = _run(["-c", code.format(repo=repo)], tmp_path)
+    assert r.returncode != 0
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError") and str(tmp_path / own) in last, r.stderr[-1500:]
+    if shadowed != "datagen":  # datagen itself: Python's own message names the file
+        assert f"not the {shadowed} package of decouple-ops" in last
+
+
+def test_require_accepts_the_packages_and_names_a_shadow(monkeypatch):
+    import sys
+    import types
+
+    from datagen import require
+
+    for name, attr in (("operators", "resolve"), ("datagen", "code_version"), ("model", "load")):
+        require(name, attr)
+    fake = types.ModuleType("model")
+    fake.__file__ = "/home/me/experiments/model.py"
+    monkeypatch.setitem(sys.modules, "model", fake)
+    with pytest.raises(ImportError, match="`import model` finds /home/me/experiments/model.py"):
+        require("model", "load")
