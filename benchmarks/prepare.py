@@ -27,8 +27,9 @@ def main(argv=None) -> int:
                                 formatter_class=HelpFormatter)
     p.add_argument("--version", action="version",
                    version=f"decouple-ops benchmarks.prepare {code_version()}")
-    p.add_argument("--scale", choices=("smoke", "small", "paper"), default="small",
-                   help="which scale's dataset and preset")
+    p.add_argument("--scale", choices=("smoke", "small", "medium", "paper"), default="small",
+                   help="which scale's dataset and preset (medium: the ten-filter joint models "
+                        "of Tables 6 and 12 only, on the small scale's dataset)")
     p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "decouple",
                    help="the benchmark cache: <scale>/data.h5 and one run folder per model")
     p.add_argument("--data", type=Path, default=None, help="dataset instead of the scale's default")
@@ -86,7 +87,7 @@ def main(argv=None) -> int:
         failed = exp.prepare(runs, jobs=args.jobs, threads=args.threads)
     except KeyboardInterrupt:  # SIGINT, or SIGTERM (see _catch_stop_signals)
         return _stopped(received[-1] if received else signal.SIGINT)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError) as exc:  # bad options; a cache that cannot be written
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except LockedError as exc:  # another prepare works on this cache and scale
@@ -167,7 +168,7 @@ def dry_run(exp: Experiment, runs, *, steps: int = 2, threads: int | None = None
     out = sys.stdout if out is None else out
     preset = get_preset(exp.preset)
     device = devices.resolve(exp.device)
-    data = exp._data if exp._data is not None else exp.root / "data.h5"
+    data = exp._data if exp._data is not None else exp.data_root / "data.h5"
     have = data.is_file()
     # timed with the threads each of the ``jobs`` trainings gets (one each when jobs > 1), not
     # torch's default of one per core: a step's time depends on its threads (on a busy machine
@@ -189,7 +190,7 @@ def dry_run(exp: Experiment, runs, *, steps: int = 2, threads: int | None = None
         print(f"estimate: median of {steps} timed training step(s) per architecture (after one "
               "warm-up step) × the iterations left; data loading, checkpoints and validation "
               "not counted", file=out)
-    per_step: dict[str, float] = {}
+    per_step: dict[tuple, float] = {}  # by architecture and width (a run's own --width)
     rows = []
     for r in runs:
         done = 0
@@ -203,19 +204,22 @@ def dry_run(exp: Experiment, runs, *, steps: int = 2, threads: int | None = None
         ops = tuple(getattr(r, "operators", (r.op,)))  # a joint run trains several
         total = r.iterations(exp.preset)  # (run_preset would read the dataset)
         left = max(0, total - done)
-        if steps and left and r.arch not in per_step:
+        key = (r.arch, getattr(r, "width", None))
+        rp = preset.with_(width=key[1])
+        if steps and left and key not in per_step:
             t = time.perf_counter()
             kw = dict(gamma=r.gamma, device=device, iterations=steps, warmup=1)
             try:
-                per_step[r.arch] = seconds_per_iteration(r.arch, ops, preset,
-                                                         data=data if have else None, **kw)
+                per_step[key] = seconds_per_iteration(r.arch, ops, rp,
+                                                      data=data if have else None, **kw)
             except ValueError as exc:  # e.g. too few pairs for a batch: training would fail
                 print(f"  {r.name}: cannot take a batch from the dataset ({exc}); timing a "
                       "synthetic batch", file=out)
-                per_step[r.arch] = seconds_per_iteration(r.arch, ops, preset, data=None, **kw)
-            print(f"  timed {r.arch}: {per_step[r.arch]:.3g} s per step "
-                  f"({time.perf_counter() - t:.0f} s to measure)", file=out)
-        est = per_step.get(r.arch, 0.0) * left if steps else None
+                per_step[key] = seconds_per_iteration(r.arch, ops, rp, data=None, **kw)
+            print(f"  timed {r.arch}" + (f" at width {rp.width}" if key[1] else "") +
+                  f": {per_step[key]:.3g} s per step ({time.perf_counter() - t:.0f} s to "
+                  "measure)", file=out)
+        est = per_step.get(key, 0.0) * left if steps else None
         rows.append({"name": r.name, "preset": preset.name, "iterations": total,
                      "left": left, "seconds": est})
     width = max([len(row["name"]) for row in rows] + [5])

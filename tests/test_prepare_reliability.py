@@ -186,3 +186,16 @@ def test_dry_run_times_steps_with_the_jobs_threads(tmp_path):
     assert "with 1 thread(s)" in run.stdout, run.stdout
     assert "with 2 at a time" in run.stdout.splitlines()[-1], run.stdout
     assert not (tmp_path / "smoke" / "data.h5").exists()  # nothing built
+
+
+def test_cache_that_is_a_file_is_one_line(tmp_path, capsys):
+    """A ``--cache`` that cannot hold folders (a file) is an error line, exit 2, no traceback."""
+    from benchmarks import prepare
+
+    cache = tmp_path / "cache"
+    cache.write_text("mine")
+    assert prepare.main(["--scale", "smoke", "--cache", str(cache), "--tables", "table1",
+                         "--ops", "l0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and str(cache) in err[0], err
+    assert cache.read_text() == "mine"
