@@ -65,7 +65,9 @@ class Predictor:
 
     def __init__(self, state: dict, device: str | None = None):
         self.device = devices.resolve(device)
-        cfg = ModelConfig.from_dict(state["config"])
+        # an untrusted file: its config within bounds and its tensors' shapes those of the
+        # network it describes, before anything is built (one-line ValueErrors)
+        cfg = registry.check_checkpoint(state)
         self.config = cfg.to_dict()
         self.arch = registry.get(cfg.arch)
         # the coder the config records (operator codes, constant γ, γ component or not), and

@@ -16,11 +16,15 @@ Training schedules (:mod:`model.train`):
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Callable
 
+import torch
 from torch import nn
+
+import operators
 
 from .config import ModelConfig
 from .data import GammaCoder
@@ -192,3 +196,126 @@ def build_model(config) -> tuple[nn.Module, GammaCoder]:
     coder = GammaCoder.from_config(cfg)
     net = arch.build(cfg, coder.dim)
     return net, coder
+
+
+# ------------------------------------------------------------------ untrusted checkpoints
+#: bounds of an untrusted config (a checkpoint's): far above any network here (the paper's:
+#: width 64, 7 blocks, dilations up to 16, HDRNet's low resolution 256), far below sizes that
+#: would exhaust memory or time before the weights are compared
+MAX_WIDTH = 2048
+MAX_BLOCKS = 64
+MAX_DILATION = 1024
+LOWRES = (8, 4096)
+
+
+def _int_in(cfg: dict, key: str, lo: int, hi: int, where: str) -> int:
+    v = cfg.get(key)
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise ValueError(f"{where}: {key} must be an integer in {lo}..{hi}, got {v!r}")
+    return v
+
+
+def _finite_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_checkpoint(state, where: str = "the checkpoint") -> ModelConfig:
+    """The :class:`ModelConfig` of an untrusted checkpoint state (already read weights-only),
+    once its config is within sane bounds (:data:`MAX_WIDTH`, :data:`MAX_BLOCKS`, ...) and
+    every stored tensor has the name and shape the network of that config has; else a
+    ValueError with one line saying what is wrong. Nothing of the network is allocated: it is
+    built on PyTorch's ``meta`` device (shapes only), so a config asking for a huge network is
+    refused before any memory is taken, and a missing entry is a message, not a KeyError."""
+    if not isinstance(state, dict):
+        raise ValueError(f"{where} is not a dict of config and weights")
+    cfg = state.get("config")
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{where} has no model config ('config' is "
+                         f"{'missing' if cfg is None else type(cfg).__name__}): it was not "
+                         "written by model.train")
+    weights = state.get("model")
+    if not isinstance(weights, dict) or not weights or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()):
+        raise ValueError(f"{where} has no weights ('model' must map names to tensors)")
+    it = state.get("iteration", 0)
+    if it is not None and (isinstance(it, bool) or not isinstance(it, int) or it < 0):
+        raise ValueError(f"{where}: iteration must be an integer >= 0, got {it!r}")
+    at = f"{where}'s config"
+    missing = [k for k in ("arch", "ops", "width", "dilations") if k not in cfg]
+    if missing:
+        raise ValueError(f"{at} lacks {', '.join(missing)}")
+    if not isinstance(cfg["arch"], str):
+        raise ValueError(f"{at}: arch must be a name, got {cfg['arch']!r}")
+    entry = get(cfg["arch"])
+    ops = cfg["ops"]
+    if not isinstance(ops, (list, tuple)) or not ops or not all(isinstance(o, str) for o in ops):
+        raise ValueError(f"{at}: ops must be a non-empty list of operator names, got {ops!r}")
+    names = [operators.get(o).name for o in ops]  # unknown names listed
+    if len(set(names)) != len(names):
+        raise ValueError(f"{at}: ops names an operator twice: {list(ops)}")
+    _int_in(cfg, "width", 1, MAX_WIDTH, at)
+    dil = cfg["dilations"]
+    if not isinstance(dil, (list, tuple)) or not 1 <= len(dil) <= MAX_BLOCKS or not all(
+            isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= MAX_DILATION
+            for d in dil):
+        shown = f"{len(dil)} entries" if isinstance(dil, (list, tuple)) and len(dil) > 8 \
+            else repr(dil)
+        raise ValueError(f"{at}: dilations must be 1..{MAX_BLOCKS} integers in "
+                         f"1..{MAX_DILATION}, got {shown}")
+    if cfg.get("lowres") is not None:
+        _int_in(cfg, "lowres", *LOWRES, at)
+    for key, allowed in (("norm", ("law", "paper")), ("op_code", ("scalar", "onehot")),
+                         ("mode", ("grouped", "linear", "loop")), ("init", ("paper", "conv"))):
+        if key in cfg and cfg[key] not in allowed:
+            raise ValueError(f"{at}: {key} must be one of {', '.join(allowed)}, "
+                             f"got {cfg[key]!r}")
+    if "residual" in cfg and not isinstance(cfg["residual"], bool):
+        raise ValueError(f"{at}: residual must be true or false, got {cfg['residual']!r}")
+    if cfg.get("gamma") is not None and not _finite_number(cfg["gamma"]):
+        raise ValueError(f"{at}: gamma must be a finite number, got {cfg['gamma']!r}")
+    for key in ("trained_range", "preset", "op_codes", "const_gamma"):
+        if cfg.get(key) is not None and not isinstance(cfg[key], dict):
+            raise ValueError(f"{at}: {key} must be a mapping, got {type(cfg[key]).__name__}")
+    codes = cfg.get("op_codes") or {}
+    if any(not isinstance(v, (list, tuple)) or len(v) > len(operators.ALL)
+           or not all(_finite_number(c) for c in v) for v in codes.values()):
+        raise ValueError(f"{at}: op_codes must map operators to short lists of finite numbers")
+    iterations = (cfg.get("preset") or {}).get("iterations", 0)
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
+        raise ValueError(f"{at}: preset.iterations must be an integer >= 0, got {iterations!r}")
+    try:
+        config = ModelConfig.from_dict(cfg)
+    except (TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise ValueError(f"{at} is not a model config of this version: {exc}") from None
+    for op in config.ops:  # the range every γ-dependent operator was trained on
+        r = config.trained_range.get(op)
+        uses = operators.get(op).has_gamma and config.gamma_dim and op not in config.const_gamma
+        if r is None and uses:
+            raise ValueError(f"{at}: trained_range lacks {op}")
+        if r is not None and (not isinstance(r, (list, tuple)) or len(r) not in (0, 2)
+                              or not all(_finite_number(v) for v in r)
+                              or (len(r) == 2 and r[0] > r[1]) or (uses and len(r) != 2)):
+            raise ValueError(f"{at}: trained_range of {op} must be [low, high], got {r!r}")
+    coder = GammaCoder.from_config(config)
+    with torch.device("meta"):  # shapes only: no memory whatever the config says
+        net = entry.build(config, coder.dim)
+    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    stored = {k: tuple(v.shape) for k, v in weights.items()}
+    described = (f"a {config.arch} network of its config (width {config.width}, "
+                 f"{len(config.dilations)} blocks)")
+    lacking = [k for k in expected if k not in stored]
+    extra = [k for k in stored if k not in expected]
+    wrong = [k for k in expected if k in stored and stored[k] != expected[k]]
+    if lacking or extra or wrong:
+        if wrong:
+            k = wrong[0]
+            what = f"model[{k!r}] is {stored[k]}, the network's is {expected[k]}"
+        elif lacking:
+            what = f"model lacks {', '.join(map(repr, lacking[:3]))}" + \
+                (f" and {len(lacking) - 3} more" if len(lacking) > 3 else "")
+        else:
+            what = f"model has {', '.join(map(repr, extra[:3]))} that it does not" + \
+                (f" (and {len(extra) - 3} more)" if len(extra) > 3 else "")
+        raise ValueError(f"the checkpoint's weights do not fit {described} (written by another "
+                         f"architecture or version, or edited?): {what}")
+    return config

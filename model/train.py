@@ -662,6 +662,7 @@ def _train_locked(data, ops, out, ckpt_path, log_path, config, stages, preset, a
     state = {}
     if resume and ckpt_path.is_file():
         state = load(ckpt_path, map_location=device)
+        registry.check_checkpoint(state, str(ckpt_path))  # bounds and shapes, before use
         recorded = state["config"]
         diffs = config_differences(recorded, config)
         if diffs:

@@ -31,6 +31,12 @@ def _image(path: Path, shape=(8, 10, 3), seed=0) -> Path:
     return path
 
 
+def _errors(err: str) -> list[str]:
+    """The ``error:`` lines of a command's stderr (other lines: the threads note, warnings)."""
+    assert "Traceback" not in err, err
+    return [line for line in err.splitlines() if line.startswith("error: ")]
+
+
 def _no_inference(*a, **k):
     raise AssertionError("inference ran before the output path was checked")
 
@@ -72,7 +78,7 @@ def test_eval_csv_that_is_an_input_is_refused_before_anything_is_computed(
             assert main(["eval", "--ckpt", str(ckpt.parent), "--data", str(data_copy),
                          "--csv", str(out)]) == 2, out
             err = capsys.readouterr().err
-            assert err.startswith("error: ") and "input" in err and err.count("\n") == 1, err
+            assert len(_errors(err)) == 1 and "input" in _errors(err)[0], err
     assert {p: p.read_bytes() for p in (data_copy, ckpt)} == before
 
 
@@ -114,7 +120,7 @@ def test_apply_onto_its_input_or_a_folder_is_refused_before_inference(tmp_path, 
         assert main(["apply", "--ckpt", str(ckpt), "--op", "l0", "--gamma", "0.02", str(src),
                      str(out)]) == 2
         err = capsys.readouterr().err
-        assert "input" in err and err.count("\n") == 1, err
+        assert len(_errors(err)) == 1 and "input" in _errors(err)[0], err
     assert src.read_bytes() == before
     (tmp_path / "out.png").mkdir()
     assert main(["apply", "--ckpt", str(ckpt), "--op", "l0", "--gamma", "0.02", str(src),
@@ -240,3 +246,81 @@ def test_non_finite_outputs_are_refused_by_apply_and_eval(tmp_path, data, capsys
     assert not (tmp_path / "out.png").exists()
     assert main(["eval", "--ckpt", str(tmp_path), "--data", str(data)]) == 2
     assert "not finite" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------- item 10: untrusted config
+def _edited(edit) -> dict:
+    state = tiny_state()
+    state["config"] = dict(state["config"])
+    edit(state)
+    return state
+
+
+def _drop(*path):
+    def edit(state):
+        target = state
+        for k in path[:-1]:
+            target = target[k]
+        del target[path[-1]]
+    return edit
+
+
+def _set(key, value):
+    def edit(state):
+        state["config"][key] = value
+    return edit
+
+
+def _set_state(key, value):
+    def edit(state):
+        state[key] = value
+    return edit
+
+
+def _first_weight(state):
+    k = next(iter(state["model"]))
+    state["model"] = {**state["model"], k: state["model"][k][..., :2]}
+
+
+BROKEN = {
+    "width 200000": (_set("width", 200000), "width must be an integer in 1..2048"),
+    "width 8, weights of 4": (_set("width", 8), "do not fit a decouple network"),
+    "10^5 blocks": (_set("dilations", [2] * 100000), "dilations must be"),
+    "no config": (_drop("config"), "has no model config"),
+    "config a list": (_set_state("config", [1, 2]), "has no model config"),
+    "no width": (_drop("config", "width"), "lacks width"),
+    "no ops": (_drop("config", "ops"), "lacks ops"),
+    "no arch": (_drop("config", "arch"), "lacks arch"),
+    "unknown arch": (_set("arch", "resnet"), "unknown arch"),
+    "unknown op": (_set("ops", ["nope"]), "nope"),
+    "no weights": (_drop("model"), "has no weights"),
+    "a weight missing": (lambda s: s.__setitem__("model", dict(list(s["model"].items())[1:])),
+                         "do not fit.*lacks"),
+    "a weight cut": (_first_weight, "do not fit"),
+    "no trained range": (_drop("config", "trained_range"), "trained_range lacks l0"),
+    "iteration text": (_set_state("iteration", "ten"), "iteration must be an integer"),
+    "gamma text": (_set("gamma", "x"), "gamma must be a finite number"),
+    "preset a list": (_set("preset", [1]), "preset must be a mapping"),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN)
+def test_an_untrusted_config_is_checked_before_anything_is_built(case, tmp_path, data,
+                                                                  monkeypatch, capsys):
+    edit, message = BROKEN[case]
+    save(tmp_path / "last.pt", _edited(edit))
+    import model.registry
+
+    built = []
+    real = model.registry._base
+    monkeypatch.setattr(model.registry, "_base",
+                        lambda cfg, *a: built.append(cfg.width) or real(cfg, *a))
+    with pytest.raises(ValueError, match=message):
+        model.load(tmp_path)
+    assert all(w <= 8 for w in built)  # only on the meta device, and never the huge one
+    src = _image(tmp_path / "in.png")
+    assert main(["apply", "--ckpt", str(tmp_path), "--op", "l0", "--gamma", "0.02", str(src),
+                 str(tmp_path / "out.png")]) == 2
+    assert main(["eval", "--ckpt", str(tmp_path), "--data", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert len(_errors(err)) == 2, err
