@@ -35,6 +35,8 @@ def add_parsers(sub) -> None:
     z = sub.add_parser("zoo", help="list, check or re-export the trained models shipped with "
                                    "the package", formatter_class=HelpFormatter, epilog=ZOO_EPILOG)
     _threads(z)
+    z.add_argument("--markdown", action="store_true",
+                   help="list the models as the README's Markdown table")
     zs = z.add_subparsers(dest="zoo_command", metavar="ACTION")
     zs.add_parser("list", help="the models (the default action)", formatter_class=HelpFormatter)
     c = zs.add_parser("check", help="re-measure each card's check figures (no dataset needed)",
@@ -109,7 +111,8 @@ def run(args) -> int:
                      max_side=args.max_side)
     action = args.zoo_command or "list"
     if action == "list":
-        print(zoo.format_table(zoo.table()))
+        rows = zoo.table()
+        print(zoo.format_markdown(rows) if args.markdown else zoo.format_table(rows))
         return 0
     if action == "check":
         bad = []

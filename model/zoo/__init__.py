@@ -164,11 +164,27 @@ def table() -> list[dict]:
     for n in names():
         c = card(n)
         t = c.get("test", {})
+        scale = c["scale"] if c["iteration"] >= c["planned_iterations"] else \
+            f"{c['scale']}, partial: {c['iteration']}/{c['planned_iterations']} it."
         rows.append({"name": n, "arch": c["arch"], "operators": c["operators"],
-                     "gamma": gamma_text(c), "scale": c["scale"],
+                     "gamma": gamma_text(c), "scale": scale,
                      "test_psnr": t.get("psnr"), "input_psnr": t.get("identity_psnr"),
                      "size": size_bytes(n)})
     return rows
+
+
+def format_markdown(rows: list[dict]) -> str:
+    """:func:`table` as the README's Markdown table (``python -m model zoo --markdown``)."""
+    out = ["| name | arch | operators | γ range | scale | test PSNR (input) | size |",
+           "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        psnr = ("–" if r["test_psnr"] is None else
+                f"{r['test_psnr']:.2f} ({r['input_psnr']:.2f})")
+        out.append(f"| `{r['name']}` | {r['arch']} | {', '.join(r['operators'])} | "
+                   f"{r['gamma']} | {r['scale']} | {psnr} | {r['size'] / 1e6:.2f} MB |")
+    total = sum(r["size"] for r in rows)
+    out.append(f"\n{len(rows)} models, {total / 1e6:.2f} MB in all.")
+    return "\n".join(out)
 
 
 def format_table(rows: list[dict]) -> str:
