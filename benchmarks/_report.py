@@ -164,7 +164,7 @@ def collect_rows(write):
 
 
 #: the benchmark scales from the cheapest up (``--scale``)
-SCALES = ("smoke", "small", "paper")
+SCALES = ("smoke", "small", "medium", "paper")
 
 
 class ResultsScaleError(ValueError):

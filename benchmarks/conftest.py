@@ -18,7 +18,8 @@ def pytest_addoption(parser):
                          "default $DECOUPLE_SCALE or smoke")
     group.addoption("--results", default=os.environ.get("DECOUPLE_RESULTS"),
                     help="folder the tables are written to (default: results/ at the small and "
-                         "paper scales, <cache>/smoke/results at the smoke scale, so a smoke run "
+                         "paper scales, results/medium at the medium scale, "
+                         "<cache>/smoke/results at the smoke scale, so a smoke run "
                          "never touches the committed tables; $DECOUPLE_RESULTS)")
     group.addoption("--cache", default=os.environ.get("DECOUPLE_CACHE",
                                                       str(Path.home() / ".cache" / "decouple")),
@@ -42,6 +43,8 @@ def results_path(config) -> Path:
         return Path(given)
     if config.getoption("--scale") == "smoke":
         return Path(config.getoption("--cache")) / "smoke" / "results"
+    if config.getoption("--scale") == "medium":  # beside the small-scale tables, one scale a folder
+        return REPO / "results" / "medium"
     return REPO / "results"
 
 

@@ -1,0 +1,76 @@
+"""The medium scale (issue 24, item 4): its run lists, the authors' joint budget ratio at the
+medium and paper scales (the small scale keeps its x2), and its dataset shared with small."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks import prepare
+from benchmarks._experiments import (TABLES, Experiment, Run, joint_budget, table6_runs,
+                                     table12_runs)
+from model.presets import get_preset
+
+
+def test_joint_budget_per_scale():
+    assert joint_budget(10, "medium") == joint_budget(6, "paper") == 1.3
+    assert joint_budget(10, "small") == joint_budget(10) == 2  # the small scale's rule stays
+    assert joint_budget(1, "medium") == 1
+    paper = [r for r in table6_runs(None, "paper") if r.is_joint][0]
+    assert paper.iterations("paper") == 173_030  # 130 epochs of 1331 iterations
+
+
+def test_medium_run_lists():
+    for t in ("table1", "table2", "table3", "sweep_joint"):  # stay at the small scale
+        assert TABLES[t](None, "medium") == []
+    (rt,) = table6_runs(None, "medium")
+    assert rt.arch == "realtime" and rt.is_joint and rt.iterations("medium") == 24_000
+    runs = table12_runs(None, "medium")
+    assert len({r.name for r in runs}) == len(runs)
+    plain = {r.arch for r in runs if r.width is None and r.loss_norm == "none"}
+    assert {"decouple", "norm:all", "norm:1", "norm:19", "conv-ch2:19"} <= plain
+    wide = [r for r in runs if r.width == 32]
+    assert {r.arch for r in wide} == {"decouple", "norm:1"}
+    diag = [r for r in runs if r.loss_norm == "identity"]
+    assert {r.arch for r in diag} == {"decouple", "norm:1"}
+    assert all(r.iterations("medium") == 24_000 and r.ops == rt.ops for r in runs)
+    assert "--width" in wide[0].train_args("medium") and \
+        wide[0].train_args("medium")[-2:] == ["--width", "32"]
+    assert diag[0].train_args("medium")[-2:] == ["--loss-norm", "identity"]
+    assert diag[0].name == "decouple-tpami10-b1.3-identitynorm"
+    assert wide[0].name == "decouple-tpami10-b1.3-w32"
+
+
+def test_small_run_names_are_unchanged():
+    names = {r.name: r.iterations("small") for r in table12_runs(None, "small")}
+    assert names["norm_7-tpami10-b2"] == names["decouple-tpami10-b2"] == 6000
+    assert names["adafm-l0-b2of6"] == 1000
+
+
+def test_run_checks_its_fields():
+    with pytest.raises(ValueError, match="budget"):
+        Run("decouple", "l0", budget=0.5)
+    with pytest.raises(ValueError, match="width"):
+        Run("decouple", "l0", width=0)
+    with pytest.raises(ValueError, match="loss_norm"):
+        Run("decouple", "l0", loss_norm="l1")
+
+
+def test_medium_experiment_reads_the_small_dataset_and_the_runs_width(tmp_path):
+    exp = Experiment("medium", tmp_path)
+    assert exp.data_root == tmp_path / "small" and exp.root == tmp_path / "medium"
+    wide = [r for r in table12_runs(None, "medium") if r.width == 32][0]
+    p = exp.run_preset(wide)
+    assert (p.width, p.crop, p.batch, p.iterations) == (32, 128, 4, 24_000)
+    assert p.for_ops(10).lr_steps == get_preset("medium").joint_lr_steps
+    assert exp.run_dir(wide) == tmp_path / "medium" / "runs" / wide.name
+
+
+def test_prepare_medium_dry_run_lists_the_ten_models(tmp_path, capsys):
+    assert prepare.main(["--scale", "medium", "--dry-run", "--estimate-steps", "0",
+                         "--cache", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "preset medium (width 16, batch 4, 128² crops, 18462 iterations)" in out
+    rows = [line for line in out.splitlines() if "-tpami10-b1.3" in line]
+    assert len(rows) == 10 and all(" 24000 " in line for line in rows)
+    assert str(Path(tmp_path) / "small" / "data.h5") in out
