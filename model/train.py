@@ -65,6 +65,53 @@ class RunLock:
             self.lock = None
 
 
+#: what a run folder holds: :func:`train`'s files, and ``train.out``, the output of a training
+#: that ``benchmarks.prepare`` started (it creates the folder and that file first)
+RUN_ENTRIES = ("last.pt", "log.csv", "config.json", "tb", ".lock", "train.out")
+
+
+def _ours(path: Path, name: str) -> bool:
+    """Whether ``path`` (a ``config.json`` or ``log.csv``) is a regular file model train wrote:
+    a JSON object with ``arch`` and ``ops``, a CSV whose header starts with ``iteration,``."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 20)
+        if name == "log.csv":
+            return head.startswith(b"iteration,")
+        d = json.loads(head)
+    except (OSError, ValueError):
+        return False
+    return isinstance(d, dict) and "arch" in d and "ops" in d
+
+
+def check_run_folder(out) -> None:
+    """Refuse (ValueError) an ``--out`` whose files a training would overwrite and that is not a
+    run folder: a file; a folder with a ``config.json`` or ``log.csv`` that model train did not
+    write; a non-empty folder without a checkpoint or config of a training. A new or empty
+    folder, a run folder (with or without its checkpoint: one interrupted before its first is
+    started again), and one holding only :data:`RUN_ENTRIES` are fine."""
+    out = Path(out)
+    if not os.path.lexists(out):
+        return
+    if not out.is_dir():
+        raise ValueError(f"the run folder {out} is a file, not a folder: use another --out")
+    if (out / "last.pt").exists():
+        return  # a run: resumed, or refused without --resume
+    for name in ("config.json", "log.csv"):
+        if os.path.lexists(out / name) and not _ours(out / name, name):
+            raise ValueError(f"{out} holds a {name} that model train did not write (a training "
+                             "would overwrite it): use a new or empty folder as --out")
+    tmp = tuple(f".{n}." for n in ("last.pt", "config.json", "log.csv"))
+    others = sorted(e for e in os.listdir(out) if e not in RUN_ENTRIES
+                    and not (e.startswith(tmp) and e.endswith(".tmp")))
+    if others and not (out / "config.json").is_file():
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise ValueError(f"{out} is not empty ({shown}) and is not a run folder (no last.pt or "
+                         "config.json of a training): use a new or empty folder as --out")
+
+
 def truncate_log(path: Path, iteration: int) -> int:
     """Keep only the rows of ``log.csv`` up to ``iteration`` (those logged after the checkpoint
     a run resumes from are logged again); returns how many rows were dropped."""
@@ -418,6 +465,7 @@ def train(data, ops, out, *, preset: Preset | str, arch: str = "decouple",
                              f"multiple of {world}, or another torchrun --nproc_per_node")
     amp = devices.check_amp(amp, device)
     ckpt_path, log_path = out / "last.pt", out / "log.csv"
+    check_run_folder(out)  # before the lock file is put into it
 
     with open_file(data) as f:
         data_digest = str(f.attrs["digest"])

@@ -324,3 +324,45 @@ def test_an_untrusted_config_is_checked_before_anything_is_built(case, tmp_path,
     assert main(["eval", "--ckpt", str(tmp_path), "--data", str(data)]) == 2
     err = capsys.readouterr().err
     assert len(_errors(err)) == 2, err
+
+
+# --------------------------------------------------------------------- item 15: run folders
+def test_train_refuses_a_folder_that_is_not_a_run_folder(data, tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text('{"my": "settings"}\n')
+    (mine / "log.csv").write_text("date,weight\n2024-01-01,70\n")
+    before = {p.name: p.read_bytes() for p in mine.iterdir()}
+    assert main(_train_args(data, mine)) == 2
+    assert "config.json that model train did not write" in _errors(capsys.readouterr().err)[0]
+    assert {p.name: p.read_bytes() for p in mine.iterdir()} == before  # no .lock either
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("x")
+    for extra in ([], ["--resume"]):
+        with pytest.raises(ValueError, match=r"not empty \(todo.txt\) and is not a run folder"):
+            train(data, ["l0"], notes, preset=TINY, progress=False, resume=bool(extra))
+    assert sorted(p.name for p in notes.iterdir()) == ["todo.txt"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        train(data, ["l0"], tmp_path / "file", preset=TINY, progress=False)
+
+
+def test_train_takes_an_empty_folder_and_its_own_interrupted_run(data, tmp_path, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    train(data, ["l0"], empty, preset=TINY.with_(iterations=2), progress=False)
+
+    def killed(path, state):
+        raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "train.out").write_text("what benchmarks.prepare captures\n")
+    monkeypatch.setattr(train_module, "save", killed)
+    with pytest.raises(KeyboardInterrupt):  # before its first checkpoint
+        train(data, ["l0"], run, preset=TINY, progress=False)
+    monkeypatch.undo()
+    assert (run / "config.json").is_file() and not (run / "last.pt").exists()
+    (run / "eval.csv").write_text("operator,gamma\n")  # a file of the user's beside ours
+    assert train(data, ["l0"], run, preset=TINY, progress=False)["iteration"] == 6
