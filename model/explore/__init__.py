@@ -174,26 +174,21 @@ class Explorer:
             return self._models[mid]
 
     def describe(self, mid: str) -> dict:
+        """What the page needs to know of a model: its label, operators with their γ facts
+        (trained range, law, domain, test γ, whether the model uses γ), whether it re-tunes."""
         from .. import zoo
 
         kind, what = self.sources[mid]
+        p = self.model(mid)
+        arch = p.config["arch"]
         if kind == "zoo":
             c = zoo.card(what)
-            ops, arch = c["operators"], c["arch"]
             label = f"{what} (zoo: {arch}, {c['scale']})"
-            retunable = arch not in ("decouple", "concat", "dni", "single", "hdrnet")
-            trained = {o: c["gamma"][o]["range"] for o in ops}
-            uses = {o: c["gamma"][o]["uses_gamma"] for o in ops}
         else:
-            p = self.model(mid)
-            ops, arch = list(p.ops), p.config["arch"]
             label = f"{Path(what).name} (--ckpt: {arch})"
-            retunable = p.retunable
-            trained = {o: list(p.gamma_range(o)) if operators.get(o).has_gamma else []
-                       for o in ops}
-            uses = {o: p.uses_gamma(o) for o in ops}
-        return {"id": mid, "label": label, "arch": arch, "retunable": bool(retunable),
-                "operators": [self._op_info(o, trained[o], uses[o]) for o in ops]}
+        trained = {o: list(p.gamma_range(o)) if operators.get(o).has_gamma else [] for o in p.ops}
+        return {"id": mid, "label": label, "arch": arch, "retunable": bool(p.retunable),
+                "operators": [self._op_info(o, trained[o], p.uses_gamma(o)) for o in p.ops]}
 
     @staticmethod
     def _op_info(op: str, trained, uses: bool) -> dict:
@@ -308,8 +303,10 @@ class Explorer:
         with self._model_locks[mid]:
             retune = p.retunable and self._inputs.get(mid) == same_input
             t0 = time.perf_counter()
-            out = p.retune(x, op, gg, strict=False) if p.retunable else \
-                p.apply(x, op, gg, strict=False)
+            with warnings.catch_warnings():  # γ was checked (and extrapolation asked for)
+                warnings.simplefilter("ignore", operators.ExtrapolationWarning)
+                out = p.retune(x, op, gg, strict=False) if p.retunable else \
+                    p.apply(x, op, gg, strict=False)
             ms = (time.perf_counter() - t0) * 1e3
             self._inputs[mid] = same_input
         with self._lock:
@@ -331,7 +328,7 @@ class Explorer:
                 else None,
                 "net_ms": round(ms, 1), "path": path,
                 "full_ms": round(self._full_ms.get((mid, iid), ms), 1),
-                "retunable": bool(p.retunable),
+                "retunable": bool(p.retunable), "retune_runs": p.arch.retune,
                 "note": "" if p.uses_gamma(op) or not spec.has_gamma else
                 f"this model is blind to {spec.gamma_name}: only the input changes"}
 

@@ -149,8 +149,8 @@ async function render() {
     if (r.input) $("input-img").src = r.input;
     const rt = Math.round(performance.now() - t0);
     $("net-cap").textContent = r.path === "re-tune"
-      ? `network · ${r.net_ms} ms re-tune (full pass ${r.full_ms} ms) · round trip ${rt} ms`
-      : `network · ${r.net_ms} ms full pass${r.retunable ? "" : " (this model re-runs every layer for a new γ)"} · round trip ${rt} ms`;
+      ? `network · ${r.net_ms} ms re-tune, re-runs ${r.retune_runs} (full pass ${r.full_ms} ms) · round trip ${rt} ms`
+      : `network · ${r.net_ms} ms full pass · round trip ${rt} ms`;
     if (r.note) $("gamma-note").textContent = r.note;
   } catch (e) {
     showError(e.message);
