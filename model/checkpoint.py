@@ -125,9 +125,13 @@ def load(path, map_location="cpu") -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # a truncated or foreign file, or a pickle asking to run code
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # the reason, without PyTorch's advice to load it with weights_only=False (which would
+        # run the code) or its pointer to the documentation
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()
+                 and "weights_only" not in ln and "documentation" not in ln]
+        reason = lines[0][:300] if lines else type(exc).__name__
         raise ValueError(f"{path} is not a readable checkpoint: only tensors and plain data are "
-                         f"loaded, nothing is executed ({first})") from None
+                         f"loaded, nothing is executed ({reason})") from None
     if not isinstance(state, dict) or state.get("format") not in FORMATS:
         raise ValueError(f"{path} is not a {CKPT_FORMAT} checkpoint")
     if state["format"] != FORMAT_V1:

@@ -230,16 +230,30 @@ class ModelConfig:
         return d
 
     def differences(self, other: "ModelConfig") -> list[str]:
-        """What ``other`` would change in this (recorded) configuration, runtime keys aside."""
+        """What ``other`` would change in this (recorded) configuration, runtime keys and
+        ``preset.workers`` aside: ``"key: recorded → given"``, mappings compared entry by entry
+        (``preset.iterations: 6 → 8``; ``(none)`` for an entry one side lacks)."""
+        diffs: list[str] = []
         a, b = self.to_dict(), other.to_dict()
-        diffs = []
-        for k in sorted(set(a) | set(b)):
-            if k in RUNTIME_KEYS:
-                continue
-            x, y = a.get(k), b.get(k)
-            if k == "preset" and isinstance(x, dict) and isinstance(y, dict):
-                diffs += [f"preset.{j}: {x.get(j)!r} recorded, {y.get(j)!r} given"
-                          for j in sorted(set(x) | set(y)) if j != "workers" and x.get(j) != y.get(j)]
-            elif x != y:
-                diffs.append(f"{k}: {x!r} recorded, {y!r} given")
+        _differences("", {k: v for k, v in a.items() if k not in RUNTIME_KEYS},
+                     {k: v for k, v in b.items() if k not in RUNTIME_KEYS}, diffs)
         return diffs
+
+
+_NONE = object()
+
+
+def _shown(v) -> str:
+    text = "(none)" if v is _NONE else repr(v)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _differences(key: str, x, y, out: list) -> None:
+    """Append ``key: x → y`` for each leaf where ``x`` and ``y`` differ (dicts entry by entry)."""
+    if isinstance(x, dict) and isinstance(y, dict):
+        for k in sorted(set(x) | set(y), key=str):
+            if key == "preset" and k == "workers":
+                continue
+            _differences(f"{key}.{k}" if key else str(k), x.get(k, _NONE), y.get(k, _NONE), out)
+    elif x != y:
+        out.append(f"{key}: {_shown(x)} → {_shown(y)}")

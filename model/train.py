@@ -715,7 +715,8 @@ def _train_locked(data, ops, out, ckpt_path, log_path, config, stages, preset, a
         diffs = config_differences(recorded, config)
         if diffs:
             raise ValueError(f"{ckpt_path} was trained with other settings; --resume continues "
-                             "a run with its recorded settings, and these differ: "
+                             "a run with its recorded settings, and these differ (recorded → "
+                             "given): "
                              + "; ".join(diffs) + ". Use another --out for a new run")
         resumes = list(recorded.get("resumes", []))
         resumes.append({"iteration": int(state["iteration"]), "mode": config["mode"],

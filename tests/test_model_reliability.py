@@ -366,3 +366,30 @@ def test_train_takes_an_empty_folder_and_its_own_interrupted_run(data, tmp_path,
     assert (run / "config.json").is_file() and not (run / "last.pt").exists()
     (run / "eval.csv").write_text("operator,gamma\n")  # a file of the user's beside ours
     assert train(data, ["l0"], run, preset=TINY, progress=False)["iteration"] == 6
+
+
+# --------------------------------------------------------------------- small: messages
+def test_a_refused_pickle_does_not_advise_weights_only_false(tmp_path):
+    from test_model_safety import evil_checkpoint
+
+    ckpt = evil_checkpoint(tmp_path / "evil.pt", tmp_path / "pwned")
+    with pytest.raises(ValueError) as exc:
+        model.load(ckpt)
+    text = str(exc.value)
+    assert "nothing is executed" in text and "posix.system" in text and "\n" not in text
+    assert "weights_only" not in text and "False" not in text, text
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_refused_resume_says_only_what_changed(data, tmp_path):
+    run = tmp_path / "r"
+    train(data, ["l0"], run, preset=TINY, stop_at=3, progress=False)
+    with pytest.raises(ValueError) as exc:
+        train(data, ["l0"], run, preset=TINY.with_(iterations=8), resume=True, progress=False)
+    text = str(exc.value)
+    assert "preset.iterations: 6 → 8" in text and "'lr'" not in text, text
+    with pytest.raises(ValueError) as exc:
+        train(data, ["l0", "wmf"], run, preset=TINY, resume=True, progress=False)
+    text = str(exc.value)
+    assert "ops: ['l0'] → ['l0', 'wmf']" in text and "trained_range.wmf: (none) → [" in text
+    assert "{'l0'" not in text, text  # not the whole recorded dict

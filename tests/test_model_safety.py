@@ -275,7 +275,7 @@ def test_resume_with_other_settings_is_refused_and_the_config_kept(data, tmp_pat
     run = tmp_path / "r"
     train(data, ["l0"], run, preset=TINY, stop_at=3, progress=False)
     before = (run / "config.json").read_text()
-    with pytest.raises(ValueError, match=r"preset\.iterations: 6 recorded, 8 given"):
+    with pytest.raises(ValueError, match=r"preset\.iterations: 6 → 8"):
         train(data, ["l0"], run, preset=TINY.with_(iterations=8), resume=True, progress=False)
     assert (run / "config.json").read_text() == before
     assert load(run)["config"]["preset"]["iterations"] == 6
