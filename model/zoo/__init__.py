@@ -84,7 +84,8 @@ def name_of(spec) -> str | None:
     if spec.startswith(PREFIX):
         name = spec[len(PREFIX):].strip().lower()
         if name not in names():
-            raise ValueError(f"no model {name!r} in the zoo; it has: {', '.join(names())}")
+            raise ValueError(f"no model {name!r} in the zoo; it has: "
+                             f"{', '.join(names()) or 'none'}")
         return name
     key = spec.strip().lower()
     if key in names() and not os.path.lexists(spec):
