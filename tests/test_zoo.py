@@ -145,6 +145,15 @@ def test_export_round_trips_and_skips_unfinished_runs(data, tmp_path, monkeypatc
     img = np.random.default_rng(1).integers(0, 256, (18, 22, 3), dtype=np.uint8)
     assert np.array_equal(model.load("l0").apply(img, "l0", 0.05),
                           model.load(runs / "decouple-l0").apply(img, "l0", 0.05))
+    # apply without --op: the one operator of the run's model
+    src, dst = tmp_path / "in.png", tmp_path / "out.png"
+    cv2.imwrite(str(src), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    assert main(["apply", "--ckpt", str(runs / "decouple-l0"), "--gamma", "0.05", str(src),
+                 str(dst)]) == 0
+    assert np.array_equal(cv2.cvtColor(cv2.imread(str(dst)), cv2.COLOR_BGR2RGB),
+                          model.load("l0").apply(img, "l0", 0.05))
+    assert main(["apply", "--method", "bgu", "--gamma", "0.05", str(src), str(dst)]) == 2
+    assert "--op is needed" in capsys.readouterr().err
     # a card whose figures are not the model's is caught
     c["check"]["rows"][0]["psnr"] += 1.0
     (out / "l0.json").write_text(json.dumps(c))
