@@ -31,7 +31,7 @@ def _port(text: str) -> int:
 
 def add_parsers(sub) -> None:
     """The ``zoo`` and ``explore`` subcommands."""
-    from .cli import _threads
+    from .cli import _positive_int, _threads
     z = sub.add_parser("zoo", help="list, check or re-export the trained models shipped with "
                                    "the package", formatter_class=HelpFormatter, epilog=ZOO_EPILOG)
     _threads(z)
@@ -52,6 +52,9 @@ def add_parsers(sub) -> None:
                    help="export runs that have not reached their planned iterations")
     e.add_argument("--float16", action="store_true",
                    help="store float16 weights (the card's scores are measured with them)")
+    for action in (c, e):  # --threads after the action too (SUPPRESS: zoo's value is kept)
+        action.add_argument("--threads", type=_positive_int, default=argparse.SUPPRESS,
+                            help="threads this process computes with")
     e.add_argument("runs_", nargs="*", metavar="RUN[=NAME]",
                    help="run folders to export, optionally renamed (default: every run with a "
                         "last.pt; decouple-OP becomes OP, a -bK budget suffix is dropped)")
