@@ -91,6 +91,8 @@ def test_every_operator_is_in_the_readme_table():
     rows = _table_after("take no γ. Names are case-insensitive", README)
     names = {r[0].strip("`") for r in rows}
     assert names == set(operators.ALL)
+    full = _table_after("## The fifteen operators", (REPO / "docs" / "operators.md").read_text())
+    assert [r[0] for r in full] == [r[0] for r in rows]  # the full table, same order
 
 
 def test_methods_table_parameter_counts():
