@@ -328,3 +328,165 @@ def test_a_relative_texture_is_resolved_where_the_build_was_planned(tmp_path, mo
     monkeypatch.chdir(elsewhere)
     build(plan, tmp_path / "o.h5", workers=1, progress=False)
     _check_pencil_pairs(tmp_path / "o.h5", a)
+
+
+# ------------------------------------------------------------------ 5, 6. what a dataset may hold
+@pytest.fixture(scope="module")
+def tiny_file(tmp_path_factory) -> Path:
+    """A small l0 dataset built by the command line."""
+    import numpy as np
+
+    from datagen.cli import main
+
+    d = tmp_path_factory.mktemp("io_images")
+    rng = np.random.default_rng(6)
+    for i in range(3):
+        (d / f"im{i}.png").write_bytes(_png(rng, 48, 48))
+    out = d / "tiny.h5"
+    assert main(["build", "--ops", "l0", "--images", str(d), "--out", str(out), "--size", "32",
+                 "--per-image", "2", "--max-crops", "1", "--test-fraction", "0.34",
+                 "--no-single", "--workers", "1", "--quiet"]) == 0
+    return out
+
+
+def _crafted(tiny_file: Path, tmp_path: Path, change) -> Path:
+    """A copy of the tiny file changed by ``change(f, tmp_path)``, with its attribute checksum
+    recomputed so that only the change is wrong."""
+    import shutil
+
+    import h5py
+
+    from datagen.store import ATTRIBUTES_DIGEST, attributes_digest
+
+    bad = tmp_path / "crafted.h5"
+    shutil.copy(tiny_file, bad)
+    with h5py.File(bad, "r+") as f:
+        change(f, tmp_path)
+        f.attrs[ATTRIBUTES_DIGEST] = attributes_digest(f)
+    return bad
+
+
+def _external(f, tmp_path):
+    ds = f["ops/l0/output"]
+    shape, n = ds.shape, ds.size
+    secret = tmp_path / "secret.txt"  # stands for /etc/passwd
+    secret.write_bytes((b"root:x:0:0:secret\n" * (n // 18 + 1))[:n])
+    del f["ops/l0/output"]
+    f.create_dataset("ops/l0/output", shape=shape, dtype="u1", external=[(str(secret), 0, n)])
+
+
+def _virtual(f, tmp_path):
+    import h5py
+
+    ds = f["ops/l0/output"]
+    shape = ds.shape
+    with h5py.File(tmp_path / "other.h5", "w") as o:
+        o.create_dataset("x", shape=shape, dtype="u1")
+    layout = h5py.VirtualLayout(shape=shape, dtype="u1")
+    layout[:] = h5py.VirtualSource(str(tmp_path / "other.h5"), "x", shape=shape)
+    del f["ops/l0/output"]
+    f.create_virtual_dataset("ops/l0/output", layout)
+
+
+def _external_link(f, tmp_path):
+    import h5py
+
+    with h5py.File(tmp_path / "other.h5", "w") as o:
+        o.create_dataset("x", data=[1, 2, 3])
+    f["ops/l0/extra"] = h5py.ExternalLink(str(tmp_path / "other.h5"), "/x")
+
+
+@pytest.mark.parametrize("change, reason", [
+    (_external, "uses HDF5 external storage"), (_virtual, "is virtual"),
+    (_external_link, "is an external link")])
+def test_datasets_that_read_other_files_are_refused_on_open(tiny_file, tmp_path, capsys,
+                                                             change, reason):
+    """``train``, ``eval``, ``show`` (all through ``open_file`` / ``PairDataset``) trained on the
+    bytes of whatever file the crafted dataset named; ``verify`` called it "format 1"."""
+    from datagen.cli import main
+    from datagen.dataset import PairDataset
+    from datagen.inspection import verify
+    from datagen.store import UnsafeFileError, open_file
+
+    bad = _crafted(tiny_file, tmp_path, change)
+    with pytest.raises(UnsafeFileError, match=reason):
+        open_file(bad)
+    with pytest.raises(ValueError, match=reason):
+        PairDataset(bad, "l0")
+    report, ok = verify(bad, samples=0)
+    assert not ok and reason in report and "format 1" not in report
+    assert main(["verify", str(bad)]) == 1
+    assert reason in capsys.readouterr().out
+    assert main(["info", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and reason in err and "Traceback" not in err
+
+
+def _version(f, tmp_path):
+    f.attrs["format_version"] = 9
+
+
+def _ten_billion_rows(f, tmp_path):
+    ds = f["ops/l0/output"]
+    del f["ops/l0/output"]
+    f.create_dataset("ops/l0/output", shape=(10**10, *ds.shape[1:]), dtype="u1",
+                     chunks=(1, *ds.shape[1:]), compression="gzip", fletcher32=True)
+
+
+def _unwritten_rows(f, tmp_path):
+    ds = f["ops/l0/output"]
+    first = ds[0]
+    del f["ops/l0/output"]
+    new = f.create_dataset("ops/l0/output", shape=ds.shape, dtype="u1", chunks=ds.chunks,
+                           compression="gzip", fletcher32=True)
+    new[0] = first
+
+
+def _short_index(f, tmp_path):
+    gamma = f["ops/l0/gamma"][:]
+    del f["ops/l0/gamma"]
+    f.create_dataset("ops/l0/gamma", data=gamma[:-1], fletcher32=True)
+
+
+@pytest.mark.parametrize("change, reason", [
+    (_version, "format version 9 is not one this version of datagen reads"),
+    (_ten_billion_rows, "ops/l0/output has 10000000000 rows, ops/l0/gamma"),
+    (_unwritten_rows, "ops/l0/output declares .* rows but stores 1 of its"),
+    (_short_index, "ops/l0/gamma_effective has .* rows, ops/l0/gamma")])
+def test_files_that_do_not_hold_together_are_refused_on_open(tiny_file, tmp_path, change,
+                                                              reason):
+    """``train`` trusted any file with a ``digest``: a file declaring 10^10 rows read fill-value
+    zeros, and ``verify`` ran for ever on it. Now refused on open; ``verify`` names the reason
+    at once and reads nothing that is not stored."""
+    import time
+
+    from datagen.dataset import PairDataset
+    from datagen.inspection import verify
+    from datagen.store import open_file
+
+    bad = _crafted(tiny_file, tmp_path, change)
+    with pytest.raises(ValueError, match=reason):
+        open_file(bad)
+    with pytest.raises(ValueError, match=reason):
+        PairDataset(bad, "l0")
+    started = time.monotonic()
+    report, ok = verify(bad, samples=0)
+    assert not ok and __import__("re").search(reason, report), report
+    assert time.monotonic() - started < 60
+
+
+def test_a_changed_attribute_is_refused_on_open(tiny_file, tmp_path):
+    import shutil
+
+    import h5py
+
+    from datagen.store import open_file
+
+    bad = tmp_path / "attr.h5"
+    shutil.copy(tiny_file, bad)
+    with h5py.File(bad, "r+") as f:
+        f["ops/l0"].attrs["gamma_range"] = [0.0, 1e9]  # the digest not recomputed
+    with pytest.raises(ValueError, match="attribute checksum does not match"):
+        open_file(bad)
+    with open_file(tiny_file):  # the intact file opens
+        pass
