@@ -108,6 +108,32 @@ class WorkerPool:
             ex.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
+#: A Dask build stops when its scheduler has had no worker for this long (seconds); it says
+#: so at once, and finished work is kept for ``--resume``.
+NO_WORKERS_S = float(os.environ.get("DATAGEN_NO_WORKERS_SECONDS", 120.0))
+#: How often a Dask build that is waiting for results asks the scheduler for its workers.
+WORKER_POLL_S = 5.0
+
+
+class DaskExecutor(cf.Executor):
+    """A Dask client's executor that can also say how many workers its scheduler has (a build
+    whose workers all died would otherwise wait for ever, silently: :func:`_run`)."""
+
+    def __init__(self, client, scheduler: str):
+        self.client, self.scheduler = client, scheduler
+        self.executor = client.get_executor()
+
+    def submit(self, fn, /, *args, **kwargs):
+        return self.executor.submit(fn, *args, **kwargs)
+
+    def workers(self) -> int:
+        """Workers connected to the scheduler now (0 also when the scheduler does not answer)."""
+        try:
+            return len(self.client.nthreads())
+        except Exception:  # noqa: BLE001 - a scheduler that does not answer has no workers
+            return 0
+
+
 def start_pool(workers: int, scheduler: str | None = None,
                threads: int | None = None) -> WorkerPool | None:
     """The local worker processes of a build with ``workers`` > 1 (None for 1 worker or a Dask
@@ -128,7 +154,7 @@ def make_executor(workers: int, scheduler: str | None, pool: WorkerPool | None =
             client = Client(scheduler, timeout="20s")
         except (OSError, TimeoutError) as exc:
             raise BuildError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
-        return client.get_executor(), client.close
+        return DaskExecutor(client, scheduler), client.close
     if pool is not None:
         return pool, pool.shutdown
     if workers == 1:
@@ -541,6 +567,7 @@ def _run(plan, journal, executor, todo, workers, scheduler, bar, assembly=None) 
     pending: dict[cf.Future, tuple[str, np.ndarray]] = {}
     window = 2 * (workers if not scheduler else max(workers, 8)) + 2
     it = iter(todo)
+    without = None  # since when a Dask scheduler has had no worker
     while True:
         while len(pending) < window:
             task = next(it, None)
@@ -549,9 +576,39 @@ def _run(plan, journal, executor, todo, workers, scheduler, bar, assembly=None) 
             pending[_submit(executor, plan, task)] = (task[0], task[2])
         if not pending:
             break
-        finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+        watch = isinstance(executor, DaskExecutor)
+        finished, _ = cf.wait(pending, timeout=WORKER_POLL_S if watch else None,
+                              return_when=cf.FIRST_COMPLETED)
+        if watch:
+            without = _watch_workers(executor, journal, without, bool(finished))
         _collect(journal, bar, pending, finished)  # keeps every finished task's work first
     journal.flush()
+
+
+def _watch_workers(executor: DaskExecutor, journal: Journal, since: float | None,
+                   progressed: bool) -> float | None:
+    """When a Dask build has waited ``WORKER_POLL_S`` for a result, ask the scheduler for its
+    workers: say at once on stderr when there are none, and stop the build (``BuildError``,
+    finished work journaled, the ``--resume`` hint) after ``NO_WORKERS_S`` without any. Returns
+    since when there have been none (None: there are workers)."""
+    if progressed:
+        return None
+    if executor.workers() > 0:
+        if since is not None:
+            print("Dask workers are connected again: the build goes on", file=sys.stderr,
+                  flush=True)
+        return None
+    now = time.monotonic()
+    if since is None:
+        print(f"warning: no Dask workers are connected to {executor.scheduler}: waiting for "
+              f"some; the build stops after {NO_WORKERS_S:g} s without any", file=sys.stderr,
+              flush=True)
+        return now
+    if now - since >= NO_WORKERS_S:
+        raise BuildError(f"no Dask workers for {now - since:.0f} s at {executor.scheduler}: "
+                         f"stopped; finished work is kept in {journal.dir}: start workers and "
+                         "run the same command with --resume")
+    return since
 
 
 def _flush_quietly(journal: Journal) -> None:

@@ -490,3 +490,67 @@ def test_a_changed_attribute_is_refused_on_open(tiny_file, tmp_path):
         open_file(bad)
     with open_file(tiny_file):  # the intact file opens
         pass
+
+
+# ------------------------------------------------------------------ 12. a Dask build without workers
+class _NoWorkersClient:
+    """A Dask client whose scheduler has lost every worker: tasks are accepted and never run."""
+
+    def __init__(self, address, timeout=None):
+        self.address, self.closed = address, False
+
+    def get_executor(self):
+        import concurrent.futures as cf
+
+        class Never(cf.Executor):
+            def submit(self, fn, /, *args, **kwargs):
+                return cf.Future()  # never completes
+
+        return Never()
+
+    def nthreads(self, workers=None):
+        return {}
+
+    def close(self):
+        self.closed = True
+
+
+def test_a_dask_build_without_workers_stops_and_says_so(tmp_path, monkeypatch, capsys):
+    """It waited for ever, silently. Now it says that no worker is connected, and after
+    ``NO_WORKERS_S`` stops with the --resume hint (run in a thread: the old code never returns)."""
+    import threading
+
+    import numpy as np
+
+    from datagen import build as build_mod
+    from datagen.build import BuildError, build
+    from datagen.plan import Options, make_plan
+    from datagen.sources import list_images
+
+    d = tmp_path / "imgs"
+    d.mkdir()
+    for i in range(2):
+        (d / f"im{i}.png").write_bytes(_png(np.random.default_rng(7 + i), 48, 48))
+    plan = make_plan(Options(ops=("l0",), images=tuple(str(p) for p in list_images(d)),
+                             images_label="t", size=32, max_crops=1, test_fraction=0.0,
+                             single=False))
+    monkeypatch.setattr(build_mod, "_dask_client", lambda: _NoWorkersClient)
+    monkeypatch.setattr(build_mod, "NO_WORKERS_S", 0.5, raising=False)
+    monkeypatch.setattr(build_mod, "WORKER_POLL_S", 0.1, raising=False)
+    result = {}
+
+    def run():
+        try:
+            build(plan, tmp_path / "o.h5", scheduler="tcp://127.0.0.1:8786", progress=False)
+        except BaseException as exc:  # noqa: BLE001 - examined below
+            result["error"] = exc
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout=60)
+    assert not t.is_alive(), "the build waits for ever without workers"
+    err = result.get("error")
+    assert isinstance(err, BuildError), err
+    assert "no Dask workers for " in str(err) and "--resume" in str(err)
+    assert "no Dask workers are connected" in capsys.readouterr().err
+    assert not (tmp_path / "o.h5").exists()
