@@ -13,6 +13,18 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+__all__ = ["PairDataset", "code_version"]
+
+
+def __getattr__(name):
+    """``datagen.PairDataset``, imported on first use (it needs torch, which the build does not)."""
+    if name == "PairDataset":
+        from .dataset import PairDataset
+
+        return PairDataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 try:
     __version__ = metadata.version("decouple-ops")
 except metadata.PackageNotFoundError:  # running from a source tree that is not installed

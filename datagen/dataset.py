@@ -11,13 +11,21 @@ import operators
 
 from .store import SPLITS, op_names, open_file, pair_datasets
 
+#: the ways an item can carry γ (``PairDataset(gamma_as=...)``)
+GAMMA_AS = ("value", "float32", "normalized")
+
+#: the normalised γ of a fixed-effect operator (no γ at all): the middle of the [0, 1] scale, the
+#: constant the project's models use in its place with ``--norm law``
+#: (``model.config.CONST_GAMMA["law"]``; tests/test_packaging.py checks they agree)
+FIXED_EFFECT_NORMALIZED = 0.5
+
 
 class PairDataset(Dataset):
     """(input, target, γ, operator) samples of one split ("train", "test" or "single").
 
-    Each item is a dict: ``input`` and ``target`` uint8 tensors (3, h, w), ``gamma`` (float, as
-    sampled; NaN for a fixed-effect operator), ``gamma_effective``, ``op`` (name) and
-    ``op_index`` (position in ``ops``). A filter's input is its source crop and its target the
+    Each item is a dict: ``input`` and ``target`` uint8 tensors (3, h, w), ``gamma`` (see
+    ``gamma_as``), ``gamma_effective`` (float: the γ the operator used, e.g. WMF's rounded radius;
+    NaN for a fixed-effect operator), ``op`` (name) and ``op_index`` (position in ``ops``). A filter's input is its source crop and its target the
     MATLAB-rounded operator output; a degradation's input is the degraded image and its target
     the clean one (``/ops/<op>/input`` and ``target``). Single-channel pairs (sr, jpeg: Y;
     denoise: gray) are replicated to three equal channels, as the authors' loader did, so a
@@ -37,12 +45,33 @@ class PairDataset(Dataset):
     crop : random crop size (even, <= the stored size), or None for whole samples.
     flip : random horizontal/vertical flips (same for input and target).
     gamma : keep only pairs with this γ (e.g. the single-γ baseline on test data).
+    gamma_as : how ``item["gamma"]`` carries γ:
+
+        * ``"value"`` (default; what ``model train`` uses): a Python float, γ as sampled (float64
+          precision; a batch collates to a float64 tensor); NaN for a fixed-effect operator
+          (shock, llf_remap, wls_enhance, style, pencil: no γ).
+        * ``"float32"``: a 0-d ``torch.float32`` tensor of γ as sampled (a batch collates to a
+          float32 ``(N,)`` tensor); NaN for a fixed-effect operator.
+        * ``"normalized"``: a 0-d ``torch.float32`` tensor, γ mapped to [0, 1] over the
+          operator's training range by :meth:`operators.OperatorSpec.normalize` (log scale for
+          log-uniform laws, e.g. L0's λ 0.002 → 0, 0.02 → 0.5, 0.2 → 1); a fixed-effect operator
+          gives :data:`FIXED_EFFECT_NORMALIZED` (0.5), never NaN. The value to feed a network
+          conditioned on γ.
+    transform : called on each item (the dict above, after crop and flip) and returning the item
+        to yield, e.g. to convert to float or to add augmentations. It runs in the DataLoader
+        worker, so with ``num_workers > 0`` it must be picklable (a module-level function).
     """
 
     def __init__(self, path, ops=None, split: str = "train", *, crop: int | None = None,
-                 flip: bool = False, gamma: float | None = None):
+                 flip: bool = False, gamma: float | None = None, gamma_as: str = "value",
+                 transform=None):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+        if gamma_as not in GAMMA_AS:
+            raise ValueError(f"gamma_as must be one of {list(GAMMA_AS)}, got {gamma_as!r}")
+        if transform is not None and not callable(transform):
+            raise TypeError(f"transform must be callable, got {type(transform).__name__}")
+        self.gamma_as, self.transform = gamma_as, transform
         self.path = str(path)
         self.crop, self.flip = crop, flip
         with open_file(path) as f:
@@ -123,9 +152,19 @@ class PairDataset(Dataset):
             if coin():
                 x, y = x[::-1], y[::-1]
         gamma, geff = self._gamma[name]
-        return {
+        item = {
             "input": torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))),
             "target": torch.from_numpy(np.ascontiguousarray(y.transpose(2, 0, 1))),
-            "gamma": float(gamma[row]), "gamma_effective": float(geff[row]),
-            "op": name, "op_index": k,
+            "gamma": self._gamma_item(name, float(gamma[row])),
+            "gamma_effective": float(geff[row]), "op": name, "op_index": k,
         }
+        return item if self.transform is None else self.transform(item)
+
+    def _gamma_item(self, op: str, g: float):
+        """``item["gamma"]`` in the form ``gamma_as`` asks for (see the class docstring)."""
+        if self.gamma_as == "value":
+            return g
+        if self.gamma_as == "normalized":
+            spec = operators.get(op)
+            g = float(spec.normalize(g)) if spec.has_gamma else FIXED_EFFECT_NORMALIZED
+        return torch.tensor(g, dtype=torch.float32)

@@ -98,3 +98,112 @@ def test_unpacked_copy_equals_the_originals(tmp_path):
                     np.testing.assert_array_equal(b[key], a[key])
                 else:
                     assert np.abs(b[key].astype(np.float64) - a[key]).max() <= 2.0 ** (step - 1)
+
+
+# ------------------------------------------------------------------ the dataset in one's own loop
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory) -> Path:
+    """A tiny file of l0 (a γ law) and shock (fixed effect), 64² pairs, as ``data/decouple.h5``
+    in its own folder (the README example's path, relative to that folder)."""
+    from tiny_data import tiny_build
+
+    folder = tmp_path_factory.mktemp("own_loop")
+    (folder / "data").mkdir()
+    return tiny_build(folder / "data", "decouple.h5", ("l0", "shock"), side=72, size=64,
+                      per_image=2)
+
+
+def readme_loop_example() -> str:
+    """The README's "In your own PyTorch loop" code block, verbatim."""
+    text = (REPO / "README.md").read_text()
+    start = text.index("In your own PyTorch loop")
+    block = text[text.index("```python\n", start) + len("```python\n"):]
+    return block[:block.index("```")]
+
+
+def test_readme_dataloader_example_runs_as_written(pairs, monkeypatch):
+    code = readme_loop_example()
+    assert "from datagen import PairDataset" in code and len(code.splitlines()) <= 12
+    monkeypatch.chdir(pairs.parents[1])  # the example reads data/decouple.h5
+    ns: dict = {"__name__": "readme_example"}
+    exec(compile(code, "README.md", "exec"), ns)
+    x, y, gamma = ns["x"], ns["y"], ns["gamma"]
+    assert x.dtype == y.dtype == gamma.dtype == torch_float32()
+    assert x.shape[1:] == (3, 64, 64) and y.shape == x.shape and gamma.shape == x.shape[:1]
+    assert 0 <= float(x.min()) and float(x.max()) <= 1 and 0 <= float(gamma.min()) <= 1
+
+
+def torch_float32():
+    import torch
+
+    return torch.float32
+
+
+def test_pair_dataset_is_exported_without_importing_torch():
+    import subprocess
+    import sys
+
+    import datagen
+    from datagen.dataset import PairDataset
+
+    assert datagen.PairDataset is PairDataset and "PairDataset" in datagen.__all__
+    out = subprocess.run([sys.executable, "-c", "import sys, datagen; print('torch' in sys.modules)"],
+                         cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        datagen.Nope  # noqa: B018
+
+
+def test_gamma_as_value_float32_and_normalized(pairs):
+    import operators
+    import torch
+    from torch.utils.data import DataLoader
+
+    from datagen import PairDataset
+    from datagen.dataset import FIXED_EFFECT_NORMALIZED
+    from model.config import CONST_GAMMA
+
+    assert FIXED_EFFECT_NORMALIZED == CONST_GAMMA["law"]
+    plain = PairDataset(pairs, ["l0", "shock"], "train")
+    f32 = PairDataset(pairs, ["l0", "shock"], "train", gamma_as="float32")
+    norm = PairDataset(pairs, ["l0", "shock"], "train", gamma_as="normalized")
+    seen = set()
+    for i in range(len(plain)):
+        a, b, c = plain[i], f32[i], norm[i]
+        seen.add(a["op"])
+        assert isinstance(a["gamma"], float)  # the default, unchanged (model train relies on it)
+        assert b["gamma"].dtype == c["gamma"].dtype == torch.float32 and b["gamma"].ndim == 0
+        if a["op"] == "shock":
+            assert np.isnan(a["gamma"]) and torch.isnan(b["gamma"])
+            assert float(c["gamma"]) == 0.5
+        else:
+            assert float(b["gamma"]) == np.float32(a["gamma"])
+            want = operators.get("l0").normalize(a["gamma"])
+            assert float(c["gamma"]) == np.float32(want) and 0 <= want <= 1
+        assert torch.equal(a["input"], c["input"]) and torch.equal(a["target"], c["target"])
+    assert seen == {"l0", "shock"}
+    batch = next(iter(DataLoader(norm, batch_size=4)))
+    assert batch["gamma"].dtype == torch.float32 and batch["gamma"].shape == (4,)
+    assert next(iter(DataLoader(plain, batch_size=4)))["gamma"].dtype == torch.float64
+
+
+def test_transform_runs_last_on_the_item(pairs):
+    from datagen import PairDataset
+
+    calls = []
+
+    def mark(item):
+        calls.append(tuple(item["input"].shape))
+        return {**item, "input": item["input"].float() / 255, "marked": True}
+
+    base = PairDataset(pairs, ["l0"], "train", crop=16, flip=True)
+    hooked = PairDataset(pairs, ["l0"], "train", crop=16, flip=True, transform=mark)
+    got, want = hooked[(3, 7)], base[(3, 7)]  # same seed: same window and flips
+    assert got["marked"] and calls == [(3, 16, 16)]
+    assert np.array_equal(got["input"].numpy(), want["input"].float().numpy() / 255)
+    assert np.array_equal(got["target"].numpy(), want["target"].numpy())
+    with pytest.raises(ValueError, match=r"gamma_as must be one of \['value', 'float32', "
+                                         r"'normalized'\], got 'norm'"):
+        PairDataset(pairs, ["l0"], gamma_as="norm")
+    with pytest.raises(TypeError, match="transform must be callable, got int"):
+        PairDataset(pairs, ["l0"], transform=3)
