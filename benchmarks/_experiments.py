@@ -526,7 +526,8 @@ class Experiment:
                  "joint_lr_steps, recorded as each run's lr_steps)"
                  if self.scale in AUTHORS_BUDGET_SCALES else
                  f"a model for n operators trains min(n, {JOINT_CAP}) x the preset's "
-                 f"{get_preset(self.preset).iterations} iterations") + "; a one-operator model of a "
+                 f"{get_preset(self.preset).iterations} iterations")
+                + "; a one-operator model of a "
                 "method that cannot be joint (adafm, dni) gets the joint budget divided by the "
                 "number of operators it is trained for (the same total per method); at the "
                 "smoke scale every model trains the preset's iterations")
