@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
@@ -126,11 +125,11 @@ def run(args) -> int:
         for p in bad:
             print(f"error: {p}", file=sys.stderr)
         return 1 if bad else 0
-    command = shlex.join(["python", "-m", "model", "zoo", "export",
-                          "--runs", zoo._portable(args.runs), "--data", zoo._portable(args.data),
-                          "--out", str(args.out) if not args.out.is_absolute()
-                          else zoo._portable(args.out)] + (["--float16"] if args.float16 else [])
-                         + list(args.runs_))
+    out = str(args.out) if not args.out.is_absolute() else zoo._portable(args.out)
+    words = ["python", "-m", "model", "zoo", "export", "--runs", zoo._portable(args.runs),
+             "--data", zoo._portable(args.data), "--out", out] + \
+        (["--float16"] if args.float16 else []) + list(args.runs_)
+    command = " ".join(zoo.shell_word(w) for w in words)
     written, skipped = zoo.export(args.runs, args.data, args.out, args.runs_ or None,
                                   allow_partial=args.allow_partial,
                                   dtype="float16" if args.float16 else "float32",

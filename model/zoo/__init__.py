@@ -354,12 +354,19 @@ def _portable(path) -> str:
     return "~" + p[len(home):] if p == home or p.startswith(home + os.sep) else p
 
 
+def shell_word(text: str) -> str:
+    """``text`` quoted for a POSIX shell, a leading ``~/`` left unquoted so that it expands."""
+    if text.startswith("~/"):
+        return "~/" + shlex.quote(text[2:])
+    return shlex.quote(text)
+
+
 def _dataset_facts(data) -> dict:
     from datagen.store import open_file
 
     with open_file(data) as f:
         return {"digest": str(f.attrs.get("digest", "")),
-                "command": str(f.attrs.get("command", ""))}
+                "command": str(f.attrs.get("command", "")).replace(str(Path.home()), "~")}
 
 
 def _write_atomic(path: Path, blob: bytes) -> None:
