@@ -10,7 +10,6 @@ on any ``concurrent.futures`` executor or a Dask cluster.
 from __future__ import annotations
 
 import subprocess
-from importlib import metadata
 from pathlib import Path
 
 __all__ = ["PairDataset", "code_version"]
@@ -23,12 +22,6 @@ def __getattr__(name):
 
         return PairDataset
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-try:
-    __version__ = metadata.version("decouple-ops")
-except metadata.PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
 
 
 def code_version() -> str:
@@ -74,3 +67,5 @@ def require(name: str, attribute: str) -> None:
 
 # the operators this package computes with are ours, not a file of the same name
 require("operators", "resolve")
+
+from operators import __version__  # noqa: E402  (one version for the project, after the check)

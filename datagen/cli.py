@@ -133,14 +133,14 @@ def parser() -> argparse.ArgumentParser:
                         "every $DECOUPLE_PROGRESS_S seconds, default 30)")
 
     i = sub.add_parser("info", help="what is inside a dataset, as a table")
-    i.add_argument("file", type=Path)
+    i.add_argument("file", type=Path, help="HDF5 file written by `python -m datagen build`")
 
     v = sub.add_parser("verify", help="read every chunk (checksums), integrity checks, and "
                                       "recompute a random sample of pairs",
                        formatter_class=HelpFormatter,
                        description="Exit status 0: all checks passed; 1: some failed (damaged "
                                    "datasets are named); 2: not a dataset.")
-    v.add_argument("file", type=Path)
+    v.add_argument("file", type=Path, help="HDF5 file written by `python -m datagen build`")
     v.add_argument("--samples", type=int, default=3,
                    help="pairs per operator recomputed from the recorded parameters")
     v.add_argument("--seed", type=int, default=0, help="which pairs are recomputed")
@@ -155,7 +155,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("show", help="contact sheet: one source across the test γ values",
                        formatter_class=HelpFormatter)
-    s.add_argument("file", type=Path)
+    s.add_argument("file", type=Path, help="HDF5 file written by `python -m datagen build`")
     s.add_argument("--op", type=_ops, default=None,
                    help="operators or groups to draw (comma list); default: all in the file")
     s.add_argument("--index", type=int, default=0, help="which test source crop (0 = first)")

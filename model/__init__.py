@@ -13,6 +13,8 @@ architectures (:mod:`model.registry`), trained, evaluated and applied through th
 # not met later as "'datagen' is not a package"
 from datagen import require as _require  # noqa: F401
 
+from operators import __version__  # one version for the project, kept in the lowest package
+
 from .predict import Predictor, UnfinishedWarning, load
 
-__all__ = ["Predictor", "UnfinishedWarning", "load"]
+__all__ = ["Predictor", "UnfinishedWarning", "load", "__version__"]

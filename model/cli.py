@@ -214,7 +214,7 @@ def parser() -> argparse.ArgumentParser:
                    help="BGU's downsampling factor per axis")
     a.add_argument("--op", default=None,
                    help="operator to apply (case-insensitive; needed unless the model has only "
-                        "one): " + ", ".join(operators.NAMES))
+                        "one): " + ", ".join(operators.ALL))
     a.add_argument("--gamma", type=float, default=None,
                    help="the operator's parameter γ (e.g. λ of l0); outside the trained range "
                         "only with --extrapolate. Omit it for a fixed-effect operator (shock, "

@@ -26,6 +26,15 @@ that the solver would fail) is always refused with a ``ValueError``; γ inside t
 outside the training *range* is refused unless ``strict=False``, and then an
 :class:`ExtrapolationWarning` is issued.
 
+Process-wide allocator setting: on glibc Linux the *first operator call* (not the import) raises
+glibc's malloc thresholds for the whole process (``mallopt``: mmap threshold 32 MiB, trim
+threshold 1 GiB, top pad 64 MiB; ``operators._memory.tune_malloc``), so the 10-100 MB work arrays
+of an operator are reused instead of page-faulted in again on every call; freed memory up to the
+process's own peak heap stays mapped. Set ``DECOUPLE_OPS_KEEP_MALLOC=1`` in the environment before
+the first call to leave the allocator alone (the operators' results are the same; a fresh process
+is then slower per call). It is on by default because that is how the published operator speeds
+(``results/operator_speed.csv``) were measured; see docs/operators_fresh_process.md.
+
 References
 ----------
 Q. Fan, D. Chen, L. Yuan, G. Hua, N. Yu, B. Chen. "Decouple Learning for Parameterized Image
@@ -48,9 +57,20 @@ import numpy as np
 
 from ._validate import MATLAB_EPS, as_float_image, as_gamma, restore_shape, to_uint8
 
-__all__ = ["NAMES", "ALL", "GROUPS", "OperatorSpec", "Law", "LogUniform", "Uniform", "Integer",
-           "Discrete", "NoLaw", "NO_LAW", "ExtrapolationWarning", "get", "apply", "pair",
-           "resolve", "to_uint8", "specs", "MATLAB_EPS", "as_float_image", "restore_shape"]
+__all__ = ["NAMES", "ALL", "GROUPS", "KINDS", "CHANNELS", "OperatorSpec", "Law", "LogUniform",
+           "Uniform", "Integer", "Discrete", "NoLaw", "NO_LAW", "ExtrapolationWarning", "get",
+           "apply", "pair", "resolve", "to_uint8", "specs", "MATLAB_EPS", "as_float_image",
+           "restore_shape", "__version__"]
+
+#: the project's version, one string for operators, datagen and model (and pyproject.toml's
+#: dynamic version reads it from here)
+__version__ = "0.1.0"
+
+
+def __dir__() -> list[str]:
+    """The public API (``__all__``) and the module's dunders, not the modules it imports (np,
+    os, sys, ...) nor the submodules loaded so far."""
+    return sorted(set(__all__) | {n for n in globals() if n.startswith("__") and n.endswith("__")})
 
 KINDS = ("filter", "degradation")
 CHANNELS = ("rgb", "y", "gray", "lab")

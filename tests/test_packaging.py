@@ -207,3 +207,98 @@ def test_transform_runs_last_on_the_item(pairs):
         PairDataset(pairs, ["l0"], gamma_as="norm")
     with pytest.raises(TypeError, match="transform must be callable, got int"):
         PairDataset(pairs, ["l0"], transform=3)
+
+
+# ------------------------------------------------------------------ packaging conventions
+def _pyproject() -> dict:
+    import tomllib
+
+    return tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+def test_license_citation_and_changelog():
+    import operators
+
+    license_text = (REPO / "LICENSE").read_text()
+    assert license_text.startswith("MIT License") and "the decouple-ops authors" in license_text
+    assert _pyproject()["project"]["license"] == {"text": "MIT"}
+    cff = (REPO / "CITATION.cff").read_text()
+    assert cff.startswith("cff-version: 1.2.0") and f'version: "{operators.__version__}"' in cff
+    for needed in ("Decouple Learning for Parameterized Image Operators",
+                   "A General Decoupled Learning Framework for Parameterized Image Operators",
+                   "arXiv:1907.05852", "decouple-ops", "license: MIT"):
+        assert needed in cff, needed
+    assert cff.count("family-names: Fan") == 2 and cff.count("given-names: Baoquan") == 2
+    assert operators.__version__ in (REPO / "CHANGELOG.md").read_text()
+
+
+def test_one_version_for_the_three_packages():
+    from importlib import metadata
+
+    import datagen
+    import model
+    import operators
+
+    assert operators.__version__ == datagen.__version__ == model.__version__
+    assert datagen.code_version().startswith(operators.__version__)
+    project = _pyproject()
+    assert "version" not in project["project"] and project["project"]["dynamic"] == ["version"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "operators.__version__"}
+    try:
+        assert metadata.version("decouple-ops") == operators.__version__
+    except metadata.PackageNotFoundError:  # a source tree that is not installed
+        pass
+
+
+def test_public_names_and_type_markers():
+    import operators
+
+    names = dir(operators)
+    assert not {"np", "os", "sys", "math", "warnings", "importlib"} & set(names)
+    assert all(hasattr(operators, n) for n in operators.__all__)
+    assert set(operators.__all__) <= set(names) and "__version__" in names
+    data = _pyproject()["tool"]["setuptools"]["package-data"]
+    for pkg in ("operators", "datagen", "model"):
+        assert (REPO / pkg / "py.typed").is_file() and "py.typed" in data[pkg], pkg
+
+
+def test_allocator_setting_is_documented_and_can_be_left_alone():
+    """The first operator call tunes glibc's malloc for the process (kept on by default: the
+    published speeds were measured so); the package docstring says so, and
+    DECOUPLE_OPS_KEEP_MALLOC=1 leaves the allocator alone."""
+    import os
+    import subprocess
+    import sys
+
+    import operators
+
+    assert "DECOUPLE_OPS_KEEP_MALLOC=1" in operators.__doc__ and "first operator call" in \
+        operators.__doc__
+    code = ("import numpy as np, operators; from operators import _memory; "
+            "assert _memory._TUNED is None; operators.apply('l0', np.zeros((8, 8, 3), np.uint8), "
+            "0.02); print(_memory._TUNED)")
+    env = {k: v for k, v in os.environ.items() if k != "DECOUPLE_OPS_KEEP_MALLOC"}
+    run = lambda extra: subprocess.run([sys.executable, "-c", code], cwd=REPO,  # noqa: E731
+                                       env={**env, **extra}, capture_output=True, text=True,
+                                       check=True).stdout.strip()
+    assert run({"DECOUPLE_OPS_KEEP_MALLOC": "1"}) == "False"
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        if hasattr(ctypes.CDLL(None), "gnu_get_libc_version"):
+            assert run({}) == "True"
+
+
+def test_cli_help_lists_every_operator_and_names_the_file():
+    import subprocess
+    import sys
+
+    import operators
+
+    out = subprocess.run([sys.executable, "-m", "model", "apply", "--help"], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout
+    flat = " ".join(out.split())
+    assert ", ".join(operators.ALL) in flat
+    out = subprocess.run([sys.executable, "-m", "datagen", "show", "--help"], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout
+    assert "file HDF5 file written by `python -m datagen build`" in " ".join(out.split())
