@@ -311,7 +311,7 @@ def main(argv=None) -> int:
         print(f"error: {msg.replace('pass strict=False', 'add --extrapolate')}", file=sys.stderr)
         return 2
     except (FileNotFoundError, FileExistsError, ValueError, TypeError, RunLockedError,
-            DivergedError) as exc:
+            DivergedError, MemoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:

@@ -49,6 +49,32 @@ def to_uint8(y: torch.Tensor) -> torch.Tensor:
     return torch.floor(y.clamp(0, 255) + 0.5).to(torch.uint8)
 
 
+def available_bytes(device: str) -> int | None:
+    """Memory an inference on ``device`` can still take, in bytes (None: unknown): the free
+    memory of a CUDA device, else the machine's available memory (``operators``' guard)."""
+    if device.startswith("cuda"):
+        try:
+            return int(torch.cuda.mem_get_info(torch.device(device))[0])
+        except (RuntimeError, AssertionError):  # pragma: no cover - no driver
+            return None
+    if device != "cpu":
+        return None
+    from operators._memory import available_bytes as machine
+
+    return machine()
+
+
+def bytes_per_pixel(arch: str, width: int) -> int:
+    """Estimated peak memory of one inference per input pixel, in bytes (32 per channel of
+    the width, plus 512): a bound, with 30 % to spare for the largest, on the peak RSS growth
+    measured on the CPU (torch 2.13, 7 blocks, 512² to 1024², about linear in the pixels): at
+    width 64, 1,963 B/px for ``realtime``, 1,447 ``decouple``, 1,424 ``adafm``, 1,188
+    ``concat``, 1,115 ``dni``, 980 ``single``, 438 ``hdrnet`` (whose full-resolution part has
+    no width); ``realtime`` 1,243 at width 32 and 701 at 16 (512²).
+    ``tests/test_model_reliability.py`` re-measures it at width 32."""
+    return 512 if arch == "hdrnet" else 32 * int(width) + 512
+
+
 def _finite(y: torch.Tensor, op: str, gamma) -> torch.Tensor:
     """``y`` if every value is finite, else a ValueError: NaN or inf would be written as black
     (or any) pixels and scored as a PSNR, silently."""
@@ -82,6 +108,7 @@ class Predictor:
                              f"config (written by another architecture or version?): "
                              f"{lines[1][:300] if len(lines) > 1 else lines[0][:300]}") from None
         self.net.to(self.device).eval()
+        self.bytes_per_pixel = bytes_per_pixel(cfg.arch, cfg.width)
         self.iteration = state.get("iteration")
         planned = cfg.preset.get("iterations") if isinstance(cfg.preset, dict) else None
         #: the iterations the run was planned for (its preset's), None when the config lacks them
@@ -197,12 +224,32 @@ class Predictor:
                 self._cache = (key, (code, self.net.fixed_weights(code)))
         return self._cache[1]
 
+    def check_size(self, h: int, w: int, n: int = 1) -> None:
+        """Refuse (``MemoryError``, before any work) ``n`` images of ``h`` x ``w`` whose
+        estimated peak memory (:func:`bytes_per_pixel`) exceeds what the device has available.
+        The image cannot be cut into tiles instead: every InstanceNorm layer (HDRNet: its
+        low-resolution grid) sees the whole image, so tiles would give another output."""
+        need = self.bytes_per_pixel * n * (h + h % 2) * (w + w % 2)
+        avail = available_bytes(self.device)
+        if avail is None or need <= avail:
+            return
+        per_mp = self.bytes_per_pixel * 1e6 / 2**30
+        raise MemoryError(
+            f"a {h}x{w} image{f' (x{n})' if n > 1 else ''} needs about {need / 2**30:.3g} GiB "
+            f"for this {self.config['arch']} network ({per_mp:.2g} GiB per megapixel), but only "
+            f"{avail / 2**30:.3g} GiB is available on {self.device}: at most about "
+            f"{avail / self.bytes_per_pixel / n / 1e6:.3g} megapixels here; downscale the image "
+            "(its InstanceNorm layers see the whole image: it cannot be run in tiles) or free "
+            "memory")
+
     @torch.no_grad()
     def run(self, batch: torch.Tensor, op: str, gamma) -> torch.Tensor:
         """(N, 3, H, W) uint8 (or float on the 0–255 scale) → (N, 3, H, W) float on 0–255; odd
         sizes are padded and cropped. ``gamma``: None (or anything, see :meth:`check`) where the
-        model ignores it."""
+        model ignores it. A batch too large for the device's memory is a ``MemoryError``
+        (:meth:`check_size`)."""
         n, c, h, w = batch.shape
+        self.check_size(h, w, n)
         batch = batch.to(self.device)
         x = prepare(batch) if batch.dtype == torch.uint8 else prepare_float(batch)
         # the stride-2 / transposed-conv round trip needs even sizes, and InstanceNorm more than
@@ -227,6 +274,7 @@ class Predictor:
         img = self._as_uint8_or_float(image)
         key = (img.shape, str(img.dtype), hashlib.blake2b(img.tobytes(), digest_size=16).digest())
         if self._features is None or self._features[0] != key:
+            self.check_size(*img.shape[:2])
             t = self._tensor(img)
             n, c, h, w = t.shape
             x = prepare(t) if t.dtype == torch.uint8 else prepare_float(t)
@@ -261,6 +309,7 @@ class Predictor:
         img = self._as_uint8_or_float(image)
         op = self._op(op)
         g = self.check(op, gamma, strict)
+        self.check_size(*img.shape[:2])  # before the image is converted
         return self._output(self.run(self._tensor(img), op, g), img.dtype)
 
     @staticmethod

@@ -393,3 +393,64 @@ def test_a_refused_resume_says_only_what_changed(data, tmp_path):
     text = str(exc.value)
     assert "ops: ['l0'] → ['l0', 'wmf']" in text and "trained_range.wmf: (none) → [" in text
     assert "{'l0'" not in text, text  # not the whole recorded dict
+
+
+# --------------------------------------------------------------------- item 9: huge images
+def test_an_image_too_large_for_memory_is_refused_before_any_work(tmp_path, monkeypatch,
+                                                                 capsys):
+    import model.predict
+
+    save(tmp_path / "last.pt", tiny_state())
+    m = model.load(tmp_path)
+    img = np.zeros((300, 200, 3), np.uint8)
+    per_px = model.predict.bytes_per_pixel("decouple", 4)
+    monkeypatch.setattr(model.predict, "available_bytes", lambda device: 300 * 200 * per_px - 1)
+    real_tensor = model.Predictor.__dict__["_tensor"]  # the staticmethod
+    monkeypatch.setattr(model.Predictor, "_tensor", _no_inference)
+    for call in (m.apply, m.retune):
+        with pytest.raises(MemoryError, match=r"300x200 image needs about .* GiB .* at most "
+                                              r"about 0.06 megapixels here"):
+            call(img, "l0", 0.02)
+    src = _image(tmp_path / "in.png", shape=(300, 200, 3))
+    assert main(["apply", "--ckpt", str(tmp_path), "--op", "l0", "--gamma", "0.02", str(src),
+                 str(tmp_path / "out.png")]) == 2
+    assert "cannot be run in tiles" in _errors(capsys.readouterr().err)[0]
+    assert not (tmp_path / "out.png").exists()
+    monkeypatch.setattr(model.predict, "available_bytes", lambda device: 300 * 200 * per_px)
+    monkeypatch.setattr(model.Predictor, "_tensor", real_tensor)
+    assert m.apply(img, "l0", 0.02).shape == img.shape  # fits: runs
+
+
+_MEASURE = """
+import resource, sys
+import numpy as np, psutil, torch
+torch.set_num_threads(1)
+from model import registry
+from model.config import ModelConfig
+from model.predict import Predictor
+arch, width, side = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+cfg = ModelConfig(arch=arch, ops=("l0",), width=width, dilations=(2, 4, 4, 8, 8, 16, 1),
+                  gamma=0.02 if arch == "single" else None,
+                  trained_range={"l0": [0.002, 0.2]}, preset={"iterations": 1})
+net, _ = registry.build_model(cfg)
+p = Predictor({"config": cfg.to_dict(), "model": net.state_dict(), "iteration": 1}, "cpu")
+img = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
+p.apply(img[:32, :32], "l0", 0.02)
+rss = psutil.Process().memory_info().rss
+p.apply(img, "l0", 0.02)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss) / side / side)
+"""
+
+
+@pytest.mark.parametrize("arch", ["single", "realtime"])
+def test_the_memory_estimate_bounds_the_measured_peak(arch):
+    import subprocess
+    import sys
+
+    import model.predict
+
+    pytest.importorskip("psutil")
+    out = subprocess.run([sys.executable, "-c", _MEASURE, arch, "32", "512"], check=True,
+                         capture_output=True, text=True, timeout=300).stdout
+    measured = float(out.split()[-1])
+    assert measured <= model.predict.bytes_per_pixel(arch, 32), measured
