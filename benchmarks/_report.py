@@ -263,16 +263,21 @@ def read_sidecars(results_dir: Path, warn: bool = True) -> dict[str, dict]:
 
 
 def write_table(df: pd.DataFrame, name: str, results_dir: Path, meta: dict, *,
-                caption: str) -> None:
+                caption: str, crops: pd.DataFrame | None = None) -> None:
     """Write ``name``.csv/.tex/.meta.json into ``results_dir`` and refresh its README.
 
     ``caption`` describes the CSV (it goes into the sidecar and the README); the LaTeX layout and
-    its caption come from :mod:`benchmarks._latex` and depend on the CSV rows only.
+    its caption come from :mod:`benchmarks._latex` and depend on the CSV rows only. ``crops``
+    (one row per model, operator, γ and test crop: the scores the table's means are made of)
+    goes into ``name``.crops.csv beside it, so that any comparison can be redone, with its
+    interval (:mod:`benchmarks._stats`), without re-evaluating.
     """
     results_dir = Path(results_dir)
     check_results_folder(results_dir)  # before anything is written
     results_dir.mkdir(parents=True, exist_ok=True)
     df.to_csv(results_dir / f"{name}.csv", index=False)
+    if crops is not None:
+        crops.to_csv(results_dir / f"{name}.crops.csv", index=False)
     meta = portable_meta({"caption": caption, **{k: v for k, v in meta.items()
                                                  if k != "caption"}})
     (results_dir / f"{name}.meta.json").write_text(json.dumps(meta, indent=1) + "\n")
@@ -348,6 +353,8 @@ def update_index(results_dir: Path) -> bool:
         csv = results_dir / f"{name}.csv"
         files = [f"[`{name}.csv`]({name}.csv)", f"[`{name}.tex`]({name}.tex)",
                  f"[`{name}.meta.json`]({name}.meta.json)"]
+        if (results_dir / f"{name}.crops.csv").is_file():  # the per-crop scores, if kept
+            files.append(f"[`{name}.crops.csv`]({name}.crops.csv)")
         for key in ("figure",):
             if meta.get(key):
                 files.append(f"[`{meta[key]}`]({meta[key]})")

@@ -50,19 +50,30 @@ def _runs(df: pd.DataFrame, archs) -> list[Run]:
 
 # ----------------------------------------------------------------------------------- Table 1
 @pytest.fixture(scope="module")
-def table1(experiment, results_dir):
-    yield from collect_rows(lambda df, started: _write_table1(df, started, experiment, results_dir))
+def table1_crops() -> list:
+    """Table 1's per-crop scores (model, operator, γ, crop, photograph, PSNR, SSIM)."""
+    return []
 
 
-def _write_table1(df: pd.DataFrame, started: float, experiment, results_dir) -> None:
-    long = _table1_frame(df)
+@pytest.fixture(scope="module")
+def table1(experiment, results_dir, table1_crops):
+    yield from collect_rows(lambda df, started: _write_table1(df, started, experiment, results_dir,
+                                                              pd.DataFrame(table1_crops)))
+
+
+def _write_table1(df: pd.DataFrame, started: float, experiment, results_dir,
+                  crops: pd.DataFrame | None = None) -> None:
+    long = _table1_frame(df, crops)
     meta = experiment.provenance(started, _runs(df, ["decouple", "single"]),
                                  table="ECCV 2018 / TPAMI 2019 Table 1",
                                  summary=_table1_summary(long, experiment.scale))
-    write_table(long, "table1_single_vs_decouple", results_dir, meta,
+    write_table(long, "table1_single_vs_decouple", results_dir, meta, crops=crops,
                 caption="Single-γ networks vs the decouple network trained on continuously "
                         "sampled γ (\"numerous\"), PSNR (dB) / SSIM on the test split at the five "
-                        "test γ; paper_* columns: the paper's averages (ave. rows)")
+                        "test γ; paper_* columns: the paper's averages (ave. rows); "
+                        "diff_psnr_lo/hi: paired 95 % bootstrap interval of decouple − single "
+                        "over the test crops, diff_psnr_lopo: its sign holds with any one "
+                        "photograph left out (per-crop scores: the .crops.csv)")
 
 
 def _table1_summary(long: pd.DataFrame, scale: str) -> str:
@@ -82,10 +93,12 @@ def _table1_summary(long: pd.DataFrame, scale: str) -> str:
             f"{np.mean([PAPER_TABLE1[o][1] - PAPER_TABLE1[o][0] for o in known]):+.2f}).")
 
 
-def _table1_frame(df: pd.DataFrame) -> pd.DataFrame:
+def _table1_frame(df: pd.DataFrame, crops: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per operator and γ, plus ``ave.`` rows with the paper's averages (the LaTeX
     layout, operators as blocks of rows and the five γ across, is made from these rows by
-    :func:`benchmarks._latex.table1`)."""
+    :func:`benchmarks._latex.table1`); with ``crops`` (the per-crop scores), the paired
+    bootstrap interval of decouple − single PSNR per row (``diff_psnr_lo``, ``diff_psnr_hi``,
+    ``diff_psnr_lopo``)."""
     parts = []
     for op in [o for o in OPS if o in set(df.operator)]:
         d = df[df.operator == op].sort_values("gamma")
@@ -104,16 +117,33 @@ def _table1_frame(df: pd.DataFrame) -> pd.DataFrame:
             "paper_single_psnr", "paper_decouple_psnr", "paper_diff_psnr", "paper_single_ssim",
             "paper_decouple_ssim"]
     long = long[cols]
+    if crops is not None and len(crops):
+        from ._stats import interval_columns, intervals_by_gamma
+
+        found = {op: intervals_by_gamma(crops[crops.operator == op], "decouple", "single")
+                 for op in dict.fromkeys(long.operator)}
+        extra = [interval_columns("diff_psnr", found[o][g])
+                 for o, g in zip(long.operator, long.gamma)]
+        long = pd.concat([long, pd.DataFrame(extra, index=long.index)], axis=1)
     return long
 
 
 @pytest.mark.parametrize("op", OPS)
-def test_table1(op, experiment, scale, table1):
+def test_table1(op, experiment, scale, table1, table1_crops):
     data = experiment.data()
-    dec = evaluate(_predictor(experiment, Run("decouple", op)), data, ops=[op])
+    dec_crops, single_crops = [], []
+    dec = evaluate(_predictor(experiment, Run("decouple", op)), data, ops=[op], crops=dec_crops)
     single = pd.concat([evaluate(_predictor(experiment, Run("single", op, float(g))), data,
-                                 ops=[op], identity=False)
+                                 ops=[op], identity=False, crops=single_crops)
                         for g in operators.get(op).test_gammas], ignore_index=True)
+    keys = ("operator", "gamma", "crop", "photo")
+    for c in dec_crops:
+        table1_crops.append({"model": "decouple", **{k: c[k] for k in keys},
+                             "psnr": c["psnr"], "ssim": c["ssim"]})
+        table1_crops.append({"model": "identity", **{k: c[k] for k in keys},
+                             "psnr": c["identity_psnr"], "ssim": c["identity_ssim"]})
+    table1_crops += [{"model": "single", **{k: c[k] for k in keys}, "psnr": c["psnr"],
+                      "ssim": c["ssim"]} for c in single_crops]
     assert len(dec) == len(single) == 5, (dec, single)
     assert np.allclose(dec.gamma.to_numpy(), single.gamma.to_numpy())
     for (_, d), (_, s) in zip(dec.iterrows(), single.iterrows()):

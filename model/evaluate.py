@@ -41,14 +41,19 @@ def _gammas(predictor: Predictor, data, op: str, gammas) -> list:
 
 
 def evaluate(predictor: Predictor, data, *, ops=None, gammas=None, batch: int = 8,
-             identity: bool = True) -> pd.DataFrame:
+             identity: bool = True, crops: list | None = None) -> pd.DataFrame:
     """One row per (operator, γ): mean PSNR/SSIM over the test pairs at that γ.
 
     ``gammas`` (default: the test γ present in the file; for a single-γ model, its γ) restricts
     the evaluation; a fixed-effect operator has one row with γ NaN over all its test pairs.
     ``identity`` adds the input-as-output baseline's figures. Each operator is scored by its
-    protocol (:func:`model.metrics.score`).
+    protocol (:func:`model.metrics.score`). ``crops``, a list, receives one dict per test pair
+    (the scores the means are made of, to compare models crop by crop): ``operator``,
+    ``gamma``, ``crop`` (its source crop, ``/sources`` index: the same crop for every model
+    and γ), ``photo`` (the source photograph's file, ``/images/file``), ``psnr``, ``ssim``
+    (and ``identity_psnr``/``identity_ssim`` with ``identity``).
     """
+    photo_of = _photos(data) if crops is not None else None
     rows = []
     for op in ops or predictor.ops:
         op = operators.get(op).name
@@ -71,12 +76,29 @@ def evaluate(predictor: Predictor, data, *, ops=None, gammas=None, batch: int = 
                         a, b = score(op, d["input"].permute(1, 2, 0).numpy(), ref)
                         ip.append(a)
                         is_.append(b)
+            if crops is not None:
+                for k, src in enumerate(ds.index[:, 2]):
+                    c = {"operator": op, "gamma": math.nan if g is None else g,
+                         "crop": int(src), "photo": photo_of[int(src)], "psnr": p[k],
+                         "ssim": s[k]}
+                    if identity:
+                        c.update(identity_psnr=ip[k], identity_ssim=is_[k])
+                    crops.append(c)
             row = {"operator": op, "gamma": math.nan if g is None else g, "images": len(ds),
                    "psnr": np.mean(p), "ssim": np.mean(s)}
             if identity:
                 row.update(identity_psnr=np.mean(ip), identity_ssim=np.mean(is_))
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _photos(data) -> list[str]:
+    """Each source crop's photograph (its file name, as the dataset stores it)."""
+    from datagen.store import open_file
+
+    with open_file(data) as f:
+        files = [v.decode() if isinstance(v, bytes) else str(v) for v in f["images/file"][:]]
+        return [files[int(i)] for i in f["sources/image"][:]]
 
 
 def with_averages(table: pd.DataFrame) -> pd.DataFrame:
