@@ -253,7 +253,7 @@ def test_visual(op, experiment, results_dir, sources):
         for c, (g, o) in enumerate(zip(gs, outs), start=1):
             axes[r, c].imshow(o)
             extra = "" if r == 0 else f"\n{psnr(o, refs[c - 1]):.2f} dB"
-            axes[r, c].set_title(f"{spec.gamma_name}={g:g}{extra}", fontsize=8)
+            axes[r, c].set_title(f"{spec.gamma_text}={g:g}{extra}", fontsize=8)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])

@@ -376,7 +376,8 @@ def contact_sheet(path, out, *, ops=None, index: int = 0) -> Path:
             inp, tgt = pair_datasets(f, name)
             sel = np.flatnonzero(g["source"][:] == src)
             order = sel[np.argsort(g["gamma"][sel])]
-            gname = g.attrs["gamma_name"] or "fixed"
+            spec = operators.get(name) if name in operators.ALL else None
+            gname = (spec.gamma_text if spec is not None else g.attrs["gamma_name"]) or "fixed"
             if inp is None:
                 first, shown = ("input", source), tgt
             else:
@@ -398,7 +399,7 @@ def contact_sheet(path, out, *, ops=None, index: int = 0) -> Path:
 
     for r, (name, (title, first), cells) in enumerate(rows):
         draw(axes[r, 0], first, title)
-        axes[r, 0].set_ylabel(name, fontsize=11)
+        axes[r, 0].set_ylabel(name.upper(), fontsize=11)  # "L0", never "l0" (reads as I0)
         for c, (label, img) in enumerate(cells, start=1):
             draw(axes[r, c], img, label)
         for ax in axes[r]:

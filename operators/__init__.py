@@ -325,6 +325,11 @@ NO_LAW = NoLaw()
 
 
 # ---------------------------------------------------------------------------------- specs
+#: Greek letter names as Unicode, for figure text (:attr:`OperatorSpec.gamma_text`)
+_GREEK_TEXT = {"alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε",
+               "eta": "η", "theta": "θ", "kappa": "κ", "lambda": "λ", "mu": "μ", "nu": "ν",
+               "pi": "π", "rho": "ρ", "sigma": "σ", "tau": "τ", "phi": "φ", "omega": "ω"}
+
 @dataclass(frozen=True)
 class OperatorSpec:
     """What the project knows about one operator. Calling the spec runs the operator.
@@ -380,6 +385,19 @@ class OperatorSpec:
     @property
     def has_gamma(self) -> bool:
         return self.law != "none"
+
+    @property
+    def label(self) -> str:
+        """The name figures print: the papers' capitals (``"L0"``, ``"WLS"``, ``"LLF_REMAP"``),
+        so that ``l0`` never reads as ``I0`` in a sans-serif font."""
+        return self.name.upper()
+
+    @property
+    def gamma_text(self) -> str:
+        """γ's symbol as plain Unicode for figure text (``"λ"``, ``"σ_s"``, ``"r"``,
+        ``"fact"``); ``""`` for a fixed-effect operator."""
+        base, sep, sub = self.gamma_name.partition("_")
+        return _GREEK_TEXT.get(base.lower(), base) + sep + sub
 
     @property
     def paper_code(self) -> float | None:

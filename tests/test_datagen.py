@@ -149,6 +149,21 @@ def test_info_and_show(reference_build, tmp_path):
     assert cv2.imread(str(png)).shape[1] > 300
 
 
+def test_contact_sheet_text_says_L0_and_lambda(reference_build, tmp_path, monkeypatch):
+    """The sheet's row label is ``L0`` (``l0`` reads as ``I0``) and its tiles say ``λ=``."""
+    from matplotlib.axes import Axes
+
+    texts = []
+    for method in ("set_title", "set_ylabel"):
+        real = getattr(Axes, method)
+        monkeypatch.setattr(Axes, method, lambda self, t, *a, _real=real, **k:
+                            (texts.append(str(t)), _real(self, t, *a, **k))[1])
+    contact_sheet(reference_build, tmp_path / "sheet.png", ops=["l0"])
+    assert "L0" in texts and "l0" not in texts
+    assert any(t.startswith("λ=") for t in texts)
+    assert not any("lambda" in t for t in texts)
+
+
 def test_existing_output_and_partial_builds_are_protected(image_dir, reference_build, tmp_path):
     with pytest.warns(UserWarning):
         plan = make_plan(options(image_dir))

@@ -359,3 +359,17 @@ def test_paper_normalisation_of_the_authors_code(name, gamma, expected):
     """paper.md §2: SR (s−2)·0.099+0.002, denoise (σ−10)·0.0033+0.002, deblock (q−10)·0.0198+0.002,
     L0 λ as is, WLS λ/50; no map (rain, fixed-effect operators): the constant 0.02."""
     assert operators.get(name).paper_normalize(gamma) == pytest.approx(expected, abs=1e-15)
+
+
+def test_figure_text_names_operators_in_capitals_and_gamma_in_greek():
+    """Figures print ``L0`` (``l0`` reads as ``I0``) and ``λ=`` (not ``lambda=``), as the paper."""
+    assert operators.get("l0").label == "L0"
+    assert operators.get("wls_enhance").label == "WLS_ENHANCE"
+    assert operators.get("l0").gamma_text == "λ"
+    assert operators.get("rgf").gamma_text == "σ_s"
+    assert operators.get("denoise").gamma_text == "σ"
+    assert operators.get("wmf").gamma_text == "r"
+    assert operators.get("llf").gamma_text == "fact"
+    assert operators.get("shock").gamma_text == ""
+    for name in operators.GROUPS["all"]:
+        assert "lambda" not in operators.get(name).gamma_text
