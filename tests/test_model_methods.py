@@ -339,10 +339,14 @@ def test_every_method_trains_loads_applies_and_follows_gamma(data, tmp_path, arc
 
 def test_python_preset_trains_the_cli_network(data, tmp_path):
     """``train(..., preset=...)`` trains what ``python -m model train --preset ...`` trains
-    (the preset's init and residual, every weight), the preset given as a Preset or by name."""
+    (the preset's init and residual, every weight), the preset given as a Preset or by name.
+    Both with the same thread count (the CLI's default follows the machine's load, and a
+    different count sums in another order: ~1e-8 apart)."""
+    threads = torch.get_num_threads()
     assert main(["train", "--data", str(data), "--ops", "l0", "--preset", "smoke",
                  "--iterations", "3", "--width", "4", "--out", str(tmp_path / "cli"),
-                 "--quiet"]) == 0
+                 "--threads", str(threads), "--quiet"]) == 0
+    assert torch.get_num_threads() == threads
     py = train(data, ["L0"], tmp_path / "py", preset=get_preset("smoke").with_(iterations=3, width=4),
                progress=False)
     by_name = train(data, ["l0"], tmp_path / "name", preset="smoke", stop_at=1, progress=False)
