@@ -34,6 +34,7 @@ import numpy as np
 import operators
 
 from . import __version__, code_version
+from .fs import fsync_folder
 from .lock import LockedError, OutputLock
 from .plan import Plan
 from .sources import display
@@ -934,7 +935,7 @@ class _Assembly:
                                  f"{out} was not written: run the same command with --resume to "
                                  "compute them")
             os.replace(self.tmp, out)
-            _fsync_dir(out.parent)
+            fsync_folder(out.parent)
         except BaseException as exc:
             self._fail(exc)
 
@@ -1044,15 +1045,3 @@ def op_attributes(plan: Plan, name: str) -> dict:
     }
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable (POSIX; a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -24,7 +24,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "check_output", "same_file"]
+__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "check_output", "fsync_folder",
+           "same_file"]
 
 #: how many bytes of an existing output :func:`check_output` reads to recognise its own files
 _MARKER_READ = 4096
@@ -106,7 +107,7 @@ def check_output(path, *, inputs=(), own_marker: bytes | str | None = None,
     return path
 
 
-def _fsync_folder(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
     """Make a rename in ``folder`` durable (a no-op where folders cannot be opened)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -139,7 +140,7 @@ def atomic_open(path, mode: int | None = None):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_folder(path.parent)
+    fsync_folder(path.parent)
 
 
 def atomic_write_bytes(path, data: bytes, mode: int | None = None) -> None:
