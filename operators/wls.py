@@ -26,32 +26,46 @@ BYTES_PER_PIXEL = 1000
 
 
 @njit(cache=True, parallel=True)
-def _wls_system(ch, lam, alpha, small_num, indptr, data, rhs):  # pragma: no cover - numba
-    """Fill the upper-CSR values of A = I + weighted Laplacian and the column-major RHS.
+def _log_guide_denominators(ch, alpha, small_num):  # pragma: no cover - numba
+    """Column-major ``|diff(log(ch + eps))|^alpha + small_num`` down (dy) and right (dx).
 
-    ``ch`` is one HxW channel. Pixel i = x*H + y (MATLAB's ``A(:)``); ``data`` follows
-    ``grid_pattern(H, W)``: diagonal, coupling with i+1 (below), coupling with i+H (right).
+    ``ch`` is one HxW channel (the guide of ``wlsFilter.m`` is its own log). ``dy[x, y]`` couples
+    pixel (y, x) with (y+1, x) (0 on the last row, where it is unused); ``dx[x, y]`` couples
+    (y, x) with (y, x+1) (0 on the last column). They do not depend on lambda, so one call
+    serves every system built on this guide.
     """
     h, w = ch.shape
     logi = np.empty((w, h))  # column-major copy of L = log(ch + eps)
     for x in prange(w):
         for y in range(h):
             logi[x, y] = np.log(ch[y, x] + MATLAB_EPS)
-    dyw = np.zeros((w, h))  # vertical affinity of pixel (y, x) to (y+1, x); 0 on the last row
-    dxw = np.zeros((w, h))  # horizontal affinity of (y, x) to (y, x+1); 0 on the last column
+    dy = np.zeros((w, h))
+    dx = np.zeros((w, h))
     for x in prange(w):
         for y in range(h - 1):
-            dyw[x, y] = -lam / (np.abs(logi[x, y + 1] - logi[x, y]) ** alpha + small_num)
+            dy[x, y] = np.abs(logi[x, y + 1] - logi[x, y]) ** alpha + small_num
         if x < w - 1:
             for y in range(h):
-                dxw[x, y] = -lam / (np.abs(logi[x + 1, y] - logi[x, y]) ** alpha + small_num)
+                dx[x, y] = np.abs(logi[x + 1, y] - logi[x, y]) ** alpha + small_num
+    return dy, dx
+
+
+@njit(cache=True, parallel=True)
+def _fill_system(ch, lam, dyden, dxden, indptr, data, rhs):  # pragma: no cover - numba
+    """Upper-CSR values of ``A = I + lam * weighted Laplacian`` (wlsFilter.m) and the RHS ch(:).
+
+    Pixel i = x*H + y (MATLAB's ``A(:)``); ``data`` follows ``grid_pattern(H, W)``: diagonal,
+    coupling with i+1 (below), coupling with i+H (right). A weight is ``-lam / denominator``
+    (one division, as MATLAB's ``-lambda ./ (abs(dy).^alpha + smallNum)``).
+    """
+    h, w = ch.shape
     for x in prange(w):
         for y in range(h):
             i = x * h + y
-            e = dxw[x, y]
-            wst = dxw[x - 1, y] if x > 0 else 0.0
-            s = dyw[x, y]
-            nth = dyw[x, y - 1] if y > 0 else 0.0
+            s = -lam / dyden[x, y] if y < h - 1 else 0.0
+            nth = -lam / dyden[x, y - 1] if y > 0 else 0.0
+            e = -lam / dxden[x, y] if x < w - 1 else 0.0
+            wst = -lam / dxden[x - 1, y] if x > 0 else 0.0
             k = indptr[i]
             data[k] = 1.0 - (e + wst + s + nth)  # MATLAB: D = 1 - (e+w+s+n), left to right
             k += 1
@@ -63,19 +77,36 @@ def _wls_system(ch, lam, alpha, small_num, indptr, data, rhs):  # pragma: no cov
             rhs[i] = ch[y, x]
 
 
+def wls_solves(ch: np.ndarray, lams, alpha: float, small_num: float,
+               backend: str = "auto") -> list[np.ndarray]:
+    """``wlsFilter(ch, lam, alpha)`` of one HxW channel for each ``lam`` in ``lams``.
+
+    The one builder of WLS systems (``wls`` calls it per channel, ``wls_enhance`` with its two
+    lambdas on L): the guide's weights are computed once and shared by the systems, which differ
+    only in lambda; each is solved exactly by :func:`operators._sparse_solve.solve_grid_spd`
+    (whose ordering and symbolic analysis are shared by every system of this shape). Returns
+    HxW float64 arrays, in the order of ``lams``.
+    """
+    h, w = ch.shape
+    ch = np.ascontiguousarray(ch, dtype=np.float64)
+    dyden, dxden = _log_guide_denominators(ch, alpha, small_num)
+    indptr, indices = grid_pattern(h, w)
+    data = np.empty(indices.shape[0])
+    rhs = np.empty(h * w)
+    outs = []
+    for lam in lams:
+        _fill_system(ch, float(lam), dyden, dxden, indptr, data, rhs)
+        x = solve_grid_spd(h, w, data, rhs, backend=backend)
+        outs.append(np.ascontiguousarray(x.reshape(w, h).T))
+    return outs
+
+
 def _wls(img: np.ndarray, lam: float, alpha: float, small_num: float,
          backend: str = "auto") -> np.ndarray:
     """WLS on float64 HxWxC ``img`` (already validated); ``backend`` as in ``solve_grid_spd``."""
-    h, w, c = img.shape
-    indptr, indices = grid_pattern(h, w)
     out = np.empty_like(img)
-    data = np.empty(indices.shape[0])
-    rhs = np.empty(h * w)
-    for ch in range(c):
-        _wls_system(np.ascontiguousarray(img[:, :, ch]), lam, alpha, small_num, indptr, data,
-                    rhs)
-        x = solve_grid_spd(h, w, data, rhs, backend=backend)
-        out[:, :, ch] = x.reshape(w, h).T
+    for ch in range(img.shape[2]):
+        out[:, :, ch] = wls_solves(img[:, :, ch], (lam,), alpha, small_num, backend)[0]
     return out
 
 

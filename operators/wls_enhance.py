@@ -17,8 +17,8 @@ import numpy as np
 from numba import njit, prange
 
 from . import _lab
-from ._sparse_solve import grid_pattern, solve_grid_spd
-from ._validate import MATLAB_EPS, as_float_image, as_positive
+from ._validate import as_float_image, as_positive
+from .wls import wls_solves
 from ._memory import tune_malloc
 
 __all__ = ["wls_enhance", "TONE_MAPS"]
@@ -30,55 +30,6 @@ TONE_MAPS = {
     "medium": (1.0, 40.0, 1.0, 1.0),
     "coarse": (4.0, 1.0, 15.0, 1.1),
 }
-
-
-@njit(cache=True, parallel=True)
-def _log_guide_denominators(lum, alpha, small_num):  # pragma: no cover - compiled
-    """Column-major ``|diff(log(L + eps))|^alpha + small_num`` down (dy) and right (dx).
-
-    ``dy[x, y]`` couples pixel (y, x) with (y+1, x) (0 on the last row, where it is unused);
-    ``dx[x, y]`` couples (y, x) with (y, x+1) (0 on the last column).
-    """
-    h, w = lum.shape
-    logi = np.empty((w, h))
-    for x in prange(w):
-        for y in range(h):
-            logi[x, y] = np.log(lum[y, x] + MATLAB_EPS)
-    dy = np.zeros((w, h))
-    dx = np.zeros((w, h))
-    for x in prange(w):
-        for y in range(h - 1):
-            dy[x, y] = np.abs(logi[x, y + 1] - logi[x, y]) ** alpha + small_num
-        if x < w - 1:
-            for y in range(h):
-                dx[x, y] = np.abs(logi[x + 1, y] - logi[x, y]) ** alpha + small_num
-    return dy, dx
-
-
-@njit(cache=True, parallel=True)
-def _fill_system(lum, lam, dyden, dxden, indptr, data, rhs):  # pragma: no cover - compiled
-    """Upper-CSR values of ``A = I + lam * weighted Laplacian`` (wlsFilter.m) and the RHS L(:).
-
-    Row order of ``data`` follows :func:`operators._sparse_solve.grid_pattern`: diagonal, the
-    coupling with the pixel below, the coupling with the pixel to the right.
-    """
-    h, w = lum.shape
-    for x in prange(w):
-        for y in range(h):
-            i = x * h + y
-            s = -lam / dyden[x, y] if y < h - 1 else 0.0
-            nth = -lam / dyden[x, y - 1] if y > 0 else 0.0
-            e = -lam / dxden[x, y] if x < w - 1 else 0.0
-            wst = -lam / dxden[x - 1, y] if x > 0 else 0.0
-            k = indptr[i]
-            data[k] = 1.0 - (e + wst + s + nth)  # MATLAB: D = 1 - (e + w + s + n)
-            k += 1
-            if y < h - 1:
-                data[k] = s
-                k += 1
-            if x < w - 1:
-                data[k] = e
-            rhs[i] = lum[y, x]
 
 
 def _sigmoid_scale(a: float) -> float:
@@ -148,27 +99,11 @@ def _tonemap_mean(lab, l0, l1, maps, scales, saturation, minv, white,
     return out
 
 
-def _wls_luminance(lum: np.ndarray, lams, alpha: float, small_num: float,
-                   backend: str = "auto") -> list[np.ndarray]:
-    """``wlsFilter(L, lam, alpha)`` of one HxW luminance for each lam (shared guide weights)."""
-    h, w = lum.shape
-    lum = np.ascontiguousarray(lum, dtype=np.float64)
-    dyden, dxden = _log_guide_denominators(lum, alpha, small_num)
-    indptr, indices = grid_pattern(h, w)
-    data = np.empty(indices.shape[0])
-    rhs = np.empty(h * w)
-    outs = []
-    for lam in lams:
-        _fill_system(lum, float(lam), dyden, dxden, indptr, data, rhs)
-        x = solve_grid_spd(h, w, data, rhs, backend=backend)
-        outs.append(np.ascontiguousarray(x.reshape(w, h).T))
-    return outs
-
-
 def _enhance(img: np.ndarray, lam0: float, lam1: float, alpha: float, saturation: float,
              small_num: float = 1e-4, backend: str = "auto") -> np.ndarray:
     lab = _lab.srgb2lab(img)
-    l0, l1 = _wls_luminance(lab[:, :, 0], (lam0, lam1), alpha, small_num, backend)
+    # the three tone maps share L0 and L1: two solves (one per lambda) serve all three
+    l0, l1 = wls_solves(lab[:, :, 0], (lam0, lam1), alpha, small_num, backend)
     maps = np.array([TONE_MAPS["coarse"], TONE_MAPS["medium"], TONE_MAPS["fine"]])
     scales = np.array([[_sigmoid_scale(v) for v in row[:3]] for row in maps])
     return _tonemap_mean(lab, l0, l1, maps, scales, saturation, _lab.SRGB_D50_INV,
