@@ -372,6 +372,9 @@ def _dataset_facts(data) -> dict:
 def _write_atomic(path: Path, blob: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # package data, readable as any file (mkstemp: 0600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(blob)
             fh.flush()

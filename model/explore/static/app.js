@@ -4,7 +4,7 @@
 
 const $ = (id) => document.getElementById(id);
 const S = { cfg: null, lo: 0, hi: 1, kind: "linear", values: [], pending: false, inflight: false,
-            truthSeq: 0, needInput: true, gamma: null };
+            truthSeq: 0, gamma: null };
 
 function showError(msg) {
   const m = $("message");
@@ -137,16 +137,15 @@ async function render() {
   S.inflight = true; S.pending = false;
   document.body.dataset.busy = "1";
   const req = request(), t0 = performance.now();
-  req.with_input = S.needInput;
+  req.with_input = $("input-img").dataset.image !== req.image;  // a new image: send it
   try {
     const r = await api("/api/render", req);
     clearError();
-    S.needInput = false;
     const img = $("net-img");
     img.src = r.output;
     Object.assign(img.dataset, { gamma: r.gamma === null ? "" : String(r.gamma), model: r.model,
                                  op: r.op, image: r.image });
-    if (r.input) $("input-img").src = r.input;
+    if (r.input) { $("input-img").src = r.input; $("input-img").dataset.image = r.image; }
     const rt = Math.round(performance.now() - t0);
     $("net-cap").textContent = r.path === "re-tune"
       ? `network · ${r.net_ms} ms re-tune, re-runs ${r.retune_runs} (full pass ${r.full_ms} ms) · round trip ${rt} ms`
@@ -196,7 +195,7 @@ async function onUpload() {
     S.cfg.images.push(r);
     fillImages(r.id);
     clearError();
-    S.needInput = true;
+   
     render();
   } catch (e) {
     showError(`upload refused: ${e.message}`);
@@ -210,9 +209,9 @@ async function init() {
   catch (e) { showError(e.message); return; }
   fillModels(); fillOps(); fillImages();
   setupSlider();
-  $("model").addEventListener("change", () => { fillOps(); S.gamma = null; setupSlider(); S.needInput = true; render(); });
-  $("op").addEventListener("change", () => { S.gamma = null; setupSlider(); S.needInput = true; render(); });
-  $("image").addEventListener("change", () => { S.needInput = true; render(); });
+  $("model").addEventListener("change", () => { fillOps(); S.gamma = null; setupSlider(); render(); });
+  $("op").addEventListener("change", () => { S.gamma = null; setupSlider(); render(); });
+  $("image").addEventListener("change", () => { render(); });
   $("extrapolate").addEventListener("change", () => { setupSlider(); render(); });
   $("gamma").addEventListener("input", () => { showGamma(); render(); });
   $("gamma").addEventListener("change", () => { showGamma(); render(); });
