@@ -48,6 +48,23 @@ def results_path(config) -> Path:
     return REPO / "results"
 
 
+#: the tests a ``--scale medium`` run has (docs/results.md, "Medium scale"): Tables 6 and 12 over
+#: the ten TPAMI filters; the other tables stay at the small scale and the speed benchmarks do
+#: not depend on the scale
+MEDIUM_TESTS = ("test_joint_tables.py::test_table6", "test_joint_tables.py::test_table12")
+
+
+def pytest_collection_modifyitems(config, items):
+    """At the medium scale, skip every test but Tables 6 and 12 (with the reason), so that a
+    ``pytest benchmarks --scale medium`` trains and writes only what the scale is for."""
+    if config.getoption("--scale") != "medium":
+        return
+    skip = pytest.mark.skip(reason="the medium scale is Tables 6 and 12 only (docs/results.md)")
+    for item in items:
+        if not any(key in item.nodeid for key in MEDIUM_TESTS):
+            item.add_marker(skip)
+
+
 def pytest_configure(config):
     """Stop before anything runs when the results folder holds larger-scale tables, or a
     README.md that the results index would replace but the tool did not write."""

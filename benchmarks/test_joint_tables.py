@@ -33,9 +33,9 @@ from model.evaluate import evaluate
 from model.predict import load
 from model.registry import get as get_arch
 
-from ._experiments import (JOINT_CAP, JOINT_GROUPS, SMOKE, SWEEP_POINTS, TABLE3_VARIANTS,
-                           TABLE6_OPS, TABLE12_ARCHS, Run, joint_budget, middle_gamma,
-                           sweep_joint_runs, table3_runs, table6_runs, table12_arch,
+from ._experiments import (AUTHORS_BUDGET_SCALES, JOINT_CAP, JOINT_GROUPS, SMOKE, SWEEP_POINTS,
+                           TABLE3_VARIANTS, TABLE6_OPS, TABLE12_ARCHS, Run, joint_budget,
+                           middle_gamma, sweep_joint_runs, table3_runs, table6_runs, table12_arch,
                            table12_runs)
 from ._figures import plot_gamma_sweep_joint
 from ._latex import sweep_joint_models, sweep_joint_summary
@@ -107,7 +107,27 @@ def _sweep_ops(scale: str) -> tuple[str, ...]:
 
 
 def _table12_labels(scale: str) -> tuple[str, ...]:
+    if scale == "medium":  # its runs, a variant's width or loss after '@' (MEDIUM)
+        return tuple(_t12_key(r) for r in table12_runs(None, scale))
     return SMOKE["table12"] if scale == "smoke" else TABLE12_ARCHS
+
+
+def _t12_key(run: Run) -> str:
+    """A Table 12 row's key: the paper's arch name, with ``@w<width>`` or ``@<loss>norm`` for
+    the medium scale's variants of a model (no paper figure is attached to those)."""
+    extra = (f"@w{run.width}" if run.width is not None else "") + \
+        (f"@{run.loss_norm}norm" if run.loss_norm != "none" else "")
+    return run.arch + extra
+
+
+def _t12_variant(key: str) -> str:
+    arch, _, extra = key.partition("@")
+    label = T12_LABELS.get(arch, arch)
+    if extra.startswith("w"):
+        return f"{label}, width {extra[1:]}"
+    if extra == "identitynorm":
+        return f"{label}, loss / identity MSE"
+    return label
 
 
 def pytest_generate_tests(metafunc):
@@ -148,9 +168,12 @@ def _scores_of(pred, data, op: str, gammas=None) -> dict:
 
 def _budget_note(experiment) -> str:
     one = Run("decouple", "l0").iterations(experiment.preset)
-    ten = Run.joint("decouple", "tpami10", joint_budget(10)).iterations(experiment.preset)
-    return (f"joint models: min(number of operators, {JOINT_CAP}) one-operator budgets "
-            f"({ten} iterations at this scale); one-operator models: {one}")
+    ratio = joint_budget(10, experiment.scale)
+    ten = Run.joint("decouple", "tpami10", ratio).iterations(experiment.preset)
+    rule = (f"{ratio:g} one-operator budgets (the authors' ratio) and the authors' joint "
+            "learning-rate schedule" if experiment.scale in AUTHORS_BUDGET_SCALES else
+            f"min(number of operators, {JOINT_CAP}) one-operator budgets")
+    return f"joint models: {rule} ({ten} iterations at this scale); one-operator models: {one}"
 
 
 # ---------------------------------------------------------------------- Table 3 / ECCV Table 4
@@ -272,9 +295,14 @@ def test_table3(t3_case, experiment, scale, table3, predictor):
 
 
 # ---------------------------------------------------------------------- Table 6, ten operators
-def _t6_run(method: str, op: str) -> Run:
+def _t6_methods(scale: str) -> tuple[str, ...]:
+    """The trained methods of Table 6 at ``scale`` (the medium scale: the real-time model)."""
+    return ("realtime",) if scale == "medium" else T6_METHODS[1:]
+
+
+def _t6_run(method: str, op: str, scale: str | None = None) -> Run:
     if method == "realtime":
-        return [r for r in table6_runs([op]) if r.arch == "realtime"][0]
+        return [r for r in table6_runs([op], scale) if r.arch == "realtime"][0]
     has_gamma = operators.get(op).has_gamma
     g = middle_gamma(op) if has_gamma else None
     return Run(method, op, g if method in ("single", "hdrnet") else None)
@@ -306,7 +334,8 @@ def _write_table6(df: pd.DataFrame, started: float, experiment, results_dir) -> 
         df[f"paper_{method}_psnr"] = [figures.get(o, nan)[0] for o in df.operator]
         df[f"paper_{method}_ssim"] = [figures.get(o, nan)[1] for o in df.operator]
     preset = get_preset(experiment.preset)
-    runs = [_t6_run(m, o) for o in df.operator for m in T6_METHODS[1:]
+    runs = [_t6_run(m, o, experiment.scale) for o in df.operator
+            for m in _t6_methods(experiment.scale)
             if m in ("hdrnet", "realtime") or operators.get(o).has_gamma]
     meta = experiment.provenance(
         started, list(dict.fromkeys(runs)), table="TPAMI 2019 Table 6 (ten operators)",
@@ -338,20 +367,23 @@ def test_table6(t6_op, experiment, scale, table6, predictor):
     gammas = [g] if has_gamma else None
     row = {"operator": op, "gamma": g if has_gamma else float("nan")}
     for method in T6_METHODS[1:]:
-        if method in ("concat", "single", "decouple") and not has_gamma:
+        if method not in _t6_methods(scale) or \
+                (method in ("concat", "single", "decouple") and not has_gamma):
             row.update({f"{method}_psnr": float("nan"), f"{method}_ssim": float("nan")})
             continue
-        s = _scores_of(predictor(_t6_run(method, op)), data, op, gammas)
+        s = _scores_of(predictor(_t6_run(method, op, scale)), data, op, gammas)
         row.update({f"{method}_psnr": s["psnr"], f"{method}_ssim": s["ssim"],
                     "identity_psnr": s["identity_psnr"], "identity_ssim": s["identity_ssim"],
                     "images": s["images"]})
     row["bgu_psnr"], row["bgu_ssim"], n, row["bgu_factor"] = _bgu_scores(data, op, g)
     assert n == row["images"]
     table6.append(row)
-    values = np.array([row[f"{m}_{k}"] for m in T6_METHODS for k in ("psnr", "ssim")
+    values = np.array([row[f"{m}_{k}"] for m in ("bgu",) + _t6_methods(scale)
+                       for k in ("psnr", "ssim")
                        if has_gamma or m in ("bgu", "hdrnet", "realtime")])
     assert np.isfinite(values).all()
-    if scale != "smoke" and has_gamma:  # a one-operator network must beat copying its input;
+    if scale not in ("smoke", "medium") and has_gamma:  # a one-operator network must beat
+        # copying its input (the medium scale trains none);
         # the joint real-time model, at a small budget, may not on every operator (small scale:
         # L0, whose input already scores 28 dB): see the average below
         assert row["decouple_psnr"] > row["identity_psnr"], row
@@ -444,8 +476,9 @@ def _write_table12(df, started, experiment, results_dir) -> None:
 
 def test_table12(t12_label, experiment, scale, table12, predictor):
     data = experiment.data()
-    arch = table12_arch(t12_label, scale)
-    runs = [r for r in table12_runs(None, scale) if r.arch == arch]
+    arch = table12_arch(t12_label.partition("@")[0], scale)
+    runs = [r for r in table12_runs(None, scale) if r.arch == arch and
+            (scale != "medium" or _t12_key(r) == t12_label)]
     assert runs, arch
     joint = not get_arch(arch).one_op
     training = ("joint, 10 operators" if joint else
@@ -453,7 +486,7 @@ def test_table12(t12_label, experiment, scale, table12, predictor):
     rows = []
     for op in (SMOKE["table12_columns"] if scale == "smoke" else TABLE6_OPS):
         run = runs[0] if joint else next((r for r in runs if r.op == op), None)
-        row = {"variant": T12_LABELS[t12_label], "arch": arch, "arch_paper": t12_label,
+        row = {"variant": _t12_variant(t12_label), "arch": arch, "arch_paper": t12_label,
                "training": training, "operator": op}
         if run is None:  # a per-operator method on an operator it does not learn
             row.update(psnr=float("nan"), ssim=float("nan"), identity_psnr=float("nan"),
@@ -486,7 +519,8 @@ def test_table12_whole_network_beats_one_layer(scale, table12):
     if scale == "smoke" or len(table12) < 2:
         pytest.skip("needs the small or paper scale and the rows of test_table12")
     df = pd.DataFrame(table12)
-    df = df[df.training.str.startswith("joint")]
+    # the paper's variants (not the medium scale's wider or loss-normalised ones)
+    df = df[df.training.str.startswith("joint") & ~df.arch_paper.str.contains("@")]
     avg = df.groupby("arch_paper").psnr.mean()
     whole = [a for a in ("decouple", "norm:all") if a in avg.index]
     one = [a for a in avg.index if a.split(":")[0] in ("norm", "conv", "conv-ch1", "conv-ch2")

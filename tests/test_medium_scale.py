@@ -74,3 +74,22 @@ def test_prepare_medium_dry_run_lists_the_ten_models(tmp_path, capsys):
     rows = [line for line in out.splitlines() if "-tpami10-b1.3" in line]
     assert len(rows) == 10 and all(" 24000 " in line for line in rows)
     assert str(Path(tmp_path) / "small" / "data.h5") in out
+
+
+def test_pytest_benchmarks_at_the_medium_scale_runs_tables_6_and_12_only(tmp_path):
+    """Every other benchmark is skipped at the medium scale, with the reason (before any
+    fixture: nothing is built or trained for them)."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "benchmarks", "--scale", "medium", "-q", "-rs",
+         "-p", "no:cacheprovider", "--cache", str(tmp_path / "cache"), "--results",
+         str(tmp_path / "results"), "-k",
+         "(test_table1 and not test_table12) or test_gamma_sweep or test_table3"],
+        cwd=repo, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "the medium scale is Tables 6 and 12 only" in proc.stdout
+    assert " passed" not in proc.stdout and "skipped" in proc.stdout
+    assert not (tmp_path / "cache" / "small" / "data.h5").exists()
