@@ -36,7 +36,8 @@ def add_parsers(sub) -> None:
     _threads(z)
     z.add_argument("--markdown", action="store_true",
                    help="list the models as the README's Markdown table")
-    zs = z.add_subparsers(dest="zoo_command", metavar="ACTION")
+    zs = z.add_subparsers(dest="zoo_command", metavar="ACTION",
+                          help="list (default), check or export")
     zs.add_parser("list", help="the models (the default action)", formatter_class=HelpFormatter)
     c = zs.add_parser("check", help="re-measure each card's check figures (no dataset needed)",
                       formatter_class=HelpFormatter)
