@@ -16,8 +16,8 @@ from torch.utils.data import DataLoader, Sampler
 import operators
 from datagen import code_version
 from datagen.dataset import PairDataset
-from datagen.lock import FileLock, LockedError
 from datagen.fs import atomic_write_text
+from datagen.lock import FileLock, LockedError
 from datagen.store import open_file
 
 from . import device as devices
@@ -28,6 +28,7 @@ from .data import prepare
 from .metrics import psnr
 from .presets import Preset, get_preset
 from .registry import build_model
+
 
 class RunLockedError(RuntimeError):
     """Another process is training in the same run folder."""
