@@ -1,8 +1,10 @@
 """Dataset generation throughput: pairs/s at 256x256 with 1 and 2 workers, overhead over bare calls,
 and the bare calls on two processes at once (the most two processes can gain on the machine).
 
-Writes ``datagen_speed`` (CSV, LaTeX, provenance). Targets (datagen issue): >= 1.8x pairs/s with
-2 workers than with 1, and <= 10 % overhead of a 1-worker build over calling the operators bare.
+Writes ``datagen_speed`` (CSV, LaTeX, provenance). Targets: 2 workers >= 0.95x the pairs/s of
+the two-process ceiling measured in the same run (issue 28; it replaced ">= 1.8x the pairs/s of
+1 worker", which this VM's two cores do not reach even for bare calls), and <= 10 % overhead of a
+1-worker build over calling the operators bare.
 """
 from __future__ import annotations
 
@@ -22,6 +24,10 @@ from datagen.plan import Options, make_plan
 from datagen.sources import default_images
 
 from ._report import provenance, write_table
+
+#: 2 workers must reach this fraction of the pairs/s of the bare calls on two processes at once
+#: (the ceiling), both measured in the same run.
+MIN_VS_CEILING = 0.95
 
 # (operators, max crops per image, γ per crop, repetitions; the best repetition counts)
 SETTINGS = {"smoke": (("l0", "llf"), 2, 2, 1), "small": (operators.NAMES, 8, 3, 5),
@@ -144,7 +150,8 @@ def test_datagen_throughput(plan, scale, results_dir, tmp_path):
     for w, wall in walls.items():
         rows.append({"setting": f"build --workers {w}", "pairs": pairs, "wall_s": wall,
                      "pairs_per_s": pairs / wall, "vs_bare": wall / bare,
-                     "target": "overhead <= 10 %" if w == 1 else ">= 1.8x pairs/s of 1 worker"})
+                     "target": ("overhead <= 10 %" if w == 1 else
+                                f">= {MIN_VS_CEILING:g}x pairs/s of the 2-process ceiling")})
     rows.append({"setting": "bare operator calls, 2 processes at once (ceiling)", "pairs": pairs,
                  "wall_s": bare2, "pairs_per_s": pairs / bare2, "vs_bare": bare2 / bare,
                  "target": ""})
@@ -160,6 +167,10 @@ def test_datagen_throughput(plan, scale, results_dir, tmp_path):
                            speedup_bare_2_processes_per_round=[round(r["bare"] / r["bare2"], 2)
                                                                for r in rounds],
                            speedup_bare_2_processes=round(bare / bare2, 2),
+                           two_workers_vs_ceiling=round(bare2 / two, 2),
+                           two_workers_vs_ceiling_per_round=[round(r["bare2"] / r["two"], 2)
+                                                             for r in rounds],
+                           two_workers_target_met=bool(bare2 / two >= MIN_VS_CEILING),
                            overhead_1_worker_pct=round(100 * (walls[1] / bare - 1), 1),
                            note="1 worker and the bare calls run in a process limited to one "
                                 "thread, with every operator called once before the timing; "
