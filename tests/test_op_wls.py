@@ -213,6 +213,28 @@ def test_cache_eviction_keeps_results(monkeypatch, rng):
     assert all(x.tobytes() == y.tobytes() for x, y in zip(first, again))
 
 
+@pytest.mark.skipif("pardiso" not in BACKENDS, reason="MKL PARDISO unavailable")
+def test_float32_factor_is_refined_and_falls_back_to_float64(monkeypatch, rng):
+    """At the paper's lambdas the factor is float32 (issue 28) and the refined solution agrees
+    with SciPy's float64 solve; a system float32 cannot hold (refinement not converging) is
+    solved with a float64 handle, as accurately as before."""
+    img = natural_ish(rng, (40, 33, 3)) / 255.0
+    ss.clear_cache()
+    for lam in (0.1, 10.0):
+        np.testing.assert_allclose(_wls(img, lam, 1.2, 1e-4, "pardiso"),
+                                   _wls(img, lam, 1.2, 1e-4, "scipy"), atol=1e-11)
+    assert list(ss._HANDLES) == [(40, 33, True)]
+    monkeypatch.setattr(ss, "SINGLE_MAX_DIAGONAL", np.inf)  # force float32 first, even here
+    ss.clear_cache()
+    a = _wls(img, 1e3, 1.2, 1e-4, "pardiso")
+    assert set(ss._HANDLES) == {(40, 33, True), (40, 33, False)}  # tried, then fell back
+    np.testing.assert_allclose(a, _wls(img, 1e3, 1.2, 1e-4, "scipy"), atol=1e-9)
+    monkeypatch.undo()
+    ss.clear_cache()
+    _wls(img, 1e3, 1.2, 1e-4, "pardiso")
+    assert list(ss._HANDLES) == [(40, 33, False)]  # large diagonal: float64 directly
+
+
 def test_thread_safe_concurrent_calls(rng):
     imgs = [natural_ish(rng, (25, 31, 3)) for _ in range(4)]
     expected = [wls_filter(im, 2.0) for im in imgs]
