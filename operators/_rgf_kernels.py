@@ -50,10 +50,15 @@ def _axis_maps(n, sigma_s):
 
 @njit(cache=True)
 def _grid_rows(data, edge, emin, sigma_r, depth, gw, rcell, rlow, rfrac, ccell, clow, cfrac,
-               i0, i1, out):
+               i0, i1, out, direct):
     """Filter pixel rows [i0, i1) of one channel (``out[i0:i1]`` is written).
 
     data, edge, out: HxW; emin: the guide's minimum; depth, gw: grid depth and width.
+    ``direct``: every spatial coordinate i/σs is an integer (σs = 1), so each pixel reads one
+    grid column of one grid row (its other three bilinear weights are 0) and each normalised cell
+    is read by one pixel at most: the x-blur and the division are then done only for the two
+    cells a pixel reads, not for every stored cell of the row, with the same arithmetic (same
+    bits; a skipped tap only added a zero).
     """
     h, w = data.shape
     k1 = K1
@@ -133,6 +138,30 @@ def _grid_rows(data, edge, emin, sigma_r, depth, gw, rcell, rlow, rfrac, ccell, 
                 slo[b] = empty_lo
                 shi[b] = -1
 
+        # ---- direct: slice the pixel rows whose cell is row a-1 from rows a-2, a-1, a
+        if direct:
+            if a - 1 >= a_lo:
+                s0 = (a - 2) % 3
+                s1 = (a - 1) % 3
+                while q < i1 and rlow[q] == a - 1:
+                    for j in range(w):
+                        b = clow[j]
+                        zf = (edge[q, j] - emin) / sigma_r
+                        zl = math.floor(zf)
+                        fz = zf - zl
+                        z = int(zl) + PAD
+                        wt = k1 * yw[s0, b, z] + yw[s1, b, z] + k1 * yw[s, b, z]
+                        v0 = 0.0 if wt == 0.0 else (k1 * yd[s0, b, z] + yd[s1, b, z]
+                                                    + k1 * yd[s, b, z]) / wt
+                        z += 1
+                        wt = k1 * yw[s0, b, z] + yw[s1, b, z] + k1 * yw[s, b, z]
+                        v1 = 0.0 if wt == 0.0 else (k1 * yd[s0, b, z] + yd[s1, b, z]
+                                                    + k1 * yd[s, b, z]) / wt
+                        acc = 0.0 + 1.0 * ((1.0 - fz) * v0 + fz * v1)
+                        out[q, j] = data[q, j] if math.isnan(acc) else acc
+                    q += 1
+            continue
+
         # ---- row a-1: blur along x, divide (zero weight -> 0), into ring slot (a-1) % 2
         if a - 1 >= a_lo:
             s0 = (a - 2) % 3
@@ -193,6 +222,13 @@ def bilateral_grid_pass(data, edge, emin, emax, sigma_s, sigma_r, chunk, out):
     rcell, rlow, rfrac = _axis_maps(h, sigma_s)
     ccell, clow, cfrac = _axis_maps(w, sigma_s)
     gw = int(math.floor((w - 1) / sigma_s)) + 1 + 2 * PAD
+    direct = True  # every pixel on a grid node (σs = 1): no spatial interpolation
+    for i in range(h):
+        if rfrac[i] != 0.0 or rcell[i] != rlow[i]:
+            direct = False
+    for j in range(w):
+        if cfrac[j] != 0.0 or ccell[j] != clow[j]:
+            direct = False
     nchunks = (h + chunk - 1) // chunk
     for t in prange(nc * nchunks):
         c = t // nchunks
@@ -201,4 +237,4 @@ def bilateral_grid_pass(data, edge, emin, emax, sigma_s, sigma_r, chunk, out):
         i1 = min(h, i0 + chunk)
         depth = int(math.floor((emax[c] - emin[c]) / sigma_r)) + 1 + 2 * PAD
         _grid_rows(data[c], edge[c], emin[c], sigma_r, depth, gw, rcell, rlow, rfrac,
-                   ccell, clow, cfrac, i0, i1, out[c])
+                   ccell, clow, cfrac, i0, i1, out[c], direct)
