@@ -40,9 +40,12 @@ def _middle(spec):
 
 CASES = [(n, _middle(operators.get(n))) for n in operators.ALL] + [("rgf", 1.0)]
 
-# The speed targets of the operator issues, at 1024x1024 RGB on the 2-core machine.
-TARGETS_1024 = {("l0", 0.02): "<= 0.6 s and <= 0.3x OpenCV", ("wls", 1.0): "<= 3 s",
-                ("rtv", 0.01): "<= 1.5 s", ("rgf", 5.5): "<= 0.5 s", ("rgf", 1.0): "<= 2 s",
+# The speed targets of the operator issues, at 1024x1024 RGB on the 2-core machine. Issue 28:
+# ahead of the counterpart at every size a user would pick it for: l0 at most 0.8x OpenCV's
+# l0Smooth (timed in the same run; judged on the fresh-process time too), RGF at sigma_s 1 at
+# most OpenCV's rollingGuidanceFilter, WLS 2.5 s (was 3 s), WLS enhancement 1.5 s.
+TARGETS_1024 = {("l0", 0.02): "<= 0.8x OpenCV (suite and fresh process)", ("wls", 1.0): "<= 2.5 s",
+                ("rtv", 0.01): "<= 1.5 s", ("rgf", 5.5): "<= 0.5 s", ("rgf", 1.0): "<= 1.0x OpenCV",
                 ("wmf", 5.5): "<= 1.0x OpenCV", ("llf", 5.0): "<= 0.15 s",
                 ("shock", None): "<= 0.1 s", ("llf_remap", None): "<= 0.1 s",
                 ("wls_enhance", None): "<= 1.5 s", ("style", None): "<= 0.5 s",
