@@ -11,8 +11,10 @@ other processes keep busy (the 1-minute load average, rounded), at least one. An
 
 :func:`limit` applies a count to what this process computes with (BLAS and OpenMP pools through
 ``threadpoolctl``, OpenCV, Numba) and to the processes it starts (``OMP_NUM_THREADS``,
-``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``NUMBA_NUM_THREADS``); ``model.device`` adds
-torch's own pool. The library functions never call it: only the command lines change
+``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``); ``model.device`` adds torch's own pool.
+``NUMBA_NUM_THREADS`` is never changed in this process: Numba re-reads it when it compiles and
+raises once it differs from the pool it launched (its pool is limited with
+``numba.set_num_threads`` instead; dataset workers set their own in their initializer). The library functions never call it: only the command lines change
 process-wide settings.
 """
 from __future__ import annotations
@@ -22,8 +24,9 @@ import os
 import sys
 from dataclasses import dataclass
 
-#: the variables :func:`limit` sets for child processes
-ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
+#: the variables :func:`limit` sets for child processes (not ``NUMBA_NUM_THREADS``: Numba
+#: refuses a value other than the pool it launched with, see the module docstring)
+ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 def cpu_cores() -> int:
@@ -144,10 +147,10 @@ def limit(n: int):
     cv_before = cv2.getNumThreads() if cv2 is not None else None
     if cv2 is not None:
         cv2.setNumThreads(n)
-    numba = sys.modules.get("numba")
-    numba_before = numba.get_num_threads() if numba is not None else None
-    if numba is not None:
-        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    import numba  # now, so that its pool starts from the environment as it was
+
+    numba_before = numba.get_num_threads()
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
 
     def restore() -> None:
         for k, v in env.items():
@@ -158,7 +161,6 @@ def limit(n: int):
         pools.restore_original_limits()
         if cv_before is not None:
             cv2.setNumThreads(cv_before)
-        if numba_before is not None:
-            numba.set_num_threads(numba_before)
+        numba.set_num_threads(numba_before)
 
     return restore

@@ -45,9 +45,9 @@ def set_threads(n: int | None):
     function that puts back the settings it changed.
 
     Sets torch's intra-op threads, the BLAS/OpenMP pools (``threadpoolctl``), OpenCV's and
-    Numba's (when loaded; at most the pool Numba started with), and ``OMP_NUM_THREADS``,
-    ``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``NUMBA_NUM_THREADS`` for the processes
-    started from this one (DataLoader workers, spawned datagen workers): see
+    Numba's (at most the pool Numba started with), and ``OMP_NUM_THREADS``,
+    ``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` for the processes started from this one
+    (DataLoader workers; dataset workers set their own): see
     :func:`datagen.threads.limit`. On a busy machine fewer threads than cores are often much
     faster (threads that wait for a core stall the others at every parallel region)."""
     if n is None:

@@ -212,9 +212,16 @@ def keep_threads(monkeypatch):
 
 
 def test_set_threads(keep_threads):
+    import numba
+
+    numba_env = os.environ.get("NUMBA_NUM_THREADS")
     devices.set_threads(1)
     assert torch.get_num_threads() == 1
-    assert os.environ["OMP_NUM_THREADS"] == os.environ["NUMBA_NUM_THREADS"] == "1"
+    assert os.environ["OMP_NUM_THREADS"] == os.environ["MKL_NUM_THREADS"] == "1"
+    assert numba.get_num_threads() == 1
+    # never changed in-process: Numba raises at its next compile once the variable differs
+    # from the pool it launched (206 tests failed so after a CLI call had restored it)
+    assert os.environ.get("NUMBA_NUM_THREADS") == numba_env
     import cv2
 
     assert cv2.getNumThreads() == 1
@@ -283,3 +290,24 @@ def test_prepare_passes_threads_to_each_training(data, tmp_path):
     args = cli.parser().parse_args(cmd[3:])  # after `python -m model`
     assert args.threads == 2 and args.ops == ("l0",) and args.gamma == 0.02
     assert "--threads" not in exp.train_command(Run("decouple", "l0"))
+
+
+def test_a_command_s_thread_limit_leaves_numba_usable_after_it():
+    """A command line run inside a process (as the tests do) limits the threads and puts them
+    back; Numba, started while the limit held, must still compile afterwards (it raised
+    "Cannot set NUMBA_NUM_THREADS to a different value once the threads have been launched"
+    when the limit had changed the variable in-process)."""
+    code = (
+        "import numba, numpy as np\n"
+        "from datagen.threads import limit\n"
+        "restore = limit(1)\n"
+        "f = numba.njit(parallel=True)(lambda a: a.sum())\n"
+        "f(np.ones(10))\n"
+        "restore()\n"
+        "g = numba.njit(parallel=True)(lambda a: (a * 2).sum())\n"
+        "print(g(np.ones(10)), numba.get_num_threads())\n")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[0] == "20.0"
