@@ -118,8 +118,9 @@ def test_paper_preset_trains_on_two_sizes_and_evaluates(two_sizes, tmp_path, cap
     # eval --ops: only the operators asked for, and only the model's
     assert cli.main(["eval", "--ckpt", str(out), "--data", str(two_sizes), "--ops", "SR",
                      "--device", "cpu"]) == 0
-    table = capsys.readouterr().out
-    assert "sr" in table and "l0" not in table
+    header, table = capsys.readouterr().out.split("\n", 1)
+    assert header.startswith("checkpoint ") and "iteration 3 of 3" in header  # the model's
+    assert "sr" in table and "l0" not in table  # the rows: only the operators asked for
     assert cli.main(["eval", "--ckpt", str(out), "--data", str(two_sizes), "--ops", "eccv6",
                      "--device", "cpu"]) == 2
     assert "trained on l0, sr only" in capsys.readouterr().err
