@@ -122,3 +122,10 @@ def test_another_host_is_warned_about(run, monkeypatch, capsys):
     assert explore.serve([run], port=0) == 0
     out = capsys.readouterr()
     assert "warning" not in out.err and re.search(r"http://127\.0\.0\.1:\d+/", out.out)
+
+
+def test_the_page_names_operators_and_gamma_as_the_papers_do(ex):
+    """The operator menu says ``L0`` (``l0`` reads as ``I0``) and the slider ``λ``."""
+    ops = {o["name"]: o for m in ex.config()["models"] for o in m["operators"]}
+    assert ops["l0"]["label"] == "L0" and ops["l0"]["symbol"] == "λ"
+    assert ops["wmf"]["label"] == "WMF" and ops["wmf"]["symbol"] == "r"

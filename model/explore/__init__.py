@@ -195,8 +195,8 @@ class Explorer:
         spec = operators.get(op)
         law = spec.law
         dom = list(getattr(law, "domain", ())) if spec.has_gamma else []
-        return {"name": spec.name, "title": spec.title, "kind": spec.kind,
-                "symbol": spec.gamma_name, "meaning": spec.gamma_meaning, "law": str(law),
+        return {"name": spec.name, "label": spec.label, "title": spec.title, "kind": spec.kind,
+                "symbol": spec.gamma_text, "meaning": spec.gamma_meaning, "law": str(law),
                 "has_gamma": spec.has_gamma, "uses_gamma": bool(uses),
                 "trained": [float(v) for v in trained],
                 "domain": [None if not math.isfinite(v) else float(v) for v in dom],

@@ -42,7 +42,7 @@ function fillModels() {
 function fillOps() {
   const sel = $("op"), old = sel.value;
   sel.innerHTML = "";
-  for (const o of model().operators) sel.add(new Option(`${o.name} — ${o.title}`, o.name));
+  for (const o of model().operators) sel.add(new Option(`${o.label} — ${o.title}`, o.name));
   if ([...sel.options].some((o) => o.value === old)) sel.value = old;
 }
 function fillImages(select) {
