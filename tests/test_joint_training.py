@@ -17,6 +17,7 @@ from model.data import prepare
 from model.presets import AUTHORS_JOINT_STEPS, get_preset
 from model.registry import build_model
 from model.train import EpochBatches, identity_weights, lr_at, train
+from tiny_data import RecordingWriter
 
 OPS = ["l0", "wmf"]
 TINY = get_preset("smoke").with_(width=4, dilations=(2,), crop=16, batch=4, iterations=6,
@@ -107,18 +108,7 @@ def test_one_operator_log_is_unchanged(data, tmp_path):
 
 def test_tensorboard_gets_each_operators_loss(data, tmp_path, monkeypatch):
     logged = []
-
-    class FakeWriter:
-        def add_scalar(self, tag, value, step):
-            logged.append((tag, float(value), step))
-
-        def flush(self):
-            pass
-
-        def close(self):
-            pass
-
-    monkeypatch.setattr(train_module, "summary_writer", lambda out: FakeWriter())
+    monkeypatch.setattr(train_module, "summary_writer", lambda out: RecordingWriter(logged))
     train(data, OPS, tmp_path / "r", preset=TINY, progress=False)
     rows = _rows(tmp_path / "r")
     for o in OPS:

@@ -29,6 +29,7 @@ from model.predict import ExtrapolationWarning, OutOfRangeError
 from model.presets import get_preset
 from model.registry import build_model
 from model.train import RunLock, RunLockedError, train
+from tiny_data import RecordingWriter
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = get_preset("smoke").with_(width=4, dilations=(2,), crop=16, batch=3, iterations=6,
@@ -295,18 +296,7 @@ def test_config_json_is_the_full_readable_configuration(data, tmp_path):
 
 def test_tensorboard_scalars_when_available(data, tmp_path, monkeypatch):
     logged = []
-
-    class FakeWriter:
-        def add_scalar(self, tag, value, step):
-            logged.append((tag, float(value), step))
-
-        def flush(self):
-            pass
-
-        def close(self):
-            logged.append(("closed", 0.0, 0))
-
-    monkeypatch.setattr(train_module, "summary_writer", lambda out: FakeWriter())
+    monkeypatch.setattr(train_module, "summary_writer", lambda out: RecordingWriter(logged))
     train(data, ["l0"], tmp_path / "r", preset=TINY, progress=False)
     tags = {t for t, _, _ in logged}
     assert {"train/loss", "train/lr", "val/psnr", "closed"} <= tags

@@ -27,3 +27,20 @@ def tiny_build(folder: Path, name: str, ops, *, side: int = 40, seed: int = 0,
     out = folder / name
     build(make_plan(opts), out, workers=1, progress=False)
     return out
+
+
+class RecordingWriter:
+    """A stand-in for TensorBoard's ``SummaryWriter`` (``model.train.summary_writer`` returns
+    one) that records ``(tag, value, step)``; ``close`` records ``("closed", 0.0, 0)``."""
+
+    def __init__(self, logged: list):
+        self.logged = logged
+
+    def add_scalar(self, tag, value, step):
+        self.logged.append((tag, float(value), step))
+
+    def flush(self):
+        pass
+
+    def close(self):
+        self.logged.append(("closed", 0.0, 0))

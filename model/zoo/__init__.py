@@ -27,7 +27,6 @@ import math
 import os
 import re
 import shlex
-import tempfile
 import time
 from importlib import resources
 from pathlib import Path
@@ -35,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 import operators
+from datagen.fs import atomic_write_bytes
 
 ZOO_FORMAT = "decouple-ops zoo v1"
 PREFIX = "zoo:"
@@ -369,22 +369,6 @@ def _dataset_facts(data) -> dict:
                 "command": str(f.attrs.get("command", "")).replace(str(Path.home()), "~")}
 
 
-def _write_atomic(path: Path, blob: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # package data, readable as any file (mkstemp: 0600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _gamma_facts(predictor) -> dict:
     facts = {}
     for op in predictor.ops:
@@ -414,7 +398,6 @@ def export_run(run: Path, name: str, out: Path, data: Path, *, command: str,
     evaluated on ``data``'s test split (which must be the dataset it was trained on: same
     digest) and on the check crops. A run that has not reached its planned iterations is
     refused unless ``allow_partial``."""
-    import torch
     from safetensors.torch import save as st_save
 
     from .. import checkpoint
@@ -477,8 +460,8 @@ def export_run(run: Path, name: str, out: Path, data: Path, *, command: str,
                       "seconds": round(time.perf_counter() - t0, 1)},
          "config": cfg}
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out / f"{name}.safetensors", blob)
-    _write_atomic(out / f"{name}.json",
+    atomic_write_bytes(out / f"{name}.safetensors", blob)
+    atomic_write_bytes(out / f"{name}.json",
                   (json.dumps(c, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
     log(f"{name}: {run.name} ({cfg['arch']}, {len(cfg['ops'])} op, iteration {it}) -> "
         f"{out / (name + '.safetensors')} ({len(blob) / 1e6:.2f} MB), test PSNR "
