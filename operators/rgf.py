@@ -70,8 +70,11 @@ def rolling_guidance(image, sigma_s: float = 3.0, *, sigma_r: float = 0.05,
     The grid is streamed one spatial row at a time and stores per grid column only the depth range
     that can be non-zero, so memory is O(W/σs · depth) per thread and the cost is
     O(HW + (HW/σs²)·r) per pass, r being the local depth spread (a few cells at σs = 1, where the
-    dense grid would be larger than the image). Tasks are (channel, block of rows) run in parallel
-    with Numba; the result does not depend on the number of threads.
+    dense grid would be larger than the image). At σs = 1 exactly, where each grid cell holds one
+    pixel, no grid is built: each pixel's two blurred cells are summed directly from its 3x3
+    neighbourhood with the same operations (same bits, ~0.2x the CPU time). Tasks are (channel,
+    block of rows) run in parallel with Numba; the result does not depend on the number of
+    threads.
 
     Differences from the reference: none beyond float64 rounding. The blur is applied as separable
     passes instead of one 3x3x3 ``convn``, which changes the order of additions (about 1e-16

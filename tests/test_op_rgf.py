@@ -81,6 +81,30 @@ def test_row_blocks_do_not_change_the_result(rng):
         assert _pass(data, guide, 1.3, chunk=chunk).tobytes() == whole.tobytes()
 
 
+@pytest.mark.parametrize("shape", [(37, 53), (1, 9), (9, 1), (2, 2)])
+@pytest.mark.parametrize("sr", [0.05, 0.01, 0.5])
+def test_unit_sigma_path_has_the_streamed_grid_s_bits(shape, sr, rng):
+    """At σs = 1 the pass evaluates each pixel's blurred cells directly (``_unit_rows``); it must
+    give the streamed grid's result (``_grid_rows``, its own σs = 1 shortcut) bit for bit, in
+    every row block, including the image's first and last rows and columns."""
+    data = rng.random(shape)
+    guide = np.clip(data + 0.2 * rng.standard_normal(shape), 0, 1)
+    emin, emax = guide.min(), guide.max()
+    h, w = shape
+    cell, low, frac = kernels._axis_maps(h, 1.0)
+    ccell, clow, cfrac = kernels._axis_maps(w, 1.0)
+    depth = int(np.floor((emax - emin) / sr)) + 1 + 2 * kernels.PAD
+    want = np.full(shape, -1.0)
+    got = np.full(shape, -2.0)
+    for i0, i1 in ((0, h), (0, (h + 1) // 2), ((h + 1) // 2, h)):
+        if i1 <= i0:
+            continue
+        kernels._grid_rows(data, guide, emin, sr, depth, w + 2 * kernels.PAD, cell, low, frac,
+                           ccell, clow, cfrac, i0, i1, want, True)
+        kernels._unit_rows(data, guide, emin, sr, i0, i1, got)
+        assert got[i0:i1].tobytes() == want[i0:i1].tobytes()
+
+
 def test_matlab_rounding_of_cells():
     r = kernels._round_half_away
     assert [r(v) for v in (0.0, 0.49999999999999994, 0.5, 1.4999999, 2.5, 3.0)] == [0, 0, 1, 1, 3, 3]
