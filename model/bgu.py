@@ -35,10 +35,11 @@ solution; it does not change the sliced output of that null space, and moves a w
 far less than the other terms.
 
 The normal equations are assembled block by block (4x4 blocks between neighbouring cells, in a
-pattern that depends on the grid shape only) and solved by sparse Cholesky: MKL PARDISO, loaded
-as for WLS (:mod:`operators._sparse_solve`), with its ordering and symbolic analysis cached per
-grid shape; SuperLU where MKL cannot be loaded (``fit(..., backend=...)``). Both give the same
-output to rounding; at 1024² (factor 4) the fit is about 4x faster than SuperLU on one core.
+pattern that depends on the grid shape only) and solved by sparse Cholesky: MKL PARDISO through
+the handle WLS uses (:class:`operators._sparse_solve.PardisoSPD`), with its ordering and symbolic
+analysis cached per grid shape; SuperLU where MKL cannot be loaded (``fit(..., backend=...)``).
+Both give the same output to rounding; at 1024² (factor 4) the fit is about 4x faster than
+SuperLU on one core.
 
 Note on γ: :func:`bgu` runs the operator at low resolution **with the same γ**. Spatial
 parameters (RGF's ``sigma_s``, WMF's radius, the spatial extent of L0/WLS/RTV smoothing) therefore
@@ -47,13 +48,10 @@ accelerates an operator; the baseline is compared with the operator run at full 
 """
 from __future__ import annotations
 
-import ctypes
 import functools
 import math
 import numbers
-import threading
 import time
-from collections import OrderedDict
 
 import cv2
 import numba
@@ -350,109 +348,25 @@ def _add_smoothness(blocks: np.ndarray, weights, gh: int, gw: int, gd: int) -> N
 
 
 # --------------------------------------------------------------------------- the solve
-class _PardisoFit:
-    """MKL PARDISO (real SPD: sparse Cholesky) for the normal matrices of one grid shape.
-
-    The library is the one WLS uses (:mod:`operators._sparse_solve` loads it from the
-    ``pypardiso`` wheel). The ordering (METIS nested dissection) and symbolic analysis are done
-    once per shape on a fixed matrix with the shape's pattern (:func:`_pattern`), so results do
-    not depend on what was fitted before; each fit runs the numeric factorisation and the solve of
-    its three right-hand sides in one call. As for WLS, every call is pinned to the MKL thread
-    count in force at the analysis (PARDISO is not safe otherwise) and serialised by a lock.
-    """
-
-    MTYPE = 2  # real symmetric positive definite
-
-    def __init__(self, shape):
-        self.mkl = _sparse_solve._load_mkl()
-        self.nthreads = max(1, int(self.mkl.get_max_threads()))
-        self.indptr, self.indices, _, diagonal = _pattern(*shape)
-        self.n = len(self.indptr) - 1
-        self.pt = np.zeros(64, np.int64)
-        self.iparm = np.zeros(64, np.int32)
-        self.iparm[0] = 1    # we supply iparm
-        self.iparm[1] = 2    # METIS nested dissection (fewest flops on these 3-D grids)
-        self.iparm[34] = 1   # zero-based indices
-        self.perm = np.zeros(1, np.int32)
-        self.lock = threading.Lock()
-        self.alive = False
-        data = np.full(len(self.indices), -1e-3)  # diagonally dominant: SPD, any image's pattern
-        data[diagonal] = 1.0
-        self._call(11, data, 1, None, None)
-        self.alive = True
-
-    def _call(self, phase, data, nrhs, b, x):
-        err = ctypes.c_int32(0)
-        dummy = np.zeros(1)
-        one = ctypes.c_int32(1)
-        args = (self.pt.ctypes.data, ctypes.byref(one), ctypes.byref(one),
-                ctypes.byref(ctypes.c_int32(self.MTYPE)), ctypes.byref(ctypes.c_int32(phase)),
-                ctypes.byref(ctypes.c_int32(self.n)), data.ctypes.data, self.indptr.ctypes.data,
-                self.indices.ctypes.data, self.perm.ctypes.data,
-                ctypes.byref(ctypes.c_int32(nrhs)), self.iparm.ctypes.data,
-                ctypes.byref(ctypes.c_int32(0)), (dummy if b is None else b).ctypes.data,
-                (dummy if x is None else x).ctypes.data, ctypes.byref(err))
-        prev = self.mkl.set_threads_local(self.nthreads)
-        try:
-            self.mkl.pardiso(*args)
-        finally:
-            self.mkl.set_threads_local(prev)
-        if err.value != 0:
-            raise RuntimeError(f"MKL PARDISO phase {phase} failed with error {err.value}")
-
-    def solve(self, data: np.ndarray, rhs: np.ndarray):
-        """``x`` with ``A x = rhs`` (``rhs``: n x k), or None if this handle was released."""
-        data = np.ascontiguousarray(data, dtype=np.float64)
-        b = np.ascontiguousarray(rhs.T, dtype=np.float64)  # one right-hand side after another
-        x = np.zeros_like(b)
-        with self.lock:
-            if not self.alive:
-                return None
-            self._call(23, data, b.shape[0], b, x)  # numeric Cholesky, then the solves
-        return x.T
-
-    def release(self):
-        with self.lock:
-            if self.alive:
-                self.alive = False
-                try:
-                    self._call(-1, np.zeros(1), 1, None, None)
-                except RuntimeError:  # pragma: no cover - nothing sensible to do
-                    pass
-
-    def __del__(self):  # pragma: no cover - depends on interpreter shutdown order
-        try:
-            self.release()
-        except Exception:
-            pass
-
-
-#: PARDISO handles of the most recently used grid shapes (a 16x16x8 grid's factor: ~25 MB)
-_HANDLES: OrderedDict = OrderedDict()
-_HANDLES_LOCK = threading.Lock()
+#: MKL PARDISO handles (:class:`operators._sparse_solve.PardisoSPD`, the one WLS uses) of the
+#: most recently used grid shapes (a 16x16x8 grid's factor: ~25 MB)
 _MAX_HANDLES = 4
+_HANDLES = _sparse_solve.HandleCache(lambda hs: len(hs) > _MAX_HANDLES)
 
 
-def _pardiso_handle(shape) -> _PardisoFit:
-    with _HANDLES_LOCK:
-        hd = _HANDLES.get(shape)
-        if hd is not None:
-            _HANDLES.move_to_end(shape)
-            return hd
-    hd = _PardisoFit(shape)  # analysis outside the lock
-    evicted = []
-    with _HANDLES_LOCK:
-        other = _HANDLES.get(shape)
-        if other is not None:  # built meanwhile by another thread: keep that one
-            evicted.append(hd)
-            hd = other
-        else:
-            _HANDLES[shape] = hd
-            while len(_HANDLES) > _MAX_HANDLES:
-                evicted.append(_HANDLES.popitem(last=False)[1])
-    for e in evicted:
-        e.release()
-    return hd
+def _pardiso_analysis(shape) -> _sparse_solve.PardisoSPD:
+    """A new sparse Cholesky handle (PARDISO, real SPD) for the normal matrices of one shape.
+
+    The ordering (METIS nested dissection: fewest flops on these 3-D grids) and the symbolic
+    analysis are done on a fixed, diagonally dominant matrix with the shape's pattern
+    (:func:`_pattern`), so results do not depend on what was fitted before; it is cached per
+    shape in :data:`_HANDLES`, and each fit runs the numeric factorisation and the solves of its
+    three right-hand sides in one call.
+    """
+    indptr, indices, _, diagonal = _pattern(*shape)
+    data = np.full(len(indices), -1e-3)  # diagonally dominant: SPD, any image's pattern
+    data[diagonal] = 1.0
+    return _sparse_solve.PardisoSPD(indptr, indices, data, ordering="metis")
 
 
 def _solve_superlu(shape, data: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -480,10 +394,9 @@ def _solve(shape, data: np.ndarray, rhs: np.ndarray, backend: str) -> np.ndarray
     if backend != "scipy":
         if _sparse_solve.pardiso_available():
             try:
-                while True:  # retry only if another thread evicted the handle meanwhile
-                    x = _pardiso_handle(shape).solve(data, rhs)
-                    if x is not None:
-                        return x
+                x = _HANDLES.solve(shape, functools.partial(_pardiso_analysis, shape), data,
+                                   np.ascontiguousarray(rhs.T))  # one rhs after another
+                return x.T
             except RuntimeError:
                 if backend == "pardiso":
                     raise

@@ -27,6 +27,11 @@ Two back ends solve ``A x = b`` exactly (to rounding):
     and no pivoting. Used automatically when MKL cannot be loaded. About 5-10x slower.
 
 ``backend="auto"`` picks PARDISO when it loads, else SciPy.
+
+:class:`PardisoSPD` (one PARDISO handle for any SPD upper-CSR pattern: cached analysis, numeric
+factorisation and solves of one or several right-hand sides) and :class:`HandleCache` (an LRU
+cache of handles by key) are the project's one PARDISO wrapper: the grid solves here and the
+fit of the BGU baseline (``model.bgu``, 3-D grids, METIS ordering) both use them.
 """
 from __future__ import annotations
 
@@ -43,7 +48,8 @@ import scipy.sparse as sp
 from numba import njit, prange
 import scipy.sparse.linalg as spla
 
-__all__ = ["grid_pattern", "solve_grid_spd", "pardiso_available", "clear_cache"]
+__all__ = ["grid_pattern", "solve_grid_spd", "pardiso_available", "clear_cache", "PardisoSPD",
+           "HandleCache"]
 
 #: PARDISO handles (analysis + factor storage) are kept for the most recently used grid shapes:
 #: at most CACHE_ENTRIES shapes and CACHE_PIXELS pixels in all (the newest is always kept). The
@@ -55,7 +61,6 @@ CACHE_PIXELS = 2_200_000
 SINGLE_MAX_DIAGONAL = 5e5
 
 _PATTERNS: OrderedDict = OrderedDict()
-_HANDLES: OrderedDict = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 _MKL = None  # None: not tried yet; False: unavailable; else the ctypes pardiso function
 _MKL_LOCK = threading.Lock()
@@ -202,8 +207,118 @@ def _grid_residual(h, w, indptr, data, x, b, r):  # pragma: no cover - numba
             r[i] = b[i] - acc
 
 
-class _PardisoGrid:
-    """One PARDISO handle for one grid shape: analysis done at construction, then solves.
+class PardisoSPD:
+    """One MKL PARDISO handle for the SPD matrices of one upper-triangular CSR pattern.
+
+    The fill-reducing ordering and the symbolic factorisation (phase 11) are done once, at
+    construction, on ``analysis_data``: a fixed SPD matrix with the pattern, independent of any
+    input, so that results never depend on what the handle solved before. Each :meth:`solve`
+    runs the numeric Cholesky factorisation and the triangular solves (phase 23) for one or
+    several right-hand sides. WLS (:func:`solve_grid_spd`, 2-D grids, minimum-degree ordering)
+    and BGU's fit (``model.bgu``, 3-D grids of affine models, METIS nested dissection) share it.
+
+    Parameters
+    ----------
+    indptr, indices : int32 upper-triangular CSR pattern (zero-based, sorted, diagonal first).
+    analysis_data : values of an SPD matrix with that pattern, used for the analysis only.
+    ordering : ``"min-degree"`` (``iparm[1] = 0``: fewest flops on 2-D 5-point grids, fast
+        analysis) or ``"metis"`` (``iparm[1] = 2``: nested dissection, fewest on 3-D grids).
+    single : factor in float32 (``iparm[27] = 1``); the caller refines (see :class:`_PardisoGrid`).
+
+    PARDISO silently returns wrong results (and may corrupt memory) when the numeric phase runs
+    with a different MKL thread count than the analysis did, so every call of a handle is pinned
+    to the count in force at its construction (thread-locally, restored afterwards), and calls on
+    one handle are serialised by a lock. Raises ``RuntimeError`` when MKL cannot be loaded.
+    """
+
+    MTYPE = 2  # real symmetric positive definite
+    ORDERINGS = {"min-degree": 0, "metis": 2}
+
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, analysis_data: np.ndarray, *,
+                 ordering: str = "min-degree", single: bool = False):
+        if ordering not in self.ORDERINGS:
+            raise ValueError(f"ordering must be one of {', '.join(map(repr, self.ORDERINGS))}, "
+                             f"got {ordering!r}")
+        self.mkl = _load_mkl()
+        if not self.mkl:
+            raise RuntimeError("MKL PARDISO is unavailable (pip install pypardiso on x86-64 "
+                               "Linux/Windows)")
+        self.single = bool(single)
+        self.dtype = np.float32 if self.single else np.float64
+        self.nthreads = max(1, int(self.mkl.get_max_threads()))
+        self.indptr = np.ascontiguousarray(indptr, dtype=np.int32)
+        self.indices = np.ascontiguousarray(indices, dtype=np.int32)
+        self.n = len(self.indptr) - 1
+        self.pt = np.zeros(64, np.int64)
+        self.iparm = np.zeros(64, np.int32)
+        ip = self.iparm
+        ip[0] = 1    # we supply iparm
+        ip[1] = self.ORDERINGS[ordering]
+        ip[7] = 0    # iterative refinement: automatic (only if perturbed pivots, never for SPD)
+        ip[9] = 8    # pivot perturbation 1e-8 (default for symmetric types)
+        ip[17] = -1  # report nnz(L)
+        ip[27] = 1 if self.single else 0  # float32 matrix, factor and vectors
+        ip[34] = 1   # zero-based indices
+        self.perm = np.zeros(1, np.int32)
+        self.lock = threading.Lock()
+        self.alive = False
+        self._call(11, np.ascontiguousarray(analysis_data, dtype=self.dtype), None, None)
+        self.alive = True
+
+    def _call(self, phase, data, b, x, nrhs=1):
+        err = ctypes.c_int32(0)
+        dummy = np.zeros(1)
+        bb = dummy if b is None else b
+        xx = dummy if x is None else x
+        one = ctypes.c_int32(1)
+        args = (self.pt.ctypes.data, ctypes.byref(one), ctypes.byref(one),
+                ctypes.byref(ctypes.c_int32(self.MTYPE)), ctypes.byref(ctypes.c_int32(phase)),
+                ctypes.byref(ctypes.c_int32(self.n)), data.ctypes.data, self.indptr.ctypes.data,
+                self.indices.ctypes.data, self.perm.ctypes.data,
+                ctypes.byref(ctypes.c_int32(nrhs)), self.iparm.ctypes.data,
+                ctypes.byref(ctypes.c_int32(0)), bb.ctypes.data, xx.ctypes.data,
+                ctypes.byref(err))
+        prev = self.mkl.set_threads_local(self.nthreads)
+        try:
+            self.mkl.pardiso(*args)
+        finally:
+            self.mkl.set_threads_local(prev)
+        if err.value != 0:
+            raise RuntimeError(f"MKL PARDISO phase {phase} failed with error {err.value} "
+                               f"({_PARDISO_ERRORS.get(err.value, 'unknown')})")
+
+    def solve(self, data: np.ndarray, b: np.ndarray):
+        """x with A x = b in float64 (``b``: length n, or k x n for k right-hand sides, one
+        after another), factoring ``A`` (upper-CSR values ``data``) first; None if this handle
+        was released (evicted from its cache) meanwhile."""
+        data = np.ascontiguousarray(data, dtype=self.dtype)
+        b = np.ascontiguousarray(b, dtype=self.dtype)
+        x = np.zeros_like(b)
+        with self.lock:
+            if not self.alive:
+                return None
+            self._call(23, data, b, x, 1 if b.ndim == 1 else b.shape[0])
+        return x
+
+    def release(self):
+        """Free the factor and the analysis (later solves return None)."""
+        with self.lock:
+            if self.alive:
+                self.alive = False
+                try:
+                    self._call(-1, np.zeros(1), None, None)
+                except RuntimeError:  # pragma: no cover - nothing sensible to do
+                    pass
+
+    def __del__(self):  # pragma: no cover - depends on interpreter shutdown order
+        try:
+            self.release()
+        except Exception:
+            pass
+
+
+class _PardisoGrid(PardisoSPD):
+    """The PARDISO handle of one 2-D grid shape (:func:`grid_pattern`), minimum-degree order.
 
     ``single=True``: the factor is computed in float32 (PARDISO ``iparm[27] = 1``) and the
     solution refined in float64 (residuals ``b - A x`` in float64, corrections from the float32
@@ -215,7 +330,6 @@ class _PardisoGrid:
     float64 handle.
     """
 
-    MTYPE = 2  # real symmetric positive definite
     #: Accept the refined solution when the last correction is at most this, relative to it.
     REFINE_TOL = 1e-12
     #: A correction that no longer halves is the float64 rounding floor when it is at most
@@ -225,69 +339,24 @@ class _PardisoGrid:
     NOT_CONVERGED = "not converged"
 
     def __init__(self, h: int, w: int, single: bool = False):
-        self.mkl = _load_mkl()
         self.h, self.w = h, w
-        self.single = bool(single)
-        self.dtype = np.float32 if self.single else np.float64
-        # PARDISO silently returns wrong results (and may corrupt memory) when the numeric phase
-        # runs with a different MKL thread count than the analysis did, so every call of this
-        # handle is pinned to the count in force now (thread-locally, restored afterwards).
-        self.nthreads = max(1, int(self.mkl.get_max_threads()))
-        self.n = h * w
-        self.indptr, self.indices = grid_pattern(h, w)
-        self.pt = np.zeros(64, np.int64)
-        self.iparm = np.zeros(64, np.int32)
-        ip = self.iparm
-        ip[0] = 1    # we supply iparm
-        ip[1] = 0    # minimum-degree ordering: fewest flops/fill on these grids, fast analysis
-        ip[7] = 0    # iterative refinement: automatic (only if perturbed pivots, never for SPD)
-        ip[9] = 8    # pivot perturbation 1e-8 (default for symmetric types)
-        ip[17] = -1  # report nnz(L)
-        ip[27] = 1 if self.single else 0  # float32 matrix, factor and vectors
-        ip[34] = 1   # zero-based indices
-        self.perm = np.zeros(1, np.int32)
-        self.lock = threading.Lock()
-        self.alive = False
-        # Analysis on a fixed, image-independent SPD matrix with this pattern (the 5-point
-        # Laplacian of unit weights plus I) so results never depend on the cache's history.
-        data = np.full(self.indices.shape[0], -1.0, self.dtype)
-        data[self.indptr[:-1]] = 5.0
-        self._call(11, data, None, None)
-        self.alive = True
-
-    def _call(self, phase, data, b, x):
-        err = ctypes.c_int32(0)
-        dummy = np.zeros(1)
-        bb = dummy if b is None else b
-        xx = dummy if x is None else x
-        one = ctypes.c_int32(1)
-        args = (self.pt.ctypes.data, ctypes.byref(one), ctypes.byref(one),
-                ctypes.byref(ctypes.c_int32(self.MTYPE)), ctypes.byref(ctypes.c_int32(phase)),
-                ctypes.byref(ctypes.c_int32(self.n)), data.ctypes.data, self.indptr.ctypes.data,
-                self.indices.ctypes.data, self.perm.ctypes.data, ctypes.byref(one),
-                self.iparm.ctypes.data, ctypes.byref(ctypes.c_int32(0)), bb.ctypes.data,
-                xx.ctypes.data, ctypes.byref(err))
-        prev = self.mkl.set_threads_local(self.nthreads)
-        try:
-            self.mkl.pardiso(*args)
-        finally:
-            self.mkl.set_threads_local(prev)
-        if err.value != 0:
-            raise RuntimeError(f"MKL PARDISO phase {phase} failed with error {err.value} "
-                               f"({_PARDISO_ERRORS.get(err.value, 'unknown')})")
+        indptr, indices = grid_pattern(h, w)
+        # the analysis matrix: the 5-point Laplacian of unit weights plus I
+        data = np.full(indices.shape[0], -1.0)
+        data[indptr[:-1]] = 5.0
+        super().__init__(indptr, indices, data, ordering="min-degree", single=single)
 
     def solve(self, data: np.ndarray, b: np.ndarray):
-        """x with A x = b, or None if this handle was released (evicted) meanwhile."""
+        """x with A x = b, None if this handle was released (evicted) meanwhile, or
+        ``NOT_CONVERGED`` (float32 handles) when the refinement does not converge."""
+        if not self.single:
+            return super().solve(data, b)
         data = np.ascontiguousarray(data, dtype=np.float64)
         b = np.ascontiguousarray(b, dtype=np.float64)
         with self.lock:
             if not self.alive:
                 return None
-            if self.single:
-                return self._solve_refined(data, b)
-            x = np.zeros_like(b)
-            self._call(23, data, b, x)  # numeric Cholesky + forward/backward solve
-        return x
+            return self._solve_refined(data, b)
 
     def _solve_refined(self, data, b):
         """Float32 Cholesky + float64 iterative refinement (the lock is held)."""
@@ -315,56 +384,71 @@ class _PardisoGrid:
             _grid_residual(self.h, self.w, self.indptr, data, x, b, r)
         return self.NOT_CONVERGED
 
-    def release(self):
+
+class HandleCache:
+    """A least-recently-used cache of PARDISO handles (:class:`PardisoSPD`) by key.
+
+    ``too_many(handles)`` says, after an insertion, whether the oldest handle must go (it is
+    read at each insertion, so module-level limits can change); the newest is always kept.
+    Handles are built outside the lock (the analysis takes time); an evicted handle is released,
+    and a solve on it returns None, so callers fetch again (:meth:`solve`).
+    """
+
+    def __init__(self, too_many):
+        self.handles: OrderedDict = OrderedDict()
+        self.lock = threading.Lock()
+        self.too_many = too_many
+
+    def get(self, key, make):
+        """The handle for ``key``, built by ``make()`` when it is not cached."""
         with self.lock:
-            if self.alive:
-                self.alive = False
-                dummy = np.zeros(1)
-                try:
-                    self._call(-1, dummy, None, None)
-                except RuntimeError:  # pragma: no cover - nothing sensible to do
-                    pass
+            hd = self.handles.get(key)
+            if hd is not None:
+                self.handles.move_to_end(key)
+                return hd
+        hd = make()  # analysis outside the lock
+        evicted = []
+        with self.lock:
+            other = self.handles.get(key)
+            if other is not None:  # another thread built it meanwhile: keep theirs
+                evicted.append(hd)
+                hd = other
+            else:
+                self.handles[key] = hd
+                while len(self.handles) > 1 and self.too_many(self.handles):
+                    evicted.append(self.handles.popitem(last=False)[1])
+        for e in evicted:
+            e.release()
+        return hd
 
-    def __del__(self):  # pragma: no cover - depends on interpreter shutdown order
-        try:
-            self.release()
-        except Exception:
-            pass
+    def solve(self, key, make, data, b):
+        """``get(key, make).solve(data, b)``, fetched again if another thread evicted the
+        handle between the fetch and the solve."""
+        while True:
+            x = self.get(key, make).solve(data, b)
+            if x is not None:
+                return x
+
+    def clear(self) -> None:
+        """Release every handle."""
+        with self.lock:
+            handles = list(self.handles.values())
+            self.handles.clear()
+        for hd in handles:
+            hd.release()
 
 
-def _pardiso_handle(h: int, w: int, single: bool = False) -> _PardisoGrid:
-    key = (int(h), int(w), bool(single))
-    with _CACHE_LOCK:
-        hd = _HANDLES.get(key)
-        if hd is not None:
-            _HANDLES.move_to_end(key)
-            return hd
-    hd = _PardisoGrid(h, w, single)  # analysis outside the global lock
-    evicted = []
-    with _CACHE_LOCK:
-        other = _HANDLES.get(key)
-        if other is not None:  # another thread built it meanwhile: keep theirs
-            evicted.append(hd)
-            hd = other
-        else:
-            _HANDLES[key] = hd
-            while len(_HANDLES) > 1 and (
-                    len(_HANDLES) > CACHE_ENTRIES
-                    or sum(k[0] * k[1] for k in _HANDLES) > CACHE_PIXELS):
-                evicted.append(_HANDLES.popitem(last=False)[1])
-    for e in evicted:
-        e.release()
-    return hd
+#: The grid handles of :func:`solve_grid_spd`, by (h, w, single).
+_GRID_HANDLES = HandleCache(lambda hs: len(hs) > CACHE_ENTRIES
+                            or sum(k[0] * k[1] for k in hs) > CACHE_PIXELS)
+_HANDLES = _GRID_HANDLES.handles
 
 
 def clear_cache() -> None:
     """Release every cached PARDISO analysis/factor and grid pattern."""
+    _GRID_HANDLES.clear()
     with _CACHE_LOCK:
-        handles = list(_HANDLES.values())
-        _HANDLES.clear()
         _PATTERNS.clear()
-    for hd in handles:
-        hd.release()
 
 
 # --------------------------------------------------------------------------- public solve
@@ -396,12 +480,11 @@ def solve_grid_spd(h: int, w: int, data: np.ndarray, b: np.ndarray, *,
         # a weighted Laplacian has eigenvalues in [1, 2 max(diag) - 1] (Gershgorin), so the
         # refinement contracts by at most ~2 max(diag) * 6e-8 per step (<= 0.06 here).
         single = float(data[grid_pattern(h, w)[0][:-1]].max()) <= SINGLE_MAX_DIAGONAL
-        while True:  # retry if another thread evicted the handle between fetch and use
-            x = _pardiso_handle(h, w, single).solve(data, b)
-            if x is _PardisoGrid.NOT_CONVERGED:
-                single = False  # float32 was not enough: solve in float64
-            elif x is not None:
-                return x
+        h, w = int(h), int(w)
+        x = _GRID_HANDLES.solve((h, w, single), lambda: _PardisoGrid(h, w, single), data, b)
+        if x is _PardisoGrid.NOT_CONVERGED:  # float32 was not enough: solve in float64
+            x = _GRID_HANDLES.solve((h, w, False), lambda: _PardisoGrid(h, w, False), data, b)
+        return x
     a = _full_csc(h, w, np.asarray(data, dtype=np.float64))
     lu = spla.splu(a, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
                    options={"SymmetricMode": True})

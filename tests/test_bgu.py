@@ -185,6 +185,21 @@ def _pardiso_or_skip():
         pytest.skip("MKL PARDISO (pypardiso) is not available here: only SuperLU runs")
 
 
+def test_fit_uses_the_operators_pardiso_handle():
+    """One PARDISO wrapper (issue 27): the fit's cached handle is the operators' SPD handle
+    (``operators._sparse_solve.PardisoSPD``) with METIS ordering, one per grid shape."""
+    _pardiso_or_skip()
+    from operators import _sparse_solve
+
+    bgu_module._HANDLES.clear()
+    lo_in = smooth_image(24, 20, seed=3, sigma=2.0)
+    fit(lo_in, lo_in ** 2, grid=(3, 3, 4), backend="pardiso")
+    fit(lo_in * 0.5, lo_in, grid=(3, 3, 4), backend="pardiso")
+    [(shape, handle)] = bgu_module._HANDLES.handles.items()
+    assert shape == (3, 3, 4) and type(handle) is _sparse_solve.PardisoSPD
+    assert handle.iparm[1] == 2 and handle.alive
+
+
 @pytest.mark.parametrize("size", [(14, 11, None), (64, 80, None), (40, 40, (3, 2, 5))])
 def test_pardiso_cholesky_matches_superlu(size):
     """The sparse Cholesky (MKL PARDISO, as WLS) and SuperLU give the same upsampling.

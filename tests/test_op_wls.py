@@ -235,6 +235,38 @@ def test_float32_factor_is_refined_and_falls_back_to_float64(monkeypatch, rng):
     assert list(ss._HANDLES) == [(40, 33, False)]  # large diagonal: float64 directly
 
 
+@pytest.mark.skipif("pardiso" not in BACKENDS, reason="MKL PARDISO unavailable")
+@pytest.mark.parametrize("ordering", ["min-degree", "metis"])
+def test_pardiso_spd_handle_solves_several_right_hand_sides(ordering, rng):
+    """The one PARDISO wrapper (WLS and BGU's fit): an SPD matrix given by its upper CSR,
+    analysed once on another matrix of the pattern, solves k right-hand sides in one call and
+    agrees with SciPy; an evicted (released) handle answers None, and the cache fetches anew."""
+    h, w = 6, 7
+    indptr, indices = ss.grid_pattern(h, w)
+    data = -rng.random(len(indices))
+    data[indptr[:-1]] = 4.5  # diagonally dominant: SPD
+    n = h * w
+    upper = sp.csr_matrix((data, indices, indptr), shape=(n, n))
+    full = (upper + sp.triu(upper, k=1).T).toarray()
+    b = rng.random((3, n))
+    analysis = np.where(np.isin(np.arange(len(indices)), indptr[:-1]), 5.0, -1.0)
+    hd = ss.PardisoSPD(indptr, indices, analysis, ordering=ordering)
+    np.testing.assert_allclose(hd.solve(data, b), np.linalg.solve(full, b.T).T, atol=1e-12)
+    np.testing.assert_allclose(hd.solve(data, b[1]), np.linalg.solve(full, b[1]), atol=1e-12)
+    cache = ss.HandleCache(lambda hs: len(hs) > 1)
+    def make():
+        return ss.PardisoSPD(indptr, indices, analysis, ordering=ordering)
+    first = cache.get("a", make)
+    cache.get("b", make)  # evicts and releases "a"
+    assert first.solve(data, b[0]) is None and list(cache.handles) == ["b"]
+    np.testing.assert_allclose(cache.solve("a", make, data, b[0]), np.linalg.solve(full, b[0]),
+                               atol=1e-12)
+    cache.clear()
+    hd.release()
+    with pytest.raises(ValueError, match="ordering must be one of"):
+        ss.PardisoSPD(indptr, indices, analysis, ordering="amd")
+
+
 def test_thread_safe_concurrent_calls(rng):
     imgs = [natural_ish(rng, (25, 31, 3)) for _ in range(4)]
     expected = [wls_filter(im, 2.0) for im in imgs]
