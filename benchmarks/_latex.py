@@ -5,9 +5,9 @@ decimals per column (or per block of rows measuring the same thing), γ symbols 
 (:func:`gamma_symbol`), and a layout that fits the text width of a plain ``article`` (checked by
 ``tests/test_report.py`` with pdflatex). Packages needed: ``booktabs`` and ``array``.
 
-The layout is a function of the table's CSV rows only (:data:`LAYOUTS`; a table without its own
-layout gets :func:`generic`), so the benchmark run and ``python -m benchmarks.render`` write the
-same ``.tex`` from the same CSV. Provenance goes into ``%`` comments (written by
+The layout is a function of the table's CSV rows only (the ``layout`` of its entry in the
+registry, :mod:`benchmarks.tables`; a table without its own layout gets :func:`generic`), so the
+benchmark run and ``python -m benchmarks.render`` write the same ``.tex`` from the same CSV. Provenance goes into ``%`` comments (written by
 :mod:`benchmarks._report`), never into captions.
 """
 from __future__ import annotations
@@ -793,27 +793,21 @@ def retune_speed(name: str, df: pd.DataFrame) -> str:
     return table_env(name, caption, tabular(cols, rows))
 
 
-#: The table-specific layouts, by table name; other tables get :func:`generic`.
-LAYOUTS: dict[str, Callable[[str, pd.DataFrame], str]] = {
-    "table1_single_vs_decouple": table1, "table6_baselines": table6,
-    "gamma_sweep": gamma_sweep, "operator_speed": operator_speed,
-    "operator_fidelity": operator_fidelity, "baseline_speed": baseline_speed,
-    "model_speed": model_speed, "datagen_speed": datagen_speed, "retune_speed": retune_speed,
-    "table2_restoration": table2, "table3_joint": table3_joint,
-    "table12_ablation": table12_ablation, "gamma_sweep_joint": gamma_sweep_joint,
-}
-
-
 def render(name: str, df: pd.DataFrame, caption: str) -> str:
-    """The LaTeX float of table ``name`` from its CSV rows (``caption``: for tables without a
-    layout of their own, and for one whose layout does not fit the rows, e.g. after a column was
+    """The LaTeX float of table ``name`` from its CSV rows, by the layout its entry in the
+    registry gives (:class:`benchmarks.tables.Table`; ``caption``: for tables without a layout
+    of their own, and for one whose layout does not fit the rows, e.g. after a column was
     renamed: then a warning and :func:`generic`)."""
-    layout = LAYOUTS.get(name)
+    from .tables import registry
+
+    table = registry().get(name)
+    layout = None if table is None else table.layout
     if layout is None:
         return generic(name, df, caption)
     try:
         return layout(name, df)
     except (KeyError, AttributeError, ValueError) as e:
         warnings.warn(f"{name}: its LaTeX layout does not fit these rows ({e!r}); writing all "
-                      "columns as they are instead (update benchmarks/_latex.py)", stacklevel=2)
+                      "columns as they are instead (update its layout in benchmarks/)",
+                      stacklevel=2)
         return generic(name, df, caption)

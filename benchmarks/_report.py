@@ -167,6 +167,26 @@ def collect_rows(write):
 SCALES = ("smoke", "small", "medium", "paper")
 
 
+def default_cache() -> Path:
+    """``$DECOUPLE_CACHE``, else ``~/.cache/decouple``: where the benchmarks keep datasets and
+    trained models (outside git)."""
+    return Path(os.environ.get("DECOUPLE_CACHE", str(Path.home() / ".cache" / "decouple")))
+
+
+def results_folder(scale: str, cache, results=None) -> Path:
+    """Where a ``scale`` run writes its tables: ``results`` when given; else ``results/`` at the
+    small and paper scales, ``results/medium`` at the medium scale (one scale a folder), and
+    ``<cache>/smoke/results`` at the smoke scale, so that a smoke run never touches the
+    committed tables."""
+    if results:
+        return Path(results)
+    if scale == "smoke":
+        return Path(cache) / "smoke" / "results"
+    if scale == "medium":
+        return REPO / "results" / "medium"
+    return REPO / "results"
+
+
 class ResultsScaleError(ValueError):
     """A run would replace tables made at a larger scale with its own (smaller) ones."""
 
@@ -389,16 +409,13 @@ def update_index(results_dir: Path) -> bool:
 
 
 def _readme_summary(name: str, df: pd.DataFrame) -> pd.DataFrame | None:
-    """The short form of a long table, if it has one (the γ sweep: one row per operator; the
-    joint sweep: one per model; Tables 1, 3 and 12: their average rows)."""
-    from . import _latex
+    """The short form of a long table, if its entry in the registry gives one (``summary`` of
+    :class:`benchmarks.tables.Table`: the γ sweep, one row per operator; the joint sweep, one
+    per model; Tables 1, 3 and 12, their average rows)."""
+    from .tables import registry
 
-    summaries = {"gamma_sweep": _latex.gamma_sweep_summary,
-                 "gamma_sweep_joint": _latex.sweep_joint_models,
-                 "table1_single_vs_decouple": _latex.table1_summary_rows,
-                 "table3_joint": _latex.table3_summary_rows,
-                 "table12_ablation": _latex.table12_summary_rows}
-    return summaries[name](df) if name in summaries else None
+    table = registry().get(name)
+    return table.summary(df) if table is not None and table.summary is not None else None
 
 
 def markdown(df: pd.DataFrame, float_format: str = "{:.4g}") -> str:

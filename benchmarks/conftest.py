@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ._report import SCALES
-
-REPO = Path(__file__).resolve().parents[1]
+from ._report import SCALES, default_cache, results_folder
 
 
 def pytest_addoption(parser):
@@ -21,8 +19,7 @@ def pytest_addoption(parser):
                          "paper scales, results/medium at the medium scale, "
                          "<cache>/smoke/results at the smoke scale, so a smoke run "
                          "never touches the committed tables; $DECOUPLE_RESULTS)")
-    group.addoption("--cache", default=os.environ.get("DECOUPLE_CACHE",
-                                                      str(Path.home() / ".cache" / "decouple")),
+    group.addoption("--cache", default=str(default_cache()),
                     help="folder for datasets and checkpoints reused across runs (outside git)")
     group.addoption("--data", default=os.environ.get("DECOUPLE_DATA"),
                     help="dataset (from `python -m datagen build`) for the model tables instead of "
@@ -37,15 +34,10 @@ def scale(request) -> str:
 
 
 def results_path(config) -> Path:
-    """``--results``, or its default for the run's scale (see the option's help)."""
-    given = config.getoption("--results")
-    if given:
-        return Path(given)
-    if config.getoption("--scale") == "smoke":
-        return Path(config.getoption("--cache")) / "smoke" / "results"
-    if config.getoption("--scale") == "medium":  # beside the small-scale tables, one scale a folder
-        return REPO / "results" / "medium"
-    return REPO / "results"
+    """``--results``, or its default for the run's scale (see the option's help and
+    :func:`benchmarks._report.results_folder`, which ``python -m benchmarks run`` uses too)."""
+    return results_folder(config.getoption("--scale"), config.getoption("--cache"),
+                          config.getoption("--results"))
 
 
 #: the tests a ``--scale medium`` run has (docs/results.md, "Medium scale"): Tables 6 and 12 over
@@ -103,13 +95,8 @@ def experiment(request, scale, cache_dir):
 
 @pytest.fixture(scope="module")
 def sources(experiment):
-    """The test split's source crops (N, S, S, 3) uint8, read once for the γ sweeps and figures."""
-    import numpy as np
+    """The test split's source crops (N, S, S, 3) uint8, read once for the γ sweeps and figures
+    (:func:`benchmarks.tables._common.source_crops`)."""
+    from .tables._common import source_crops
 
-    from datagen.store import SPLITS, open_file
-
-    data = experiment.data()
-    with open_file(data) as f:
-        test = np.flatnonzero(f["sources/split"][:] == SPLITS["test"])
-        assert len(test), f"{data} has no test crops"
-        return f["sources/pixels"][test.tolist()]
+    return source_crops(experiment)

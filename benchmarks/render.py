@@ -113,30 +113,26 @@ def _body(tex: str | None) -> str | None:
     return "\n".join(line for line in tex.splitlines() if not line.startswith("%"))
 
 
-#: the figures re-drawn from a table's CSV: table -> (function of benchmarks._figures, default
-#: path in the results folder, used when the sidecar names none)
-CSV_FIGURES = {"gamma_sweep": ("plot_gamma_sweep", "figures/gamma_sweep.png"),
-               "gamma_sweep_joint": ("plot_gamma_sweep_joint", "figures/gamma_sweep_joint.png")}
-
-
 def _figures(results_dir: Path, name: str, meta: dict, written: list) -> None:
-    """Re-draw the figure of table ``name`` from its CSV if it has one; the file is replaced
-    only when the drawing differs from it (drawn into a temporary file beside it first)."""
-    if name not in CSV_FIGURES:
+    """Re-draw the figure of table ``name`` from its CSV if it has one (the ``figure`` of its
+    entry in :mod:`benchmarks.tables`: the plot and its default path in the results folder,
+    used when the sidecar names none); the file is replaced only when the drawing differs from
+    it (drawn into a temporary file beside it first)."""
+    from .tables import registry
+
+    table = registry().get(name)
+    if table is None or table.figure is None:
         return
     import os
     import tempfile
 
-    from . import _figures as figures
-
-    function, default = CSV_FIGURES[name]
+    plot, default = table.figure
     out = results_dir / meta.get("figure", default)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=out.suffix)
     os.close(fd)
     try:
-        getattr(figures, function)(pd.read_csv(results_dir / f"{name}.csv"), Path(tmp),
-                                   str(meta.get("scale", "")))
+        plot(pd.read_csv(results_dir / f"{name}.csv"), Path(tmp), str(meta.get("scale", "")))
         drawn = Path(tmp).read_bytes()
         if not (out.is_file() and out.read_bytes() == drawn):
             out.write_bytes(drawn)

@@ -40,6 +40,7 @@ from ._experiments import (AUTHORS_BUDGET_SCALES, JOINT_CAP, JOINT_GROUPS, SMOKE
 from ._figures import plot_gamma_sweep_joint
 from ._latex import sweep_joint_models, sweep_joint_summary
 from ._report import collect_rows, write_table
+from .paper import PAPER_TABLE6
 from .test_baselines import _bgu_scores
 from .test_paper_tables import _run_model, _scores, sweep_gammas
 
@@ -69,18 +70,7 @@ PAPER_TABLE4 = {
 }
 # TPAMI 2019 Table 6 over its ten operators: (PSNR, SSIM); "ours" is the real-time
 # (single-layer) model trained jointly on the ten
-_T6_ORDER = ("l0", "wls", "rtv", "rgf", "wmf", "llf", "llf_remap", "wls_enhance", "style",
-             "pencil")
-_T6 = {
-    "bgu": ((31.76, 27.03, 26.15, 22.71, 21.27, 26.97, 33.05, 26.93, 14.31, 16.11),
-            (.912, .915, .848, .776, .765, .936, .978, .931, .673, .427)),
-    "dbl": ((28.67, 30.63, 28.52, 27.11, 26.88, 25.13, 29.34, 28.29, 25.08, 19.61),
-            (.852, .890, .826, .805, .786, .899, .945, .944, .887, .502)),
-    "ours": ((31.81, 36.59, 34.28, 33.29, 34.00, 29.74, 32.41, 34.40, 26.66, 25.61),
-             (.946, .971, .948, .945, .940, .967, .969, .986, .927, .835)),
-}
-PAPER_TABLE6_TEN = {k: {o: (p, s) for o, p, s in zip(_T6_ORDER, ps, ss)}
-                    for k, (ps, ss) in _T6.items()}
+PAPER_TABLE6_TEN = PAPER_TABLE6
 T6_METHODS = ("bgu", "hdrnet", "concat", "single", "decouple", "realtime")
 # TPAMI 2019 Table 12: average PSNR / SSIM over its ten operators (L0 PSNR where given)
 PAPER_TABLE12 = {"norm:1": (31.21, .945, 31.06), "norm:7": (31.14, .943, None),

@@ -290,8 +290,9 @@ def test_written_tables_compile_and_fit(tmp_path):
 def _paper_tables(tmp_path) -> list[str]:
     """Table 1 and Table 6 written from synthetic rows by the benchmark's own builders, for every
     registered operator (operators the paper does not have get no paper figures)."""
-    from benchmarks.test_baselines import METHODS, PAPER_TABLE6
-    from benchmarks.test_paper_tables import _table1_frame
+    from benchmarks.paper import PAPER_TABLE6
+    from benchmarks.tables.table1 import frame as table1_frame
+    from benchmarks.test_baselines import METHODS  # (Table 6 is not in the registry's modules yet)
 
     rng = np.random.default_rng(0)
     rows, rows6 = [], []
@@ -309,7 +310,7 @@ def _paper_tables(tmp_path) -> list[str]:
             r6.update({f"paper_{k}_psnr": figs.get(op, (np.nan,))[0],
                        f"paper_{k}_ssim": figs.get(op, (np.nan, np.nan))[1]})
         rows6.append(r6)
-    long = _table1_frame(pd.DataFrame(rows))
+    long = table1_frame(pd.DataFrame(rows))
     assert (long.gamma == "ave.").sum() == len(operators.NAMES)
     write_table(long, "table1_single_vs_decouple", tmp_path, META, caption="t1")
     write_table(pd.DataFrame(rows6), "table6_baselines", tmp_path, META, caption="t6")
@@ -358,8 +359,9 @@ def _joint_tables(tmp_path) -> list[str]:
     """Tables 2, 3/4, 6 (ten operators), 12 and the joint sweep written from synthetic rows by
     the benchmarks' own frame builders and layouts."""
     from benchmarks._experiments import JOINT_GROUPS, TABLE6_OPS, TABLE12_ARCHS
-    from benchmarks.test_joint_tables import (PAPER_TABLE6_TEN, T6_METHODS, T12_LABELS,
-                                              table3_frame, table12_frame)
+    from benchmarks.paper import PAPER_TABLE6
+    # (Tables 2, 3, 6 and 12 are still made by their test modules)
+    from benchmarks.test_joint_tables import T6_METHODS, T12_LABELS, table3_frame, table12_frame
     from benchmarks.test_restoration_table import table2_frame
 
     rng = np.random.default_rng(1)
@@ -393,7 +395,7 @@ def _joint_tables(tmp_path) -> list[str]:
             ok = has or m in ("bgu", "hdrnet", "realtime")
             r.update({f"{m}_psnr": rng.uniform(20, 40) if ok else np.nan,
                       f"{m}_ssim": rng.random() if ok else np.nan})
-        for k, figs in PAPER_TABLE6_TEN.items():
+        for k, figs in PAPER_TABLE6.items():
             r.update({f"paper_{k}_psnr": figs[op][0], f"paper_{k}_ssim": figs[op][1]})
         rows6.append(r)
     write_table(pd.DataFrame(rows6), "table6_baselines", tmp_path, META, caption="t6")

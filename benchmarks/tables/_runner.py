@@ -1,0 +1,115 @@
+"""Making a table: from pytest (:func:`collect`, a module fixture's body) or without it
+(:func:`run_table`, what ``python -m benchmarks run`` calls). Both measure the same units with
+the table's own ``measure`` and write with its own ``write``, so both give the same CSV."""
+from __future__ import annotations
+
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from . import Measured, get
+
+
+class Collected:
+    """The rows (and per-crop scores) gathered from a table's units, in the order measured."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+        self.crops: list[dict] = []
+
+    def add(self, measured: Measured) -> Measured:
+        self.rows += measured.rows
+        self.crops += measured.crops
+        return measured
+
+    def write(self, table, experiment, results_dir, started: float, **facts) -> None:
+        """``table.write`` with the rows as a DataFrame (and the crops, when any were kept)."""
+        crops = pd.DataFrame(self.crops) if self.crops else None
+        table.write(experiment, Path(results_dir), pd.DataFrame(self.rows), crops, started,
+                    **facts)
+
+
+def collect(table, experiment, results_dir):
+    """The body of a module fixture that gathers ``table``'s units from its tests, then writes
+    it: ``yield from collect(TABLE, experiment, results_dir)``; the tests ``add`` each unit's
+    :class:`Measured` to what it yields. Nothing is written when no test added a row (e.g. all
+    deselected with ``-k``)."""
+    started = time.perf_counter()
+    got = Collected()
+    yield got
+    if got.rows:
+        got.write(table, experiment, results_dir, started)
+
+
+@dataclass
+class RunResult:
+    """What :func:`run_table` made: the table, the folder it wrote into, and the claims that
+    did not hold (``unit: message``; the table is written all the same)."""
+
+    name: str
+    results: Path
+    failed: list[str] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[Path]:
+        return [self.results / f"{self.name}{s}" for s in (".csv", ".tex", ".meta.json")]
+
+
+def run_table(name: str, *, scale: str = "smoke", ops=None, results=None, cache=None,
+              data=None, device: str | None = None, figures: bool = True,
+              command: str | None = None) -> RunResult:
+    """Make table ``name`` (CSV name or alias, e.g. ``"table1"``) without pytest: train what is
+    missing in ``cache`` (default: :func:`benchmarks._report.default_cache`), measure every unit
+    (``ops``: only these operators, names or groups), check its claims and write
+    ``NAME.csv``/``.tex``/``.meta.json`` into ``results`` (default: the suite's folder for the
+    scale, :func:`benchmarks._report.results_folder`) exactly as ``pytest benchmarks`` does;
+    with ``figures``, also its figures drawn from the models.
+
+    Refused before anything is trained or written, as by the suite: a ``results`` folder that
+    holds tables of a larger scale (a smoke run over the committed ``results/``) or a README.md
+    the tool did not write. ``command`` is recorded in the sidecar (default: the equivalent
+    ``python -m benchmarks run`` command line)."""
+    from .._experiments import Experiment
+    from .._report import (SCALES, check_results_folder, check_results_scale, default_cache,
+                           results_folder)
+
+    table = get(name)
+    if not table.runnable:
+        raise ValueError(f"{table.name} is still made by its benchmark test module only: run "
+                         f"pytest {table.suite} -k {table.alias}")
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; choose from {', '.join(SCALES)}")
+    if scale not in table.scales:
+        raise ValueError(f"{table.name} is not made at the {scale} scale (only at "
+                         f"{', '.join(table.scales)})")
+    cache = Path(cache) if cache is not None else default_cache()
+    results = results_folder(scale, cache, results)
+    check_results_scale(results, scale)  # the suite's guard (benchmarks/conftest.py)
+    check_results_folder(results)
+    units = table.units(scale, ops)
+    if not units:
+        raise ValueError(f"{table.name} measures none of the operators {ops}")
+    if command is None:
+        command = shlex.join(
+            ["python", "-m", "benchmarks", "run", table.alias, "--scale", scale]
+            + ([] if ops is None else ["--ops", ops if isinstance(ops, str) else ",".join(ops)])
+            + ["--results", str(results), "--cache", str(cache)]
+            + ([] if data is None else ["--data", str(data)])
+            + ([] if device is None else ["--device", device]))
+    experiment = Experiment(scale, cache, data, device)
+    started = time.perf_counter()
+    got, failed = Collected(), []
+    for unit in units:
+        measured = got.add(table.measure(experiment, unit))
+        if table.check is not None:
+            try:
+                table.check(measured, scale)
+            except AssertionError as exc:
+                failed.append(f"{unit}: {exc}")
+        if figures and table.visual is not None:
+            table.visual(experiment, unit, results)
+    got.write(table, experiment, results, started, command=command)
+    return RunResult(table.name, results, failed)
