@@ -52,7 +52,8 @@ def test_leave_one_photograph_out():
     photos = np.array([0, 0, 0, 1, 1, 2])
     r = leave_one_photo_out(d, photos)
     means = [np.mean(d[photos != p]) for p in (0, 1, 2)]
-    assert r["photos"] == 3 and r["lopo_min"] == min(means) and r["lopo_max"] == max(means)
+    assert r["photos"] == 3 and r["lopo_min"] == pytest.approx(min(means), abs=1e-12)
+    assert r["lopo_max"] == pytest.approx(max(means), abs=1e-12)
     assert np.mean(d) < 0 and max(means) > 0 and r["lopo_same_sign"] is False
     assert leave_one_photo_out(d[:5], photos[:5])["lopo_same_sign"] is True
 
@@ -166,3 +167,135 @@ def test_table1_latex_marks_inconclusive_differences_and_reads_old_csvs():
     assert len(rows) == df.operator.nunique()
     assert rows[-1].count("$^\\dagger$") == 5  # the last row: ave. settled, the five γ not
     assert rows[0].count("$^\\dagger$") == 6
+
+
+# ------------------------------------------------------------------- difference() on crop frames
+def _crop_frame(seed=5, n=12, shift=None):
+    """Two models on two operators: ``op1`` at two γ (crop 11 missing at γ 0.5 for both
+    models), ``fix`` a fixed-effect operator (γ NaN); four photographs."""
+    rng = np.random.default_rng(seed)
+    shift = shift or {"op1": 0.4, "fix": -0.1}
+    rows = []
+    for op, gammas in (("op1", (0.1, 0.5)), ("fix", (np.nan,))):
+        for g in gammas:
+            for crop in range(n):
+                if op == "op1" and g == 0.5 and crop == n - 1:
+                    continue
+                base = rng.normal(28, 3)
+                for model, s in (("a", shift[op]), ("b", 0.0)):
+                    rows.append({"model": model, "operator": op, "gamma": g, "crop": crop,
+                                 "photo": f"p{crop % 4}", "psnr": base + s + rng.normal(0, 0.3),
+                                 "ssim": 0.9})
+    import pandas as pd
+
+    return pd.DataFrame(rows).sample(frac=1, random_state=2)  # any row order
+
+
+def _hand_statistic(cells, idx):
+    """The table's statistic by hand: per operator the mean over its γ of each cell's mean
+    difference over the drawn crops that the cell has, then the mean over the operators."""
+    per_op = {}
+    for (op, _g), d in cells.items():  # d: crop -> a − b
+        drawn = [d[c] for c in idx if c in d]
+        per_op.setdefault(op, []).append(np.mean(drawn))
+    return np.mean([np.mean(v) for v in per_op.values()])
+
+
+def test_difference_is_the_tables_statistic_with_a_hand_rolled_crop_bootstrap():
+    from benchmarks._stats import difference
+
+    df = _crop_frame()
+    cells = {}
+    for (op, g), part in df.groupby(["operator", df.gamma.fillna(-1.0)]):
+        w = part.pivot(index="crop", columns="model", values="psnr")
+        cells[op, g] = (w.a - w.b).to_dict()
+    crops = sorted(df.crop.unique())
+    want = _hand_statistic(cells, crops)
+    # the table's own figure: per-cell means of each model, averaged the same way
+    means = df.groupby(["model", "operator", df.gamma.fillna(-1.0)]).psnr.mean()
+    table = np.mean([(means["a", op] - means["b", op]).mean() for op in ("op1", "fix")])
+    got = difference(df, "a", "b", n_resamples=2000)
+    assert got["diff"] == pytest.approx(want, abs=1e-12) == pytest.approx(table, abs=1e-12)
+    assert got["n"] == len(crops) and got["cells"] == 3 and got["photos"] == 4
+    idx = np.random.default_rng(0).integers(0, len(crops), (2000, len(crops)))
+    stats = [_hand_statistic(cells, [crops[i] for i in row]) for row in idx]
+    lo, hi = np.percentile(stats, [2.5, 97.5])
+    assert (got["lo"], got["hi"]) == (pytest.approx(lo, abs=1e-9), pytest.approx(hi, abs=1e-9))
+    lopo = [_hand_statistic(cells, [c for c in crops if c % 4 != k]) for k in range(4)]
+    assert got["lopo_min"] == pytest.approx(min(lopo)) and \
+        got["lopo_max"] == pytest.approx(max(lopo))
+    # one operator at one γ: the plain paired interval of the two columns
+    one = df[(df.operator == "op1") & (df.gamma == 0.1)]
+    w = one.pivot(index="crop", columns="model", values="psnr")
+    plain = paired_interval(w.a, w.b, [f"p{c % 4}" for c in w.index])
+    sub = difference(one, "a", "b")
+    assert sub["diff"] == pytest.approx(plain["diff"], abs=1e-12)
+    assert (sub["lo"], sub["hi"]) == (pytest.approx(plain["lo"], abs=1e-12),
+                                      pytest.approx(plain["hi"], abs=1e-12))
+
+
+def test_difference_whose_sign_one_photograph_carries_is_inconclusive():
+    """Photograph C (half the crops) is far below, A and B above: the interval is below 0, but
+    without C the mean is above it, so the verdict is inconclusive."""
+    import pandas as pd
+
+    from benchmarks._stats import difference
+
+    rng = np.random.default_rng(11)
+    rows = []
+    for crop in range(51):
+        photo = "C" if crop < 25 else ("A" if crop % 2 else "B")
+        d = (-1.0 if photo == "C" else 0.5) + rng.normal(0, 0.05)
+        base = rng.normal(30, 2)
+        rows += [{"model": "a", "operator": "l0", "gamma": 0.02, "crop": crop, "photo": photo,
+                  "psnr": base + d, "ssim": 0.9},
+                 {"model": "b", "operator": "l0", "gamma": 0.02, "crop": crop, "photo": photo,
+                  "psnr": base, "ssim": 0.9}]
+    got = difference(pd.DataFrame(rows), "a", "b")
+    assert got["hi"] < 0 and got["lopo_max"] > 0 and got["lopo_same_sign"] is False
+    assert verdict(got, -1) == "inconclusive"
+    assert verdict({**got, "lopo_same_sign": True}, -1) == "supported"
+
+
+def test_a_claim_about_a_model_that_did_not_learn_is_inconclusive():
+    from benchmarks._stats import claim_columns, learned
+
+    settled = {"diff": 1.0, "lo": 0.5, "hi": 1.5, "lopo_same_sign": True}
+    near_input = {"diff": 0.1, "lo": -0.2, "hi": 0.4, "lopo_same_sign": True}
+    below_input = {"diff": -2.0, "lo": -2.5, "hi": -1.5, "lopo_same_sign": True}
+    assert learned(settled) and not learned(near_input) and not learned(below_input)
+    assert not learned({**settled, "lopo_same_sign": False})
+    assert verdict(settled, +1, above_input=[settled]) == "supported"
+    assert verdict(settled, -1, above_input=[settled]) == "contradicted"
+    assert verdict(settled, +1, above_input=[settled, near_input]) == "inconclusive"
+    assert verdict(settled, -1, above_input=[below_input]) == "inconclusive"
+    assert verdict(below_input, +1) == "contradicted"  # "beats its input": contradicted
+    cols = claim_columns("vs_bgu_psnr", settled, -1, above_input=[near_input])
+    assert cols == {"vs_bgu_psnr": 1.0, "vs_bgu_psnr_lo": 0.5, "vs_bgu_psnr_hi": 1.5,
+                    "vs_bgu_psnr_lopo": True, "vs_bgu_psnr_verdict": "inconclusive"}
+    assert "gain_verdict" not in claim_columns("gain", settled)
+
+
+def test_difference_refuses_what_cannot_be_paired():
+    from benchmarks._stats import difference
+
+    df = _crop_frame()
+    with pytest.raises(ValueError, match="no per-crop scores of 'c'"):
+        difference(df, "a", "c")
+    unpaired = df.drop(df[(df.model == "b") & (df.crop == 0) & (df.operator == "fix")].index)
+    with pytest.raises(ValueError, match="cannot be paired"):
+        difference(unpaired, "a", "b")
+    with pytest.raises(ValueError, match="scored twice"):
+        difference(pd_concat([df, df.head(1)]), "a", "b")
+    with pytest.raises(ValueError, match="columns photo"):
+        difference(df.drop(columns="photo"), "a", "b")
+    two_photos = df.copy()
+    two_photos.loc[(two_photos.crop == 3) & (two_photos.operator == "fix"), "photo"] = "other"
+    with pytest.raises(ValueError, match="crop 3 has two photographs"):
+        difference(two_photos, "a", "b")
+
+
+def pd_concat(frames):
+    import pandas as pd
+
+    return pd.concat(frames, ignore_index=True)
