@@ -247,25 +247,17 @@ def main(argv=None) -> int:
         say = args.command in ("train", "eval", "apply") and (ranks is None or ranks[0] == 0)
         _, restore = command_threads(getattr(args, "threads", None), say=say)
         if args.command == "train":
-            from .presets import get_preset
             from .train import train
+            from .train_config import TrainConfig
 
-            batch_crop = args.batch_crop
-            if batch_crop is None and args.crop is not None:
-                batch_crop = False  # a fixed crop asked for
-            preset = get_preset(args.preset).with_(iterations=args.iterations, width=args.width,
-                                                   crop=args.crop, batch=args.batch, lr=args.lr,
-                                                   lr_final=args.lr / 10 if args.lr else None,
-                                                   workers=args.workers, batch_crop=batch_crop)
-            if args.lr:  # the joint schedule's rates in proportion to the initial one
-                base = get_preset(args.preset).lr
-                preset = preset.with_(joint_lr_steps=tuple(
-                    (f, lr * args.lr / base) for f, lr in preset.joint_lr_steps))
-            state = train(args.data, args.ops, args.out, preset=preset, arch=args.arch,
-                          gamma=args.gamma, seed=args.seed, resume=args.resume,
-                          device=args.device, norm=args.norm, op_code=args.op_code,
-                          mode=args.mode, progress=not args.quiet, loss_norm=args.loss_norm,
-                          stop_at=args.stop_at, init=args.init, residual=args.residual,
+            config = TrainConfig.from_preset(
+                args.preset, ops=args.ops, arch=args.arch, gamma=args.gamma, seed=args.seed,
+                norm=args.norm, op_code=args.op_code, init=args.init, residual=args.residual,
+                loss_norm=args.loss_norm, iterations=args.iterations, width=args.width,
+                crop=args.crop, batch=args.batch, lr=args.lr, workers=args.workers,
+                batch_crop=args.batch_crop)
+            state = train(config, args.data, args.out, resume=args.resume, device=args.device,
+                          mode=args.mode, progress=not args.quiet, stop_at=args.stop_at,
                           amp=args.amp)
             ranks = distributed_env()
             if ranks is not None and ranks[0] != 0:

@@ -53,6 +53,38 @@ class Arch:
         """Trained at one γ (``--gamma``)."""
         return self.schedule == "one"
 
+    def check(self, ops, gamma: float | None = None, *, norm: str = "law",
+              iterations: int | None = None) -> None:
+        """Refuse (ValueError, one line naming the flag) a training this architecture cannot
+        do: several operators for a one-operator network; a ``gamma`` missing for a network
+        trained at one γ, given to one trained on all γ or to a fixed-effect operator, or
+        outside the operator's range; ``norm`` other than ``law`` or fewer than 2 ``iterations``
+        for one trained at the two ends of the range. ``ops`` are operator names. The one place
+        these rules are checked (:class:`model.train_config.TrainConfig` calls it)."""
+        ops = list(ops)
+        if self.one_op and len(ops) != 1:
+            raise ValueError(f"--arch {self.name} trains one operator, got {ops}")
+        spec = operators.get(ops[0])
+        if self.per_gamma and not spec.has_gamma:
+            # a fixed-effect operator has one output per image: trained on its 'train' pairs
+            if gamma is not None:
+                raise ValueError(f"{spec.name} has no parameter (a fixed-effect operator): "
+                                 "no --gamma")
+        elif self.per_gamma:
+            if gamma is None:
+                raise ValueError(f"--arch {self.name} needs exactly one operator and --gamma")
+            spec.check_gamma(gamma)
+        elif gamma is not None:
+            raise ValueError(f"--gamma is for --arch {'/'.join(PER_GAMMA)}; {self.name} "
+                             "trains on all γ" + (" (the two ends of the range)"
+                                                  if self.schedule == "ends" else ""))
+        if self.schedule == "ends":
+            if norm != "law":
+                raise ValueError(f"--arch {self.name} interpolates in the law's normalised γ: "
+                                 "--norm law only")
+            if iterations is not None and iterations < 2:
+                raise ValueError(f"--arch {self.name} trains two end points: --iterations >= 2")
+
 
 def _base(cfg: ModelConfig, code_dim: int, plan, name: str) -> OperatorNet:
     return OperatorNet(plan, width=cfg.width, dilations=cfg.dilations, code_dim=code_dim,

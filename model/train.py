@@ -23,11 +23,12 @@ from datagen.store import open_file
 from . import device as devices
 from . import registry
 from .checkpoint import load, save
-from .config import LOSS_NORMS, RUNTIME_KEYS, ModelConfig  # noqa: F401  (RUNTIME_KEYS: re-exported)
+from .config import RUNTIME_KEYS, ModelConfig  # noqa: F401  (RUNTIME_KEYS: re-exported)
 from .data import prepare
 from .metrics import psnr
 from .presets import Preset, get_preset
 from .registry import build_model
+from .train_config import TrainConfig
 
 
 class RunLockedError(RuntimeError):
@@ -368,29 +369,32 @@ def _enough(ds, preset: Preset, what: str) -> None:
                          f"{preset.batch}: use a smaller --batch or a larger dataset")
 
 
-def train(data, ops, out, *, preset: Preset | str, arch: str = "decouple",
-          gamma: float | None = None, seed: int = 0, resume: bool = False,
-          device: str | None = None, norm: str = "law", op_code: str = "scalar",
-          mode: str = "grouped", progress: bool = True, stop_at: int | None = None,
-          init: str | None = None, residual: bool | None = None, amp: str | None = None,
-          loss_norm: str = "none") -> dict:
-    """Train and return the final checkpoint state; writes ``out``/last.pt, ``out``/log.csv and
-    ``out``/config.json (the run's full configuration, readable), and TensorBoard scalars into
-    ``out``/tb when ``tensorboard`` is installed.
+def train(config: TrainConfig, data, out=None, *, resume: bool = False,
+          device: str | None = None, mode: str = "grouped", progress: bool = True,
+          stop_at: int | None = None, amp: str | None = None, **settings) -> dict:
+    """Train what ``config`` (a :class:`model.train_config.TrainConfig`) describes on the
+    datagen file ``data`` and return the final checkpoint state; writes ``out``/last.pt,
+    ``out``/log.csv and ``out``/config.json (the run's full configuration, readable: every
+    field of ``config`` and what the data adds), and TensorBoard scalars into ``out``/tb when
+    ``tensorboard`` is installed.
 
-    ``arch`` is a name of :mod:`model.registry`; its schedule says what the run trains on:
-    every γ of the ``train`` split (``decouple``, ``concat``, the Table 12 family, ``realtime``,
-    ``cresmd``), the ``single`` split at one ``gamma`` (``single``, ``hdrnet``, the latter at a
-    constant learning rate, ``preset.hdrnet_lr``), or the ``single`` split at the two ends of
-    the range, half the iterations each (``adafm``, ``dni``). ``preset`` is a
-    :class:`model.presets.Preset` or its name; ``init`` and ``residual`` default to the
-    preset's, exactly as on the command line, so that ``train(..., preset="smoke")`` trains the
-    network ``python -m model train --preset smoke`` trains. ``stop_at`` ends the run early at
-    that iteration (with a checkpoint), to continue later with ``resume=True`` exactly as if it
-    had not stopped (the schedule is always the preset's). ``preset.workers`` DataLoader worker
-    processes read the batches (the same batches whatever their number). ``amp`` (``"auto"``,
-    ``"bf16"``, ``"fp16"``; CUDA only) runs the forward pass under ``torch.autocast`` (float16
-    with a gradient scaler).
+    The config's ``arch`` is a name of :mod:`model.registry`; its schedule says what the run
+    trains on: every γ of the ``train`` split (``decouple``, ``concat``, the Table 12 family,
+    ``realtime``, ``cresmd``), the ``single`` split at one ``gamma`` (``single``, ``hdrnet``,
+    the latter at a constant learning rate, ``preset.hdrnet_lr``), or the ``single`` split at
+    the two ends of the range, half the iterations each (``adafm``, ``dni``).
+    ``TrainConfig.from_preset("smoke", ops=...)`` trains the network ``python -m model train
+    --preset smoke`` trains. The keywords say how the run executes, not what it trains:
+    ``stop_at`` ends the run early at that iteration (with a checkpoint), to continue later with
+    ``resume=True`` exactly as if it had not stopped (the schedule is always the preset's);
+    ``mode`` is how a batch of per-sample weights runs (the same results); ``amp``
+    (``"auto"``, ``"bf16"``, ``"fp16"``; CUDA only) runs the forward pass under
+    ``torch.autocast`` (float16 with a gradient scaler). ``preset.workers`` DataLoader worker
+    processes read the batches (the same batches whatever their number).
+
+    The earlier form ``train(data, ops, out, preset=..., arch=..., gamma=..., seed=...,
+    norm=..., op_code=..., init=..., residual=..., loss_norm=...)`` still works: its settings
+    make the :class:`TrainConfig` (``preset`` as given, no flag semantics).
 
     Started by ``torchrun --nproc_per_node N`` (``WORLD_SIZE`` > 1), the N processes train one
     model together (``torch.distributed``, ``DistributedDataParallel``; gloo on the CPU, NCCL
@@ -411,99 +415,62 @@ def train(data, ops, out, *, preset: Preset | str, arch: str = "decouple",
     config's ``loss_weights``). One training per run folder at a time
     (an exclusive lock on ``out``/.lock).
     """
+    if not isinstance(config, TrainConfig):  # the earlier form: train(data, ops, out, ...)
+        config, data = TrainConfig(ops=data, **settings), config
+    elif settings:
+        raise TypeError(f"train(config, data, out) takes no {', '.join(sorted(settings))}: "
+                        "they are fields of the TrainConfig")
+    if out is None:
+        raise TypeError("train() needs the run folder: train(config, data, out)")
     out = Path(out)
-    if isinstance(preset, str):
-        preset = get_preset(preset)
-    if not isinstance(preset, Preset):
-        raise TypeError(f"preset must be a model.presets.Preset or its name, got "
-                        f"{type(preset).__name__}")
-    if isinstance(ops, str):
-        ops = (ops,)
-    ops = tuple(operators.get(o).name for o in ops)  # names are case-insensitive
-    if not ops or len(set(ops)) != len(ops):
-        raise ValueError(f"ops must name each operator once, got {list(ops)}")
-    entry = registry.get(arch)
-    if entry.one_op and len(ops) != 1:
-        raise ValueError(f"--arch {entry.name} trains one operator, got {list(ops)}")
-    if entry.per_gamma and not operators.get(ops[0]).has_gamma:
-        # a fixed-effect operator has one output per image: trained on its 'train' pairs
-        if gamma is not None:
-            raise ValueError(f"{ops[0]} has no parameter (a fixed-effect operator): no --gamma")
-    elif entry.per_gamma:
-        if gamma is None:
-            raise ValueError(f"--arch {entry.name} needs exactly one operator and --gamma")
-        operators.get(ops[0]).check_gamma(gamma)
-    elif gamma is not None:
-        raise ValueError(f"--gamma is for --arch {'/'.join(registry.PER_GAMMA)}; {entry.name} "
-                         "trains on all γ" + (" (the two ends of the range)"
-                                              if entry.schedule == "ends" else ""))
-    if entry.schedule == "ends":
-        if norm != "law":
-            raise ValueError(f"--arch {entry.name} interpolates in the law's normalised γ: "
-                             "--norm law only")
-        if preset.iterations < 2:
-            raise ValueError(f"--arch {entry.name} trains two end points: --iterations >= 2")
     if stop_at is not None and (isinstance(stop_at, bool) or not isinstance(stop_at, int)
                                 or stop_at < 1):
         raise ValueError(f"stop_at must be a positive integer, got {stop_at!r}")
-    init = preset.init if init is None else init
-    residual = preset.residual if residual is None else bool(residual)
-    # a joint model takes the preset's joint schedule (recorded as the run's lr_steps)
-    preset = preset.for_ops(len(ops))
-    if loss_norm not in LOSS_NORMS:
-        raise ValueError(f"loss_norm must be one of {list(LOSS_NORMS)}, got {loss_norm!r}")
-    ranks = devices.distributed_env()
-    if ranks is None:
-        rank, world = 0, 1
-        device = devices.resolve(device)
-    else:
-        rank, world, local_rank = ranks
-        device = devices.for_rank(device, local_rank)
-        if preset.batch % world:
-            raise ValueError(f"a global batch of {preset.batch} cannot be shared by the {world} "
-                             f"processes of this run (WORLD_SIZE={world}): each process trains "
-                             f"batch/{world} samples of every batch; use a --batch that is a "
-                             f"multiple of {world}, or another torchrun --nproc_per_node")
-    amp = devices.check_amp(amp, device)
-    ckpt_path, log_path = out / "last.pt", out / "log.csv"
+    run = _Run.start(device, amp, config.preset.batch)
     check_run_folder(out)  # before the lock file is put into it
-
     with open_file(data) as f:
         data_digest = str(f.attrs["digest"])
-    if not preset.batch_crop:
-        # a crop larger than an operator's stored pairs (SR's are cut to a multiple of 12, so
-        # smaller than the others') is capped at the smallest stored size, even, and recorded
-        smallest = PairDataset(data, ops, "train").size // 2 * 2
-        if 2 <= smallest < preset.crop:
-            preset = preset.with_(crop=smallest)
-    stages = schedule(data, ops, entry, preset, gamma)
-    if entry.schedule == "ends":
-        trained = {ops[0]: [float(stages[0].gamma), float(stages[1].gamma)]}
-    else:
-        gammas = {o: stages[0].dataset.gamma_values(o) for o in ops}
-        # a fixed-effect operator has no γ range: [] (not NaN, which JSON cannot hold)
-        trained = {o: [float(g.min()), float(g.max())] if operators.get(o).has_gamma else []
-                   for o, g in gammas.items()}
-    config = ModelConfig(
-        arch=entry.name, ops=ops, width=preset.width, dilations=preset.dilations, norm=norm,
-        op_code=op_code, mode=mode, init=init, residual=residual, gamma=gamma,
-        lowres=preset.hdrnet_lowres if entry.name == "hdrnet" else None,
-        trained_range=trained, preset=preset.to_dict(), seed=seed, data=str(data),
-        data_digest=data_digest, code=code_version(), loss_norm=loss_norm,
-        loss_weights=identity_weights(data, ops) if loss_norm == "identity" else {}).to_dict()
-
-    run = _Run(rank, world, device, amp)
+    config = _fit_crop(config, data)
+    stages = schedule(data, config.ops, config.entry, config.preset, config.gamma)
+    recorded = config.model_config(
+        trained_range=_trained_range(config, stages), mode=mode, data=str(data),
+        data_digest=data_digest, code=code_version(),
+        loss_weights=identity_weights(data, config.ops) if config.loss_norm == "identity"
+        else {}).to_dict()
     created = run.start_group()
     try:
         with run.lock(out):
-            return _train_locked(data, ops, out, ckpt_path, log_path, config, stages, preset,
-                                 entry.name, gamma, seed, resume, device, mode, progress,
-                                 stop_at, run)
+            return _train_locked(data, config.ops, out, out / "last.pt", out / "log.csv",
+                                 recorded, stages, config.preset, config.arch, config.gamma,
+                                 config.seed, resume, run.device, mode, progress, stop_at, run)
     finally:
         if created:
             import torch.distributed as dist
 
             dist.destroy_process_group()
+
+
+def _fit_crop(config: TrainConfig, data) -> TrainConfig:
+    """A crop larger than an operator's stored pairs (SR's are cut to a multiple of 12, so
+    smaller than the others') capped at the smallest stored size, even (and so recorded);
+    unchanged when batches are cropped to their smallest sample (``preset.batch_crop``)."""
+    if config.preset.batch_crop:
+        return config
+    smallest = PairDataset(data, config.ops, "train").size // 2 * 2
+    if 2 <= smallest < config.preset.crop:
+        return config.with_preset(crop=smallest)
+    return config
+
+
+def _trained_range(config: TrainConfig, stages: list[Stage]) -> dict:
+    """Operator → the [low, high] γ a run draws (the two ends for an ``ends`` schedule; ``[]``
+    for a fixed-effect operator, which has no γ range: not NaN, which JSON cannot hold)."""
+    ops = config.ops
+    if config.entry.schedule == "ends":
+        return {ops[0]: [float(stages[0].gamma), float(stages[1].gamma)]}
+    gammas = {o: stages[0].dataset.gamma_values(o) for o in ops}
+    return {o: [float(g.min()), float(g.max())] if operators.get(o).has_gamma else []
+            for o, g in gammas.items()}
 
 
 class _Run:
@@ -513,6 +480,26 @@ class _Run:
     def __init__(self, rank: int, world: int, device: str, amp: str | None):
         self.rank, self.world, self.device, self.amp = rank, world, device, amp
         self.main = rank == 0
+
+    @classmethod
+    def start(cls, device: str | None, amp: str | None, batch: int) -> "_Run":
+        """This process's place in the run (``torchrun``'s variables, or alone), its device
+        (``device``, or this rank's GPU) and autocast dtype; a ``batch`` the processes cannot
+        share equally is refused."""
+        ranks = devices.distributed_env()
+        if ranks is None:
+            rank, world = 0, 1
+            device = devices.resolve(device)
+        else:
+            rank, world, local_rank = ranks
+            device = devices.for_rank(device, local_rank)
+            if batch % world:
+                raise ValueError(f"a global batch of {batch} cannot be shared by the {world} "
+                                 f"processes of this run (WORLD_SIZE={world}): each process "
+                                 f"trains batch/{world} samples of every batch; use a --batch "
+                                 f"that is a multiple of {world}, or another torchrun "
+                                 "--nproc_per_node")
+        return cls(rank, world, device, devices.check_amp(amp, device))
 
     def start_group(self) -> bool:
         """Join the process group of a multi-process run (env:// from torchrun's variables);
@@ -910,10 +897,7 @@ def seconds_per_iteration(arch: str, ops, preset: Preset | str, *, data=None,
         gamma = None
     device = devices.resolve(device)
     run = _Run(0, 1, device, devices.check_amp(amp, device))
-    config = ModelConfig(arch=entry.name, ops=ops, width=preset.width,
-                         dilations=preset.dilations, init=preset.init, residual=preset.residual,
-                         gamma=gamma, lowres=preset.hdrnet_lowres if entry.name == "hdrnet"
-                         else None, preset=preset.to_dict())
+    config = TrainConfig(ops=ops, preset=preset, arch=entry.name, gamma=gamma).model_config()
     torch.manual_seed(0)
     net, coder = build_model(config)
     net.to(device).train()

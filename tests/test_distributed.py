@@ -252,8 +252,8 @@ def test_cli_plumbing(monkeypatch, tmp_path, keep_threads):
     """--ops groups, --threads, --workers, --amp, --crop/--batch-crop reach train() as given."""
     seen = {}
 
-    def fake_train(data, ops, out, **kw):
-        seen.update(ops=ops, threads=torch.get_num_threads(), **kw)
+    def fake_train(config, data, out, **kw):
+        seen.update(ops=config.ops, preset=config.preset, threads=torch.get_num_threads(), **kw)
         return {"iteration": 1, "elapsed_s": 0.0}
 
     import model.train

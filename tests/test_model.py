@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import cv2
@@ -238,3 +239,100 @@ def test_cli_train_eval_apply(data, tmp_path, capsys):
     assert main(["apply", "--ckpt", str(run), "--op", "l0", "--gamma", "5", "--strict",
                  str(src), str(tmp_path / "o.png")]) == 2
     assert "outside the trained range" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ one typed training config
+#: each rule of an architecture with its exact one-line error (model.registry.Arch.check, the
+#: one place they are checked): (arch, ops, gamma, other flags, error)
+ARCH_RULES = [
+    ("single", "l0,wmf", None, [], "--arch single trains one operator, got ['l0', 'wmf']"),
+    ("single", "l0", None, [], "--arch single needs exactly one operator and --gamma"),
+    ("hdrnet", "shock", 1.0, [], "shock has no parameter (a fixed-effect operator): no --gamma"),
+    ("single", "l0", 5.0, [], "l0 lambda=5 is outside the trained range [0.002, 0.2]; pass "
+                              "strict=False to extrapolate on purpose"),
+    ("decouple", "l0", 0.02, [], "--gamma is for --arch single/hdrnet; decouple trains on all γ"),
+    ("dni", "l0", 0.02, [], "--gamma is for --arch single/hdrnet; dni trains on all γ (the two "
+                            "ends of the range)"),
+    ("adafm", "l0", None, ["--norm", "paper"],
+     "--arch adafm interpolates in the law's normalised γ: --norm law only"),
+    ("dni", "l0", None, ["--iterations", "1"],
+     "--arch dni trains two end points: --iterations >= 2"),
+]
+
+
+@pytest.mark.parametrize("arch,ops,gamma,flags,error", ARCH_RULES)
+def test_an_architecture_checks_its_rules_once(arch, ops, gamma, flags, error, tmp_path, capsys):
+    """The registry entry refuses what it cannot train, with one line; the config, train() and
+    the command line say exactly that (before any file is touched)."""
+    from model import registry
+    from model.train_config import TrainConfig
+
+    norm = flags[1] if "--norm" in flags else "law"
+    iterations = int(flags[1]) if "--iterations" in flags else 30
+    with pytest.raises(ValueError, match="^" + re.escape(error) + "$"):
+        registry.get(arch).check(ops.split(","), gamma, norm=norm, iterations=iterations)
+    with pytest.raises(ValueError, match="^" + re.escape(error) + "$"):
+        TrainConfig.from_preset("smoke", ops=ops.split(","), arch=arch, gamma=gamma, norm=norm,
+                                iterations=iterations)
+    argv = ["train", "--data", str(tmp_path / "none.h5"), "--out", str(tmp_path / "r"),
+            "--preset", "smoke", "--ops", ops, "--arch", arch, *flags, "--quiet"]
+    assert main(argv + (["--gamma", str(gamma)] if gamma is not None else [])) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"error: {error}"
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_train_config_is_what_the_preset_and_flags_give():
+    import dataclasses
+
+    from model.presets import AUTHORS_JOINT_STEPS
+    from model.train_config import TrainConfig
+
+    c = TrainConfig.from_preset("paper", ops=["L0", "wmf"], lr=0.005, crop=64, init="conv")
+    assert c.ops == ("l0", "wmf") and c.arch == "decouple" and c.init == "conv"
+    assert c.preset.init == "paper"  # the preset's is the default; the config's is trained
+    assert c.residual is get_preset("paper").residual  # not given: the preset's
+    assert c.preset.lr == 0.005 and c.preset.lr_final == 0.0005  # as --lr
+    assert c.preset.lr_steps == tuple((f, r / 2) for f, r in AUTHORS_JOINT_STEPS)  # joint, scaled
+    assert c.preset.joint_lr_steps == () and c.preset.crop == 64 and not c.preset.batch_crop
+    assert TrainConfig.from_preset("paper", ops="l0", crop=64, batch_crop=True).preset.batch_crop
+    assert TrainConfig.from_preset("smoke", ops="l0", width=None) == \
+        TrainConfig(ops=("l0",), preset="smoke")  # None: the preset's, as an absent flag
+    assert TrainConfig.from_preset("smoke", ops="l0", arch="NORM:7").arch == "norm:7"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.seed = 1
+    with pytest.raises(TypeError, match=r"^unknown training setting\(s\) widht: a TrainConfig"):
+        TrainConfig.from_preset("smoke", ops="l0", widht=4)
+    with pytest.raises(ValueError, match=r"^norm must be one of \['law', 'paper'\], got 'lw'$"):
+        TrainConfig(ops=("l0",), preset="smoke", norm="lw")
+    with pytest.raises(ValueError, match=r"^ops must name each operator once, got \['l0', 'l0'\]$"):
+        TrainConfig(ops=("l0", "L0"), preset="smoke")
+    with pytest.raises(TypeError, match="^preset must be a model.presets.Preset or its name"):
+        TrainConfig(ops=("l0",), preset=3)
+
+
+def test_train_takes_the_config_that_config_json_records(data, tmp_path):
+    """train(config, data, out) trains what the earlier keyword form trains; config.json holds
+    every field of the config (read back equal); --resume with another config is one line
+    naming the fields that differ."""
+    import dataclasses
+    import json
+
+    from model.train_config import TrainConfig
+
+    cfg = TrainConfig(ops=("l0",), preset=TINY.with_(iterations=2), seed=3)
+    state = train(cfg, data, tmp_path / "new", progress=False)
+    legacy = train(data, ["l0"], tmp_path / "old", preset=TINY.with_(iterations=2), seed=3,
+                   progress=False)
+    assert state["config"] == legacy["config"]
+    for k, v in legacy["model"].items():
+        torch.testing.assert_close(state["model"][k], v, rtol=0, atol=0)
+    recorded = json.loads((tmp_path / "new" / "config.json").read_text())
+    assert recorded == state["config"] and TrainConfig.from_dict(recorded) == cfg
+    assert {k: recorded.get(k, "none") for k in cfg.to_dict()} == cfg.to_dict()
+    with pytest.raises(ValueError) as err:
+        train(dataclasses.replace(cfg, seed=4, init="conv"), data, tmp_path / "new",
+              resume=True, progress=False)
+    msg = str(err.value)
+    assert "\n" not in msg and "(recorded → given): init: 'paper' → 'conv'; seed: 3 → 4. " in msg
+    with pytest.raises(TypeError, match="takes no arch: they are fields of the TrainConfig"):
+        train(cfg, data, tmp_path / "x", arch="single")
