@@ -373,10 +373,43 @@ def table6(name: str, df: pd.DataFrame) -> str:
                      size="\\footnotesize" if len(blocks) > 1 else "\\small")
 
 
+# ----------------------------------------------------------------------------- intervals
+def _has_interval(df: pd.DataFrame, prefix: str) -> bool:
+    """Whether the CSV has ``prefix``'s interval columns (tables written before issue 24's
+    intervals do not; their layout stays as it was)."""
+    return {f"{prefix}_lo", f"{prefix}_hi", f"{prefix}_lopo"} <= set(df.columns)
+
+
+def _settled(lo, hi, lopo) -> bool:
+    return (lo > 0 or hi < 0) and str(lopo).strip().lower() in ("true", "1", "1.0")
+
+
+def _ci_cell(row, prefix: str, decimals: int = 2, pm: bool = True) -> str:
+    """A difference (column ``prefix``) with its interval, compactly: the value, ``±`` half the
+    width of its paired 95 % interval (``<prefix>_lo``/``_hi``; the exact ends are in the CSV;
+    ``pm`` False: left out, for the wide tables) and ``$^\\dagger$`` when the interval contains
+    0 or the photograph check (``<prefix>_lopo``) fails."""
+    get = row.get if isinstance(row, (dict, pd.Series)) else lambda k: getattr(row, k)
+    v, lo, hi = get(prefix), get(f"{prefix}_lo"), get(f"{prefix}_hi")
+    if _is_missing(v) or _is_missing(lo) or _is_missing(hi):
+        return number(v, decimals)
+    width = f"{{\\scriptsize$\\pm${number((hi - lo) / 2, decimals)}}}" if pm else ""
+    return number(v, decimals) + width + ("" if _settled(lo, hi, get(f"{prefix}_lopo"))
+                                          else "$^\\dagger$")
+
+
+#: what the interval marks mean, for the captions
+CI_NOTE = ("$\\pm$: half the width of the paired 95\\,\\% bootstrap interval over the test "
+           "crops (its ends in the CSV); $^\\dagger$: the interval contains 0, or the sign "
+           "changes with one photograph left out.")
+
+
 # ----------------------------------------------------------------------------- Table 2
 def table2(name: str, df: pd.DataFrame) -> str:
     """ECCV 2018 / TPAMI 2019 Table 2: per task a block of rows, its test γ across, ours and
-    the paper's PSNR per γ, SSIM, the averages and the paper's."""
+    the paper's PSNR per γ, SSIM, the averages and the paper's; with the interval columns
+    (issue 24), the rows nume.−single and nume.−input with their intervals
+    (:func:`_ci_cell`)."""
     tasks = list(dict.fromkeys(df.operator))
     per = {t: df[(df.operator == t) & (df.gamma.astype(str) != "ave.")] for t in tasks}
     k = max(len(v) for v in per.values())
@@ -402,12 +435,22 @@ def table2(name: str, df: pd.DataFrame) -> str:
             a = number(ave[key].iloc[0], dec) if len(ave) else "--"
             p = number(ave[paper].iloc[0], dec) if paper and len(ave) else ""
             rows.append([f"\\quad {latex_text(label)}"] + vals + [a, p])
+        for label, prefix, paper in (("nume.$-$single", "diff_psnr", "paper_diff_psnr"),
+                                     ("nume.$-$input", "gain_psnr", None)):
+            if not _has_interval(df, prefix):
+                continue
+            vals = [_ci_cell(r, prefix) for r in d.itertuples()] + ["--"] * (k - len(d))
+            a = _ci_cell(next(ave.itertuples()), prefix) if len(ave) else "--"
+            p = number(ave[paper].iloc[0], 2) if paper and len(ave) else ""
+            rows.append([f"\\quad {label}"] + vals + [a, p])
     top = [f"& \\multicolumn{{{k}}}{{c}}{{test $\\gamma$}} & ave. & paper \\\\"]
     caption = ("Restoration, one network per task: single-$\\gamma$ networks (one trained at "
                "each test $\\gamma$) vs the decouple network trained on the task's $\\gamma$ "
                "range (nume.), PSNR (dB) and SSIM on the test split (Y for SR and deblocking, "
                "gray for denoising), the paper's per-$\\gamma$ PSNR, and its averages (ECCV "
                "2018 / TPAMI 2019 Table 2; its test sets are BSD100, BSD68 and LIVE1).")
+    if _has_interval(df, "diff_psnr"):
+        caption += (" nume.$-$single, nume.$-$input: the PSNR differences; " + CI_NOTE)
     return table_env(name, caption, tabular(cols, rows, top=top, headers=False))
 
 

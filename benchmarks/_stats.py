@@ -269,3 +269,31 @@ def difference(crops, a: str, b: str, *, value: str = "psnr", confidence: float 
                     n_resamples=n_resamples, seed=seed)
     out["cells"] = len(cells)
     return out
+
+
+def crop_rows(model: str, evaluated: list[dict], identity: str | None = None) -> list[dict]:
+    """The per-crop frame's rows (:data:`CROP_COLUMNS`) of ``model`` from what
+    :func:`model.evaluate.evaluate` put into its ``crops`` list; with ``identity`` (a model
+    name, e.g. ``"identity"``), also the input's scores on the same crops under that name (the
+    "method − input" comparisons)."""
+    keys = ("operator", "gamma", "crop", "photo")
+    rows = [{"model": model, **{k: c[k] for k in keys}, "psnr": c["psnr"], "ssim": c["ssim"]}
+            for c in evaluated]
+    if identity is not None:
+        rows += [{"model": identity, **{k: c[k] for k in keys}, "psnr": c["identity_psnr"],
+                  "ssim": c["identity_ssim"]} for c in evaluated]
+    return rows
+
+
+def in_scope(crops, operators=None, gamma=None):
+    """The per-crop rows of ``operators`` (a name or names; None: all) at ``gamma`` (a number
+    or its text, as a table's ``gamma`` column holds it; None, NaN, ``"ave."`` or ``"fixed"``:
+    every γ), the scope of one table cell's difference."""
+    import pandas as pd
+
+    out = crops
+    if operators is not None:
+        out = out[out["operator"].isin([operators] if isinstance(operators, str) else operators)]
+    if gamma is not None and str(gamma) not in ("ave.", "fixed", "nan", ""):
+        out = out[np.isclose(pd.to_numeric(out["gamma"]).astype(float), float(gamma))]
+    return out

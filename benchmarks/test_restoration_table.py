@@ -5,7 +5,9 @@
   :func:`model.metrics.score`) of the single-γ network trained at that γ and of the decouple
   network trained on the task's whole γ range, their difference, the identity (the degraded
   input), ``ave.`` rows, and the paper's figures (ECCV 2018 / TPAMI 2019 Table 2: per γ PSNR,
-  SSIM averages) beside them. Every network gets the same preset.
+  SSIM averages) beside them. Every network gets the same preset. Its per-crop scores go into
+  ``table2_restoration.crops.csv``, and each difference it states gets its paired bootstrap
+  interval (:func:`table2_frame`, :mod:`benchmarks._stats`).
 
 At smoke scale only JPEG is trained (the same code path as the other tasks).
 """
@@ -21,6 +23,7 @@ from model.predict import load
 
 from ._experiments import SMOKE, TABLE2_TASKS, Run, table2_runs
 from ._report import collect_rows, write_table
+from ._stats import claim_columns, crop_rows, difference, in_scope
 
 # ECCV 2018 / TPAMI 2019 Table 2: PSNR (single, numerous) per test γ; SSIM averages
 PAPER_TABLE2_PSNR = {
@@ -44,9 +47,11 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("task", SMOKE["table2"] if scale == "smoke" else TABLE2_TASKS)
 
 
-def table2_frame(df: pd.DataFrame) -> pd.DataFrame:
+def table2_frame(df: pd.DataFrame, crops: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per task and γ with the paper's per-γ PSNR, and an ``ave.`` row per task with
-    the paper's averages (PSNR and SSIM)."""
+    the paper's averages (PSNR and SSIM); with ``crops`` (the per-crop scores of the models
+    ``decouple``, ``single`` and ``identity``), the interval columns of
+    :func:`table2_intervals`."""
     parts = []
     for op in [t for t in TABLE2_TASKS if t in set(df.operator)]:
         d = df[df.operator == op].sort_values("gamma")
@@ -66,7 +71,38 @@ def table2_frame(df: pd.DataFrame) -> pd.DataFrame:
     long["diff_psnr"] = long.decouple_psnr - long.single_psnr
     long["diff_ssim"] = long.decouple_ssim - long.single_ssim
     long["paper_diff_psnr"] = (long.paper_decouple_psnr - long.paper_single_psnr).round(2)
-    return long[COLUMNS]
+    long = long[COLUMNS]
+    if crops is not None and len(crops):
+        long = pd.concat([long, table2_intervals(long, crops)], axis=1)
+    return long
+
+
+def table2_intervals(long: pd.DataFrame, crops: pd.DataFrame) -> pd.DataFrame:
+    """Per row (a task at one γ, or its ``ave.``: the mean over its γ) the paired bootstrap
+    intervals (:func:`benchmarks._stats.difference`) of what the table states:
+
+    - ``diff_psnr_lo``/``_hi``/``_lopo``: decouple − single; ``diff_psnr_verdict``: the paper's
+      claim, the sign of its own difference (``paper_diff_psnr``; none where it is 0 or not
+      given), inconclusive where the decouple network is not above its input by more than its
+      interval; ``paper_diff_inside``: the paper's difference lies in our interval;
+    - ``gain_psnr`` (decouple − the degraded input) with ``gain_psnr_lo``/``_hi``/``_lopo``
+      and ``gain_psnr_verdict`` (the claim: the network beats its input).
+    """
+    out = []
+    for r in long.itertuples():
+        scope = in_scope(crops, r.operator, r.gamma)
+        gain = difference(scope, "decouple", "identity")
+        diff = difference(scope, "decouple", "single")
+        paper = r.paper_diff_psnr
+        sign = None if paper != paper or paper == 0 else int(np.sign(paper))
+        cols = claim_columns("diff_psnr", diff, sign, above_input=[gain])
+        del cols["diff_psnr"]  # the table's own column (the means' difference, the same)
+        cols.setdefault("diff_psnr_verdict", "")
+        cols["paper_diff_inside"] = (bool(diff["lo"] <= paper <= diff["hi"]) if paper == paper
+                                     else None)
+        cols.update(claim_columns("gain_psnr", gain, +1))
+        out.append(cols)
+    return pd.DataFrame(out, index=long.index)
 
 
 def table2_summary(long: pd.DataFrame, scale: str) -> str:
@@ -87,12 +123,20 @@ def table2_summary(long: pd.DataFrame, scale: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def table2(experiment, results_dir):
-    yield from collect_rows(lambda df, started: _write(df, started, experiment, results_dir))
+def table2_crops() -> list:
+    """The per-crop scores of every model of the table (:func:`benchmarks._stats.crop_rows`)."""
+    return []
 
 
-def _write(df: pd.DataFrame, started: float, experiment, results_dir) -> None:
-    long = table2_frame(df)
+@pytest.fixture(scope="module")
+def table2(experiment, results_dir, table2_crops):
+    yield from collect_rows(lambda df, started: _write(df, started, experiment, results_dir,
+                                                       pd.DataFrame(table2_crops)))
+
+
+def _write(df: pd.DataFrame, started: float, experiment, results_dir,
+           crops: pd.DataFrame) -> None:
+    long = table2_frame(df, crops)
     runs = table2_runs(list(dict.fromkeys(df.operator)), experiment.scale)
     meta = experiment.provenance(
         started, runs, table="ECCV 2018 / TPAMI 2019 Table 2",
@@ -100,20 +144,30 @@ def _write(df: pd.DataFrame, started: float, experiment, results_dir) -> None:
         paper_data="the paper's test sets are BSD100 (SR), BSD68 (denoising), LIVE1 (deblocking);"
                    " ours are the dataset's test split",
         summary=table2_summary(long, experiment.scale))
-    write_table(long, "table2_restoration", results_dir, meta,
+    write_table(long, "table2_restoration", results_dir, meta, crops=crops,
                 caption="Restoration, one network per task: single-γ networks vs the decouple "
                         "network trained on the task's γ range, PSNR (dB) / SSIM on the test "
                         "split at each test γ (SR scale, noise σ, JPEG quality); paper_* "
-                        "columns: ECCV 2018 / TPAMI 2019 Table 2")
+                        "columns: ECCV 2018 / TPAMI 2019 Table 2; diff_psnr_lo/hi and "
+                        "gain_psnr_lo/hi: paired 95 % bootstrap intervals over the test crops "
+                        "of decouple − single and decouple − input, _lopo: the sign holds with "
+                        "any one photograph left out, _verdict: the paper's claim (the sign of "
+                        "its difference; the network beats its input) supported, contradicted "
+                        "or inconclusive (benchmarks/_stats.py); per-crop scores: the "
+                        ".crops.csv")
 
 
-def test_table2(task, experiment, scale, table2):
+def test_table2(task, experiment, scale, table2, table2_crops):
     data = experiment.data()
+    dec_crops, single_crops = [], []
     dec = evaluate(load(experiment.ensure(Run("decouple", task)), experiment.device), data,
-                   ops=[task])
+                   ops=[task], crops=dec_crops)
     single = pd.concat([evaluate(load(experiment.ensure(Run("single", task, float(g))),
-                                      experiment.device), data, ops=[task], identity=False)
+                                      experiment.device), data, ops=[task], identity=False,
+                                 crops=single_crops)
                         for g in operators.get(task).test_gammas], ignore_index=True)
+    table2_crops += crop_rows("decouple", dec_crops, identity="identity")
+    table2_crops += crop_rows("single", single_crops)
     n = len(operators.get(task).test_gammas)
     assert len(dec) == len(single) == n, (dec, single)
     assert np.allclose(dec.gamma.to_numpy(float), single.gamma.to_numpy(float))

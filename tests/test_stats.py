@@ -299,3 +299,59 @@ def pd_concat(frames):
     import pandas as pd
 
     return pd.concat(frames, ignore_index=True)
+
+
+# ------------------------------------------------------------------- the tables' interval columns
+def _scores(rng, crops, photos=3):
+    return [(c, f"p{c % photos}", rng.normal(28, 2)) for c in crops]
+
+
+def test_table2_intervals_are_the_crop_bootstrap_of_each_row():
+    """Decouple − single and decouple − input per γ and for the ``ave.`` row, which, with every
+    crop at every γ, is the paired interval of each crop's mean over the γ."""
+    import pandas as pd
+
+    from benchmarks._latex import render
+    from benchmarks.test_restoration_table import table2_frame
+
+    rng = np.random.default_rng(4)
+    rows, crops = [], []
+    for g, shift in ((10.0, -0.3), (20.0, 0.05)):
+        for c, photo, base in _scores(rng, range(15)):
+            for model, s in (("single", 0.0), ("decouple", shift), ("identity", -3.0)):
+                crops.append({"model": model, "operator": "jpeg", "gamma": g, "crop": c,
+                              "photo": photo, "psnr": base + s + rng.normal(0, 0.1),
+                              "ssim": 0.8})
+    c = pd.DataFrame(crops)
+    for g, d in c.groupby("gamma"):
+        m = d.groupby("model")[["psnr", "ssim"]].mean()
+        rows.append({"operator": "jpeg", "gamma": g, "single_psnr": m.psnr["single"],
+                     "decouple_psnr": m.psnr["decouple"], "single_ssim": 0.8,
+                     "decouple_ssim": 0.8, "identity_psnr": m.psnr["identity"],
+                     "identity_ssim": 0.7, "images": 15})
+    long = table2_frame(pd.DataFrame(rows), c).set_index("gamma")
+    per_crop = c.pivot_table(index=["crop", "photo"], columns="model", values="psnr")  # mean γ
+    photos = per_crop.index.get_level_values("photo")
+    want = paired_interval(per_crop.decouple, per_crop.single, photos)
+    ave = long.loc["ave."]
+    assert ave.diff_psnr == pytest.approx(want["diff"], abs=1e-12)
+    assert (ave.diff_psnr_lo, ave.diff_psnr_hi) == (pytest.approx(want["lo"], abs=1e-9),
+                                                    pytest.approx(want["hi"], abs=1e-9))
+    gain = paired_interval(per_crop.decouple, per_crop.identity, photos)
+    assert ave.gain_psnr == pytest.approx(ave.decouple_psnr - ave.identity_psnr, abs=1e-12)
+    assert ave.gain_psnr_lo == pytest.approx(gain["lo"], abs=1e-9)
+    assert ave.gain_psnr_verdict == "supported"
+    ten = c[c.gamma == 10.0].pivot(index="crop", columns="model", values="psnr")
+    want10 = paired_interval(ten.decouple, ten.single)
+    assert long.loc["10"].diff_psnr_hi == pytest.approx(want10["hi"], abs=1e-9)
+    assert want10["hi"] < 0
+    # the paper's difference at q 10 (-0.09) is negative: our interval below 0 supports it
+    assert long.loc["10"].diff_psnr_verdict == "supported"
+    assert long.loc["10"].paper_diff_inside == (want10["lo"] <= -0.09 <= want10["hi"])
+    assert long.loc["20"].diff_psnr_verdict in ("inconclusive", "contradicted", "supported")
+    tex = render("table2_restoration", long.reset_index(), "c")
+    assert "nume.$-$single" in tex and "nume.$-$input" in tex and "\\pm$" in tex
+    old = render("table2_restoration", long.reset_index()[
+        [k for k in long.reset_index() if not k.startswith(("diff_psnr_", "gain_psnr",
+                                                            "paper_diff_inside"))]], "c")
+    assert "nume.$-$single" not in old and "\\pm" not in old
