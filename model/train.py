@@ -440,9 +440,9 @@ def train(config: TrainConfig, data, out=None, *, resume: bool = False,
     created = run.start_group()
     try:
         with run.lock(out):
-            return _train_locked(data, config.ops, out, out / "last.pt", out / "log.csv",
-                                 recorded, stages, config.preset, config.arch, config.gamma,
-                                 config.seed, resume, run.device, mode, progress, stop_at, run)
+            session = _Session(config, data, out, recorded, run)
+            session.resume(resume, mode)
+            return session.train(stages, stop_at, progress)
     finally:
         if created:
             import torch.distributed as dist
@@ -689,168 +689,233 @@ def _loader(ds, preset: Preset, seed: int, start: int, stop: int, run: _Run) -> 
                       pin_memory=run.device.startswith("cuda"))
 
 
-def _train_locked(data, ops, out, ckpt_path, log_path, config, stages, preset, arch, gamma,
-                  seed, resume, device, mode, progress, stop_at, run: _Run) -> dict:
-    torch.manual_seed(seed)
-    net, coder = build_model(config)
-    net.to(device)
-    start = 0
-    state = {}
-    if resume and ckpt_path.is_file():
-        state = load(ckpt_path, map_location=device)
-        registry.check_checkpoint(state, str(ckpt_path))  # bounds and shapes, before use
-        recorded = state["config"]
+class _Session:
+    """One training session in a locked run folder, in its steps: :meth:`resume` (the run's
+    checkpoint, if any), :meth:`train` (each stage's batches: :meth:`_step`, :meth:`_log`,
+    :meth:`_checkpoint`), and the final checkpoint. ``recorded`` is the run's configuration
+    (the dict ``config.json`` and every checkpoint hold); on resume, the recorded one."""
+
+    def __init__(self, config: TrainConfig, data, out: Path, recorded: dict, run: _Run):
+        self.config, self.preset, self.data, self.out, self.run = \
+            config, config.preset, data, out, run
+        self.recorded = recorded
+        self.ckpt_path, self.log_path = out / "last.pt", out / "log.csv"
+        torch.manual_seed(config.seed)
+        self.net, self.coder = build_model(recorded)
+        self.net.to(run.device)
+        self.start = self.it = 0
+        self.state: dict = {}  # the checkpoint resumed from
+        self.opt = None
+        self.saved: int | None = None  # the iteration of the checkpoint on disk
+        self.log = self.writer = self.tb = self.validate = self.bar = None
+        self.per_op_log = False
+        # each operator's summed per-sample MSE and sample count since the last log row
+        self.op_index = {o: k for k, o in enumerate(config.ops)}
+        self.op_sums = torch.zeros(2, len(config.ops), dtype=torch.float64)
+        self.op_loss: list[float] = []
+        # set as the stages start (:meth:`train`)
+        self.t0, self.elapsed0, self.scaler, self.weights = time.perf_counter(), 0.0, None, None
+
+    # ------------------------------------------------------------------ resume
+    def resume(self, resume: bool, mode: str) -> None:
+        """Continue from ``last.pt`` when ``resume`` (refused when it was trained with other
+        settings), or refuse to overwrite it when not."""
+        if not (resume and self.ckpt_path.is_file()):
+            if self.ckpt_path.exists() and not resume:
+                raise FileExistsError(f"{self.ckpt_path} exists: add --resume to continue it, "
+                                      "or use another --out")
+            return
+        state = load(self.ckpt_path, map_location=self.run.device)
+        registry.check_checkpoint(state, str(self.ckpt_path))  # bounds and shapes, before use
+        recorded, config = state["config"], self.recorded
         diffs = config_differences(recorded, config)
         if diffs:
-            raise ValueError(f"{ckpt_path} was trained with other settings; --resume continues "
-                             "a run with its recorded settings, and these differ (recorded → "
-                             "given): "
-                             + "; ".join(diffs) + ". Use another --out for a new run")
+            raise ValueError(f"{self.ckpt_path} was trained with other settings; --resume "
+                             "continues a run with its recorded settings, and these differ "
+                             "(recorded → given): " + "; ".join(diffs)
+                             + ". Use another --out for a new run")
         resumes = list(recorded.get("resumes", []))
         resumes.append({"iteration": int(state["iteration"]), "mode": config["mode"],
                         "data": config["data"], "code": config["code"]})
         # the recorded configuration, in today's form (a v1 one gets its operator-code table)
-        config = {**ModelConfig.from_dict(recorded).to_dict(), "resumes": resumes}
-        net.load_state_dict(state["model"])
-        start = state["iteration"]
-        if hasattr(net, "mode"):
-            net.mode = mode  # how batches run may change between sessions (same results)
-    elif ckpt_path.exists() and not resume:
-        raise FileExistsError(f"{ckpt_path} exists: add --resume to continue it, or use another --out")
-    stop = preset.iterations if stop_at is None else min(stop_at, preset.iterations)
+        self.recorded = {**ModelConfig.from_dict(recorded).to_dict(), "resumes": resumes}
+        self.net.load_state_dict(state["model"])
+        self.state, self.start = state, state["iteration"]
+        if hasattr(self.net, "mode"):
+            self.net.mode = mode  # how batches run may change between sessions (same results)
 
-    main = run.main
-    log = writer = tb = validate = bar = None
-    if main:
+    # ------------------------------------------------------------------ the run
+    def train(self, stages: list[Stage], stop_at: int | None, progress: bool) -> dict:
+        """Train the stages from the resumed iteration to ``stop_at`` (default: the end),
+        checkpoint, and return the checkpoint written."""
+        preset, run = self.preset, self.run
+        stop = preset.iterations if stop_at is None else min(stop_at, preset.iterations)
+        if run.main:
+            self._open_outputs(progress)
+        self.t0 = time.perf_counter()
+        self.elapsed0 = self.state.get("elapsed_s", 0.0) if self.start else 0.0
+        self.it = self.start
+        self.scaler = run.scaler()
+        if self.scaler is not None and self.state.get("scaler"):
+            self.scaler.load_state_dict(self.state["scaler"])
+        self.net.train()
+        self.weights = self.recorded.get("loss_weights") or None
+        self.saved = self.start if self.start else None
+        try:
+            for stage in stages:
+                if self.it < stage.stop and self.it < stop:
+                    self._train_stage(stage, stop)
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+            if self.log is not None:
+                self.log.close()
+        self._keep_optimiser(stages)
+        self._checkpoint()
+        if self.tb is not None:
+            self.tb.close()
+        run.barrier()  # the other ranks read the checkpoint rank 0 has just written
+        return load(self.ckpt_path)
+
+    def _open_outputs(self, progress: bool) -> None:
+        """Rank 0's outputs: ``config.json``, ``log.csv`` (new, or cut back to the checkpoint
+        resumed from), TensorBoard and its validation pairs, the progress bar."""
+        out, ops, start = self.out, self.config.ops, self.start
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
-        new_log = not (resume and log_path.is_file() and start)
+        atomic_write_text(out / "config.json",
+                          json.dumps(self.recorded, indent=2, sort_keys=True) + "\n")
+        new_log = not (self.state and self.log_path.is_file() and start)
         if not new_log:
-            truncate_log(log_path, start)
+            truncate_log(self.log_path, start)
         # a joint model's log has each operator's loss (a run begun before they were logged
         # goes on without them, its rows as its header)
-        per_op_log = len(ops) > 1 and (new_log or _log_header(log_path)[5:] == _op_columns(ops))
-        log = open(log_path, "w" if new_log else "a", newline="")
-        writer = csv.writer(log)
+        self.per_op_log = len(ops) > 1 and (new_log
+                                            or _log_header(self.log_path)[5:] == _op_columns(ops))
+        self.log = open(self.log_path, "w" if new_log else "a", newline="")
+        self.writer = csv.writer(self.log)
         if new_log:
-            writer.writerow(["iteration", "epoch", "loss", "lr", "elapsed_s"]
-                            + (_op_columns(ops) if per_op_log else []))
-        tb = summary_writer(out)
-        validate = _Validation(data, ops, gamma, coder, device) if tb is not None else None
+            self.writer.writerow(["iteration", "epoch", "loss", "lr", "elapsed_s"]
+                                 + (_op_columns(ops) if self.per_op_log else []))
+        self.tb = summary_writer(out)
+        if self.tb is not None:
+            self.validate = _Validation(self.data, ops, self.config.gamma, self.coder,
+                                        self.run.device)
         if progress:
             from datagen.progress import Progress
 
             # a bar on a terminal; elsewhere (nohup, tee) a line every 30 s: done, rate, time left
-            bar = Progress(preset.iterations, initial=start, unit="it", noun="iteration",
-                           desc=f"train {arch}")
-    t0 = time.perf_counter()
-    elapsed0 = state.get("elapsed_s", 0.0) if start else 0.0
-    it = start
-    opt = None
-    scaler = run.scaler()
-    if scaler is not None and state.get("scaler"):
-        scaler.load_state_dict(state["scaler"])
-    net.train()
-    # each operator's summed per-sample MSE and sample count since the last log row
-    op_index = {o: k for k, o in enumerate(ops)}
-    op_sums = torch.zeros(2, len(ops), dtype=torch.float64)
-    weights = config.get("loss_weights") or None
+            self.bar = Progress(self.preset.iterations, initial=start, unit="it",
+                                noun="iteration", desc=f"train {self.config.arch}")
 
-    saved = [start if start else None]  # the iteration of the checkpoint on disk
+    def _lr(self, stage: Stage) -> float:
+        return lr_at(self.preset, self.it, self.config.arch, stage.start, stage.stop)
 
-    def checkpoint():
-        if not main:
+    def _train_stage(self, stage: Stage, stop: int) -> None:
+        """The stage's iterations from the current one to ``stop``: a new Adam (the stored one
+        when resuming inside the stage), re-created at each learning-rate change."""
+        net, preset, run = self.net, self.preset, self.run
+        params = _stage_parameters(net, stage.index)
+        if self.it == stage.start and stage.index > 0 and hasattr(net, "begin_stage"):
+            net.begin_stage(stage.index)
+        self.opt = torch.optim.Adam(params, lr=self._lr(stage))
+        if self.it > stage.start and self.start == self.it and self.state.get("optimizer"):
+            self.opt.load_state_dict(self.state["optimizer"])  # resuming inside this stage
+            for g in self.opt.param_groups:
+                g["lr"] = self._lr(stage)
+        model = run.wrap(net, params)
+        ds = stage.dataset
+        loader = _loader(ds, preset, self.config.seed + stage.index, self.it - stage.start,
+                         min(stop, stage.stop) - stage.start, run)
+        per_epoch = max(1, len(ds) // preset.batch)
+        drops = stage.drops(preset) if self.config.arch != "hdrnet" else {}
+        for batch in loader:
+            if self.it in drops and self.it > stage.start:
+                # the authors re-create the optimiser when the learning rate changes
+                self.opt = torch.optim.Adam(params, lr=drops[self.it])
+            loss = self._step(model, batch)
+            self.it += 1
+            self._log(loss, (self.it - stage.start) // per_epoch)
+            if self.it % preset.ckpt_every == 0:
+                self._checkpoint()
+
+    def _step(self, model, batch) -> torch.Tensor:
+        """One optimiser step (:func:`_step`); the loss averaged over the processes (refused
+        when not finite), each operator's sample losses added to its sums."""
+        loss, per = _step(model, self.net, self.coder, self.opt, self.scaler, batch,
+                          self.run.device, self.run, self.weights)
+        loss = self.run.mean(loss)
+        if not bool(torch.isfinite(loss)):  # every rank sees the same mean loss
+            kept = (f"{self.ckpt_path}, the checkpoint of iteration {self.saved}, is kept as "
+                    "it was" if self.saved else "no checkpoint was written")
+            raise DivergedError(
+                f"training diverged at iteration {self.it + 1}: the loss is "
+                f"{loss.item()}; stopped, {kept}. Train with a lower learning rate "
+                f"(--lr; this run's: {self.preset.lr:g}) in a new --out")
+        k = torch.tensor([self.op_index[o] for o in batch["op"]])
+        self.op_sums[0].index_add_(0, k, per.double().cpu())
+        self.op_sums[1].index_add_(0, k, torch.ones(len(k), dtype=torch.float64))
+        return loss
+
+    def _log(self, loss: torch.Tensor, epoch: int) -> None:
+        """At every ``log_every``-th and the last iteration, a row of ``log.csv`` and the
+        TensorBoard scalars (the operators' losses summed over the processes on every rank);
+        the progress bar at every iteration."""
+        it, preset, ops = self.it, self.preset, self.config.ops
+        row = it % preset.log_every == 0 or it == preset.iterations
+        if row:
+            sums = self.run.total(self.op_sums.clone())  # every rank: the global batch's
+            self.op_sums.zero_()
+            self.op_loss = [(s / n).item() if n else float("nan") for s, n in zip(*sums)]
+        if self.run.main and row:
+            lr = self.opt.param_groups[0]["lr"]
+            self.writer.writerow([it, epoch, f"{loss.item():.6g}", lr,
+                                  f"{self.elapsed0 + time.perf_counter() - self.t0:.2f}"]
+                                 + ([f"{v:.6g}" if v == v else "" for v in self.op_loss]
+                                    if self.per_op_log else []))
+            self.log.flush()
+            if self.tb is not None:
+                self.tb.add_scalar("train/loss", loss.item(), it)
+                self.tb.add_scalar("train/lr", lr, it)
+                if len(ops) > 1:  # the authors printed each operator's training loss
+                    for o, v in zip(ops, self.op_loss):
+                        if v == v:
+                            self.tb.add_scalar(f"train/loss_{o}", v, it)
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss.item():.2f}")
+
+    def _keep_optimiser(self, stages: list[Stage]) -> None:
+        """An optimiser for the final checkpoint when no stage ran: the stored one when nothing
+        was left to run after a resume, else a new one."""
+        if self.opt is None and self.start:
+            last = stages[-1]
+            self.opt = torch.optim.Adam(_stage_parameters(self.net, last.index),
+                                        lr=self._lr(last))
+            if self.state.get("optimizer"):
+                try:
+                    self.opt.load_state_dict(self.state["optimizer"])
+                except ValueError:
+                    pass
+        if self.opt is None:
+            self.opt = torch.optim.Adam(_stage_parameters(self.net, 0), lr=self.preset.lr)
+
+    def _checkpoint(self) -> None:
+        """Rank 0 writes ``last.pt`` (config, weights, optimiser, iteration, elapsed time, the
+        gradient scaler's state) and the validation PSNR to TensorBoard."""
+        if not self.run.main:
             return
-        extra = {"scaler": scaler.state_dict()} if scaler is not None else {}
-        save(ckpt_path, {"config": config, "model": net.state_dict(),
-                         "optimizer": opt.state_dict() if opt is not None else {},
-                         "iteration": it, "elapsed_s": elapsed0 + time.perf_counter() - t0,
-                         **extra})
-        saved[0] = it
-        if validate is not None:
-            v = validate(net)
+        extra = {"scaler": self.scaler.state_dict()} if self.scaler is not None else {}
+        save(self.ckpt_path, {"config": self.recorded, "model": self.net.state_dict(),
+                              "optimizer": self.opt.state_dict() if self.opt is not None else {},
+                              "iteration": self.it,
+                              "elapsed_s": self.elapsed0 + time.perf_counter() - self.t0,
+                              **extra})
+        self.saved = self.it
+        if self.validate is not None:
+            v = self.validate(self.net)
             if v is not None:
-                tb.add_scalar("val/psnr", v, it)
-            tb.flush()
-
-    try:
-        for stage in stages:
-            if it >= stage.stop or it >= stop:
-                continue
-            params = _stage_parameters(net, stage.index)
-            if it == stage.start and stage.index > 0 and hasattr(net, "begin_stage"):
-                net.begin_stage(stage.index)
-            opt = torch.optim.Adam(params, lr=lr_at(preset, it, arch, stage.start, stage.stop))
-            if it > stage.start and start == it and state.get("optimizer"):
-                opt.load_state_dict(state["optimizer"])  # resuming inside this stage
-                for g in opt.param_groups:
-                    g["lr"] = lr_at(preset, it, arch, stage.start, stage.stop)
-            model = run.wrap(net, params)
-            ds = stage.dataset
-            loader = _loader(ds, preset, seed + stage.index, it - stage.start,
-                             min(stop, stage.stop) - stage.start, run)
-            per_epoch = max(1, len(ds) // preset.batch)
-            drops = stage.drops(preset) if arch != "hdrnet" else {}
-            for batch in loader:
-                if it in drops and it > stage.start:
-                    # the authors re-create the optimiser when the learning rate changes
-                    opt = torch.optim.Adam(params, lr=drops[it])
-                loss, per = _step(model, net, coder, opt, scaler, batch, device, run, weights)
-                loss = run.mean(loss)
-                if not bool(torch.isfinite(loss)):  # every rank sees the same mean loss
-                    kept = (f"{ckpt_path}, the checkpoint of iteration {saved[0]}, is kept as "
-                            "it was" if saved[0] else "no checkpoint was written")
-                    raise DivergedError(
-                        f"training diverged at iteration {it + 1}: the loss is "
-                        f"{loss.item()}; stopped, {kept}. Train with a lower learning rate "
-                        f"(--lr; this run's: {preset.lr:g}) in a new --out")
-                k = torch.tensor([op_index[o] for o in batch["op"]])
-                op_sums[0].index_add_(0, k, per.double().cpu())
-                op_sums[1].index_add_(0, k, torch.ones(len(k), dtype=torch.float64))
-                it += 1
-                if it % preset.log_every == 0 or it == preset.iterations:
-                    sums = run.total(op_sums.clone())  # every rank: the global batch's
-                    op_sums.zero_()
-                    op_loss = [(s / n).item() if n else float("nan") for s, n in zip(*sums)]
-                if main and (it % preset.log_every == 0 or it == preset.iterations):
-                    lr = opt.param_groups[0]["lr"]
-                    writer.writerow([it, (it - stage.start) // per_epoch, f"{loss.item():.6g}",
-                                     lr, f"{elapsed0 + time.perf_counter() - t0:.2f}"]
-                                    + ([f"{v:.6g}" if v == v else "" for v in op_loss]
-                                       if per_op_log else []))
-                    log.flush()
-                    if tb is not None:
-                        tb.add_scalar("train/loss", loss.item(), it)
-                        tb.add_scalar("train/lr", lr, it)
-                        if len(ops) > 1:  # the authors printed each operator's training loss
-                            for o, v in zip(ops, op_loss):
-                                if v == v:
-                                    tb.add_scalar(f"train/loss_{o}", v, it)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss.item():.2f}")
-                if it % preset.ckpt_every == 0:
-                    checkpoint()
-    finally:
-        if bar is not None:
-            bar.close()
-        if log is not None:
-            log.close()
-    if opt is None and start:  # nothing left to run: keep the stored optimiser state
-        opt = torch.optim.Adam(_stage_parameters(net, stages[-1].index),
-                               lr=lr_at(preset, it, arch, stages[-1].start, stages[-1].stop))
-        if state.get("optimizer"):
-            try:
-                opt.load_state_dict(state["optimizer"])
-            except ValueError:
-                pass
-    if opt is None:
-        opt = torch.optim.Adam(_stage_parameters(net, 0), lr=preset.lr)
-    checkpoint()
-    if tb is not None:
-        tb.close()
-    run.barrier()  # the other ranks read the checkpoint rank 0 has just written
-    return load(ckpt_path)
+                self.tb.add_scalar("val/psnr", v, self.it)
+            self.tb.flush()
 
 
 def _estimate_batch(arch: registry.Arch, ops, preset: Preset, data, gamma):
