@@ -1,5 +1,6 @@
 """The typed configuration of a model: what a checkpoint records and :func:`model.train.train`
-builds from its arguments (replaces the hand-kept dict and the resume key list)."""
+builds from its :class:`model.train_config.TrainConfig` and the data (replaces the hand-kept dict
+and the resume key list)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields

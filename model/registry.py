@@ -1,6 +1,6 @@
 """One registry of architectures: name → how to build it, how it is trained, what depends on γ.
 
-``--arch`` on the command line, ``train(arch=...)`` and the ``arch`` of a checkpoint's config are
+``--arch`` on the command line, ``TrainConfig(arch=...)`` and the ``arch`` of a checkpoint's config are
 names of this registry: plain names (``decouple``, ``single``, ``concat``, ``hdrnet``,
 ``realtime``, ``cresmd``, ``adafm``, ``dni``, ``norm:all``) and the Table 12 families with a layer
 number K (``norm:K``, ``conv:K``, ``conv-ch1:K``, ``conv-ch2:K``; K in 1..19 as the paper numbers
