@@ -10,7 +10,7 @@ are :func:`model.train.train`'s keywords and may change between sessions of one 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import MISSING, dataclass, fields, replace
 
 import operators
 
@@ -137,8 +137,12 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"the recorded preset has settings this version does not know: "
                              f"{', '.join(unknown)}")
-        if "dilations" in p:
-            p["dilations"] = tuple(p["dilations"])
+        lacking = [f.name for f in fields(Preset)
+                   if f.name not in p and f.default is MISSING and f.default_factory is MISSING]
+        if lacking:
+            raise ValueError(f"the recorded preset lacks {', '.join(lacking)} (written by an "
+                             "early version): it cannot be trained again as recorded")
+        p["dilations"] = tuple(p["dilations"])
         own = {f.name for f in fields(cls)} - {"preset"}
         return cls(preset=Preset(**p), **{k: v for k, v in d.items() if k in own})
 

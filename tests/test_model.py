@@ -329,6 +329,9 @@ def test_train_takes_the_config_that_config_json_records(data, tmp_path):
     recorded = json.loads((tmp_path / "new" / "config.json").read_text())
     assert recorded == state["config"] and TrainConfig.from_dict(recorded) == cfg
     assert {k: recorded.get(k, "none") for k in cfg.to_dict()} == cfg.to_dict()
+    with pytest.raises(ValueError, match=r"^the recorded preset lacks width, dilations, crop, "
+                                         r"batch, iterations \(written by an early version\)"):
+        TrainConfig.from_dict({"arch": "decouple", "ops": ["l0"], "preset": {"name": "smoke"}})
     with pytest.raises(ValueError) as err:
         train(dataclasses.replace(cfg, seed=4, init="conv"), data, tmp_path / "new",
               resume=True, progress=False)
