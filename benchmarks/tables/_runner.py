@@ -77,11 +77,11 @@ def run_table(name: str, *, scale: str = "smoke", ops=None, results=None, cache=
                            results_folder)
 
     table = get(name)
-    if not table.runnable:
-        raise ValueError(f"{table.name} is still made by its benchmark test module only: run "
-                         f"pytest {table.suite} -k {table.alias}")
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose from {', '.join(SCALES)}")
+    if not table.runnable:
+        raise ValueError(f"{table.name} is still made by its benchmark test module only: run "
+                         f"pytest {table.suite} --scale {scale} (-k selects its tests)")
     if scale not in table.scales:
         raise ValueError(f"{table.name} is not made at the {scale} scale (only at "
                          f"{', '.join(table.scales)})")

@@ -1,0 +1,110 @@
+"""The result tables as a library: one registry (:mod:`benchmarks.tables`), and
+``python -m benchmarks run`` / :func:`benchmarks.run_table`, which make a table without pytest
+and write what ``pytest benchmarks`` writes."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmarks import render, run_table, tables
+from benchmarks.__main__ import main
+from benchmarks._report import write_table
+
+REPO = Path(__file__).resolve().parents[1]
+META = {"command": "test", "scale": "small", "hardware": "h", "commit": "c", "created": "t",
+        "wall_time_s": 0.0}
+
+
+def test_every_committed_table_is_registered_once_with_its_run_list():
+    from benchmarks._experiments import TABLES
+
+    registry = tables.registry()
+    committed = {p.name.removesuffix(".meta.json") for p in (REPO / "results").glob("*.meta.json")}
+    assert committed <= set(registry), committed - set(registry)
+    keys = [k for t in registry.values() for k in {t.name, t.alias}]
+    assert len(keys) == len(set(keys))  # one table per name or alias
+    assert {t.runs for t in registry.values()} - {None} == set(TABLES)  # prepare's run lists
+    assert tables.get("table1") is registry["table1_single_vs_decouple"]
+    assert tables.get("sweep") is registry["gamma_sweep"] and tables.find("nope") is None
+    with pytest.raises(ValueError, match="unknown table 'nope'; choose from .*table1"):
+        tables.get("nope")
+    for t in registry.values():
+        assert t.suite and (REPO / t.suite).is_file(), t.name
+        assert not t.runnable or (t.units is not None and t.units(None, None)), t.name
+
+
+def test_the_latex_writer_and_the_index_read_the_registry(tmp_path, monkeypatch):
+    """A table's layout and README summary are those of its registry entry (a table the
+    registry does not know gets every column as it is)."""
+    df = pd.DataFrame({"operator": ["l0"] * 13, "x": range(13)})
+    entry = tables.Table("my_table", "mine", layout=lambda name, d: f"LAYOUT {name} {len(d)}\n",
+                         summary=lambda d: d.head(2), suite="benchmarks/test_paper_tables.py")
+    monkeypatch.setitem(tables.registry(), "my_table", entry)
+    write_table(df, "my_table", tmp_path, META, caption="mine")
+    assert (tmp_path / "my_table.tex").read_text().endswith("LAYOUT my_table 13\n")
+    assert "13 rows: see the CSV. Summary" in (tmp_path / "README.md").read_text()
+    write_table(df, "other_table", tmp_path, META, caption="other")
+    assert "\\toprule" in (tmp_path / "other_table.tex").read_text()
+
+
+def test_cli_refuses_bad_input_with_one_line_and_writes_nothing(tmp_path, capsys):
+    cache = tmp_path / "cache"
+    write_table(pd.DataFrame({"a": [1]}), "t", tmp_path, META, caption="c")  # a small table
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    cases = [(["run", "nope"], "error: unknown table 'nope'"),
+             (["run", "table3"], "error: table3_joint is still made by its benchmark test "
+                                 "module only: run pytest benchmarks/test_joint_tables.py"),
+             (["run", "table1", "--ops", "bogus"], "error: unknown operator or group 'bogus'"),
+             (["run", "table1", "--ops", "restoration"], "error: table1_single_vs_decouple "
+                                                         "measures none of the operators"),
+             (["run", "table1", "--scale", "medium"], "error: table1_single_vs_decouple is "
+                                                      "not made at the medium scale"),
+             (["run", "table1", "--results", str(tmp_path)],  # smoke over small-scale tables
+              "holds tables made at the small scale")]
+    for argv, message in cases:
+        assert main(argv + ["--cache", str(cache)]) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before and not cache.exists()
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    from operators import __version__
+
+    assert capsys.readouterr().out.strip() == f"decouple-ops benchmarks {__version__}"
+    assert main(["list"]) == 0
+    assert "table1_single_vs_decouple" in capsys.readouterr().out
+
+
+def test_run_table_writes_what_the_benchmark_suite_writes(tmp_path):
+    """Table 1 on one operator at the smoke scale: ``benchmarks.run_table`` and
+    ``pytest benchmarks/test_paper_tables.py`` (on the same trained models) write the same CSV,
+    per-crop scores and LaTeX; the sidecar records the command that made it."""
+    from tiny_data import tiny_build
+
+    # l0 only, enough pairs at each test γ for the smoke preset's batch of 4 single-γ pairs
+    data = tiny_build(tmp_path, "l0.h5", ("l0",), side=64, size=32, max_crops=4)
+    cache = tmp_path / "cache"
+    done = run_table("table1", scale="smoke", ops="l0", results=tmp_path / "lib", cache=cache,
+                     data=data, figures=False)
+    assert done.failed == [] and [p.name for p in done.files] == [
+        "table1_single_vs_decouple.csv", "table1_single_vs_decouple.tex",
+        "table1_single_vs_decouple.meta.json"]
+    meta = json.loads((tmp_path / "lib" / "table1_single_vs_decouple.meta.json").read_text())
+    assert meta["command"].startswith("python -m benchmarks run table1 --scale smoke --ops l0")
+    assert meta["table"] == "ECCV 2018 / TPAMI 2019 Table 1" and meta["models"] == 6
+    run = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/test_paper_tables.py",
+                          "--scale", "smoke", "-k", "test_table1 and l0", "--data", str(data),
+                          "--cache", str(cache), "--results", str(tmp_path / "suite"),
+                          "-p", "no:cacheprovider", "-q"],
+                         cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    for name in ("table1_single_vs_decouple.csv", "table1_single_vs_decouple.crops.csv"):
+        assert (tmp_path / "lib" / name).read_bytes() == (tmp_path / "suite" / name).read_bytes()
+    tex = [render._body((tmp_path / d / "table1_single_vs_decouple.tex").read_text())
+           for d in ("lib", "suite")]
+    assert tex[0] == tex[1] and "\\toprule" in tex[0]
