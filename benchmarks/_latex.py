@@ -7,8 +7,8 @@ decimals per column (or per block of rows measuring the same thing), γ symbols 
 
 The layout is a function of the table's CSV rows only (the ``layout`` of its entry in the
 registry, :mod:`benchmarks.tables`; a table without its own layout gets :func:`generic`), so the
-benchmark run and ``python -m benchmarks.render`` write the same ``.tex`` from the same CSV. Provenance goes into ``%`` comments (written by
-:mod:`benchmarks._report`), never into captions.
+benchmark run and ``python -m benchmarks.render`` write the same ``.tex`` from the same CSV.
+Provenance goes into ``%`` comments (written by :mod:`benchmarks._report`), never into captions.
 """
 from __future__ import annotations
 
