@@ -322,18 +322,38 @@ def _t6_gamma(op: str, g) -> str:
     return f"{_gamma_name(op)}\\,=\\,{gamma_value(g)}"
 
 
+#: Table 6's mean rows (written with its intervals, issue 24): over every operator, and over
+#: those with a γ
+T6_MEAN_ROWS = ("mean", "mean γ")
+#: Table 6's difference rows (when its CSV has them): column prefix, label
+_T6_DIFFS = (("realtime_vs_bgu_psnr", "real-time $-$ BGU"),
+             ("realtime_vs_hdrnet_psnr", "real-time $-$ HDRNet"),
+             ("realtime_gain_psnr", "real-time $-$ input"))
+
+
 def table6(name: str, df: pd.DataFrame) -> str:
     """TPAMI 2019 Table 6's layout: methods as rows (PSNR block, SSIM block), operators across
-    (more than six: two stacked blocks of operators, the mean in the last)."""
-    ops = _ops(df)
-    d = df.set_index("operator").loc[ops]
+    (more than six: two stacked blocks of operators, the mean in the last).
+
+    With its mean rows (:data:`T6_MEAN_ROWS`, written with the intervals) the last block has
+    two mean columns, each over one set of operators for every row (all of them; those with a
+    γ), and the PSNR block the real-time model's differences (:data:`_T6_DIFFS`: per operator
+    marked where inconclusive, the means with ``±``); a CSV without them (written before) keeps
+    its one mean column over the operators each row has."""
+    means = [m for m in T6_MEAN_ROWS if m in set(df.operator)]
+    ops = [o for o in _ops(df) if o not in means]
+    d = df.set_index("operator").loc[ops + means]
     blocks = _blocks(ops)
     parts = []
     for b, block in enumerate(blocks):
         last = b == len(blocks) - 1
         cols = [Col(("", ""), "l")] + [
             Col((short_label(op), _t6_gamma(op, d.loc[op, "gamma"])), "r") for op in block]
-        cols += [Col(("", "mean"), "r")] if last else []
+        if means:
+            cols += [Col(("mean", "all" if m == "mean" else "$\\gamma$ ops"), "r")
+                     for m in means] if last else []
+        else:
+            cols += [Col(("", "mean"), "r")] if last else []
         rows: list = []
         for metric, dec, unit in (("psnr", 2, "PSNR (dB)"), ("ssim", 3, "SSIM")):
             if rows:
@@ -348,7 +368,16 @@ def table6(name: str, df: pd.DataFrame) -> str:
                         continue  # two blocks: the input's figures stay in the CSV
                     vals = d[col].astype(float)
                     cells = [label] + [number(vals.loc[op], dec) for op in block]
-                    rows.append(cells + ([number(vals.mean(), dec)] if last else []))
+                    if not last:
+                        rows.append(cells)
+                    elif means:
+                        rows.append(cells + [number(vals.loc[m], dec) for m in means])
+                    else:
+                        rows.append(cells + [number(vals.loc[ops].mean(), dec)])
+                if metric == "psnr" and group is _T6_METHODS and means:
+                    rows += [[label] + [_ci_cell(d.loc[op], key, pm=False) for op in block]
+                             + ([_ci_cell(d.loc[m], key) for m in means] if last else [])
+                             for key, label in _T6_DIFFS if _has_interval(df, key)]
         parts.append(tabular(cols, rows))
     fixed = any(_is_missing(g) for g in d["gamma"])
     joint = "realtime_psnr" in d
@@ -359,7 +388,12 @@ def table6(name: str, df: pd.DataFrame) -> str:
                "trained at that $\\gamma$, the decouple and $\\gamma$-as-input networks on all "
                "$\\gamma$" + (" of one operator, the real-time model once on all operators."
                                if joint else "."))
-    if joint:
+    if joint and means:
+        note = ("$^*$The paper's ``ours'': its real-time model trained jointly on the ten "
+                "operators. Means: over all operators (``--'' for a method that lacks some) "
+                "and over those with a $\\gamma$ (every row). Differences: per crop, paired; "
+                + CI_NOTE + (" The input's figures: in the CSV." if len(blocks) > 1 else ""))
+    elif joint:
         note = ("$^*$The paper's ``ours'': its real-time model trained jointly on the ten "
                 "operators. Means: over the operators each row has" + ("; the input's figures: "
                                                                        "in the CSV."
@@ -482,6 +516,8 @@ def table3_joint(name: str, df: pd.DataFrame) -> str:
                     if last:
                         cells += [number(r[key].get("avg"), 2), number(r[skey].get("avg"), 3)]
                     rows.append(cells)
+                if not who:
+                    rows += _t3_difference_rows(d, block, last)
             parts.append(tabular(cols, rows))
     caption = ("One network for several operators: PSNR (dB) on the test split per operator "
                "(its test $\\gamma$ averaged) of the one-operator decouple models (1 op), the "
@@ -491,26 +527,66 @@ def table3_joint(name: str, df: pd.DataFrame) -> str:
     note = ("Per-operator SSIM is in the CSV. ECCV Table 4 has no $\\gamma$-as-input row; for "
             "it the paper gives the shock column, the one-operator restoration columns and the "
             "averages (its one-operator filter columns are Table 1's). ``--'': not given.")
+    if _has_interval(df, "diff_psnr"):
+        note += (" $\\Delta$: the row's PSNR $-$ 1 op's; $\\gamma$ as input $-$ 10 ops: that "
+                 "row $-$ the 10-operator row. " + CI_NOTE)
     return table_env(name, caption, _stack(parts), note)
 
 
+def _t3_difference_rows(d: pd.DataFrame, block: list, last: bool) -> list:
+    """Table 3's difference rows for one variant (``d``) and column block, when its CSV has the
+    interval columns: each joint row − 1 op, and γ as input − 10 ops (per operator marked
+    $^\\dagger$ where inconclusive; the average with its ``±``, :func:`_ci_cell`)."""
+    rows: list = []
+    for prefix, label in (("diff_psnr", "$\\Delta$ {}"), ("vs_joint_psnr", "{} $-$ 10 ops")):
+        if not _has_interval(d, prefix):
+            continue
+        for row in dict.fromkeys(d.row):
+            r = d[d.row == row].set_index("operator")
+            if r[prefix].isna().all():
+                continue
+            text = latex_text(row if prefix == "diff_psnr" else row.split(",")[0])
+            cells = [label.format(text)]
+            cells += [_ci_cell(r.loc[o], prefix, pm=False) if o in r.index else "--"
+                      for o in block]
+            if last:
+                cells += [_ci_cell(r.loc["avg"], prefix) if "avg" in r.index else "--", ""]
+            rows.append(cells)
+    return rows
+
+
 def table3_summary_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """The ``avg`` rows of Table 3 (README summary)."""
+    """The ``avg`` rows of Table 3 (README summary), with the differences and their intervals
+    and verdicts where the CSV has them (row − 1 op, γ as input − 10 ops)."""
+    extra = [f"{p}{k}" for p in ("diff_psnr", "vs_joint_psnr") if _has_interval(df, p)
+             for k in ("", "_lo", "_hi", "_verdict")]
     return df[df.operator == "avg"][["variant", "row", "psnr", "ssim", "paper_psnr",
-                                     "paper_ssim"]].reset_index(drop=True)
+                                     "paper_ssim"] + extra].reset_index(drop=True)
 
 
 # ----------------------------------------------------------------------------- Table 12
+#: Table 12's differences on the six operators with a γ, in its summary and LaTeX when its CSV
+#: has them: column prefix, header
+_T12_DIFFS = (("vs_conv_all_psnr", "$-$conv(all)"), ("gain_psnr", "$-$input"))
+
+
 def table12_summary_rows(df: pd.DataFrame) -> pd.DataFrame:
     """One row per variant: averages over the ten operators and over the six with a γ, the
-    paper's averages (README summary and LaTeX)."""
+    paper's averages (README summary and LaTeX); with the interval columns (issue 24), the
+    differences on the six with a γ: ``<prefix>_gamma_ops`` with ``_lo``, ``_hi``, ``_lopo``
+    and ``_verdict`` (:data:`_T12_DIFFS`)."""
     out = []
     for v, d in df.groupby("variant", sort=False):
         a, g = d[d.operator == "avg"].iloc[0], d[d.operator == "avg γ"].iloc[0]
-        out.append({"variant": v, "arch": d.arch.iloc[0], "training": d.training.iloc[0],
-                    "psnr": a.psnr, "ssim": a.ssim, "psnr_gamma_ops": g.psnr,
-                    "ssim_gamma_ops": g.ssim, "paper_psnr": a.paper_psnr,
-                    "paper_ssim": a.paper_ssim})
+        row = {"variant": v, "arch": d.arch.iloc[0], "training": d.training.iloc[0],
+               "psnr": a.psnr, "ssim": a.ssim, "psnr_gamma_ops": g.psnr,
+               "ssim_gamma_ops": g.ssim, "paper_psnr": a.paper_psnr,
+               "paper_ssim": a.paper_ssim}
+        for prefix, _ in _T12_DIFFS:
+            if _has_interval(df, prefix):
+                row.update({f"{prefix}_gamma_ops{k}": g[f"{prefix}{k}"]
+                            for k in ("", "_lo", "_hi", "_lopo", "_verdict")})
+        out.append(row)
     return pd.DataFrame(out)
 
 
@@ -518,16 +594,19 @@ def table12_ablation(name: str, df: pd.DataFrame) -> str:
     """TPAMI 2019 Table 12: one row per variant, its averages (ten operators; the six with a
     γ) and the paper's; per-operator figures stay in the CSV."""
     s = table12_summary_rows(df)
+    diffs = [(p, h) for p, h in _T12_DIFFS if _has_interval(df, p)]
     cols = [Col(("", ""), "l"), Col(("", "trained"), "l"), Col(("10 operators", "PSNR"), "r"),
-            Col(("", "SSIM"), "r"), Col(("6 with $\\gamma$", "PSNR"), "r"), Col(("", "SSIM"), "r"),
-            Col(("paper", "PSNR"), "r"), Col(("", "SSIM"), "r")]
+            Col(("", "SSIM"), "r"), Col(("6 with $\\gamma$", "PSNR"), "r"), Col(("", "SSIM"), "r")]
+    cols += [Col(("", h), "r") for _, h in diffs]
+    cols += [Col(("paper", "PSNR"), "r"), Col(("", "SSIM"), "r")]
     rows: list = []
     for r in s.itertuples(index=False):
         joint = str(r.training).startswith("joint")
         rows.append([latex_text(r.variant), "jointly" if joint else "per operator",
                      number(r.psnr, 2), number(r.ssim, 3), number(r.psnr_gamma_ops, 2),
-                     number(r.ssim_gamma_ops, 3), number(r.paper_psnr, 2),
-                     number(r.paper_ssim, 3)])
+                     number(r.ssim_gamma_ops, 3)]
+                    + [_ci_cell(r, f"{p}_gamma_ops") for p, _ in diffs]
+                    + [number(r.paper_psnr, 2), number(r.paper_ssim, 3)])
     caption = ("Which layer depends on $\\gamma$ (TPAMI 2019 Table 12, and beyond the paper "
                "CResMD, AdaFM, DNI): each variant trained on the ten filter operators with the "
                "same budget, PSNR (dB) and SSIM on the test split averaged over the ten "
@@ -537,7 +616,11 @@ def table12_ablation(name: str, df: pd.DataFrame) -> str:
             "conv(all) is the decouple network. AdaFM and DNI learn one operator between the "
             "ends of its range: one model per operator with a $\\gamma$ (ten-operator average "
             "``--''), each with its share of the budget. Per-operator figures are in the CSV.")
-    return table_env(name, caption, tabular(cols, rows), note)
+    if diffs:
+        note += (" $-$conv(all), $-$input: the variant's PSNR on the six with a $\\gamma$ "
+                 "minus conv(all)'s, minus the input's; " + CI_NOTE)
+    return table_env(name, caption, tabular(cols, rows), note,
+                     size="\\footnotesize" if diffs else "\\small")
 
 
 # ----------------------------------------------------------------------------- joint sweep

@@ -51,7 +51,13 @@ def bgu_factor(size: int) -> int:
     return max(1, min(BGU_FACTOR, size // MIN_LOWRES))
 
 
-def _bgu_scores(data, op: str, gamma: float) -> tuple[float, float, int, int]:
+def _bgu_scores(data, op: str, gamma: float | None,
+                crops: list | None = None) -> tuple[float, float, int, int]:
+    """BGU's mean PSNR, SSIM over the test pairs of ``op`` at ``gamma``, their number and the
+    downsampling factor; ``crops`` (a list) receives the per-crop scores as model ``bgu``
+    (the rows of :func:`benchmarks._stats.crop_rows`)."""
+    from model.evaluate import _photos
+
     ds = PairDataset(data, [op], "test", gamma=gamma)
     p, s = [], []
     factor = bgu_factor(min(ds[0]["input"].shape[1:]))
@@ -61,6 +67,12 @@ def _bgu_scores(data, op: str, gamma: float) -> tuple[float, float, int, int]:
         out = operators.to_uint8(bgu(x, op, gamma, factor=factor))
         p.append(psnr(out, ref))
         s.append(ssim(out, ref))
+    if crops is not None:
+        photo = _photos(data)
+        crops += [{"model": "bgu", "operator": op,
+                   "gamma": float("nan") if gamma is None else gamma, "crop": int(src),
+                   "photo": photo[int(src)], "psnr": a, "ssim": b}
+                  for src, a, b in zip(ds.index[:, 2], p, s)]
     return float(np.mean(p)), float(np.mean(s)), len(ds), factor
 
 

@@ -38,8 +38,9 @@ from ._experiments import (AUTHORS_BUDGET_SCALES, JOINT_CAP, JOINT_GROUPS, SMOKE
                            middle_gamma, sweep_joint_runs, table3_runs, table6_runs, table12_arch,
                            table12_runs)
 from ._figures import plot_gamma_sweep_joint
-from ._latex import sweep_joint_models, sweep_joint_summary
+from ._latex import T6_MEAN_ROWS, sweep_joint_models, sweep_joint_summary
 from ._report import collect_rows, write_table
+from ._stats import claim_columns, crop_rows, difference, in_scope
 from .paper import PAPER_TABLE6
 from .test_baselines import _bgu_scores
 from .test_paper_tables import _run_model, _scores, sweep_gammas
@@ -146,14 +147,37 @@ def predictor(experiment):
     return get
 
 
-def _scores_of(pred, data, op: str, gammas=None) -> dict:
+def _scores_of(pred, data, op: str, gammas=None, crops: list | None = None,
+               name: str = "") -> dict:
     """PSNR/SSIM of a model on one operator: the mean over its test γ (the paper's "ave."; a
-    fixed-effect operator has one row), with the identity's and the number of test pairs."""
-    r = evaluate(pred, data, ops=[op], gammas=gammas)
+    fixed-effect operator has one row), with the identity's and the number of test pairs;
+    ``crops`` (a list) receives the per-crop scores, the model's as ``name`` and the input's as
+    ``identity`` (:func:`benchmarks._stats.crop_rows`)."""
+    evaluated: list | None = [] if crops is not None else None
+    r = evaluate(pred, data, ops=[op], gammas=gammas, crops=evaluated)
     assert len(r) >= 1, r
+    if crops is not None:
+        crops += crop_rows(name, evaluated, identity="identity")
     return {"psnr": float(r.psnr.mean()), "ssim": float(r.ssim.mean()),
             "identity_psnr": float(r.identity_psnr.mean()),
             "identity_ssim": float(r.identity_ssim.mean()), "images": int(r.images.sum())}
+
+
+@pytest.fixture(scope="module")
+def kept_crops() -> dict:
+    """Per table, the per-crop scores of its models (``<table>.crops.csv``)."""
+    return {}
+
+
+def _crop_frame(rows: list) -> pd.DataFrame:
+    """The per-crop scores as a frame, each (model, operator, γ, crop) once (a model that two
+    rows of a table show, and the input, is evaluated for each of them)."""
+    df = pd.DataFrame(rows)
+    if not len(df):
+        return df
+    key = df.gamma.astype(float).fillna(np.inf)
+    return df[~df.assign(g=key).duplicated(["model", "operator", "g", "crop"])].reset_index(
+        drop=True)
 
 
 def _budget_note(experiment) -> str:
@@ -198,10 +222,66 @@ def _paper3(variant: str, row: str, op: str) -> tuple[float, float]:
     return per.get(op, nan), nan
 
 
-def table3_frame(df: pd.DataFrame) -> pd.DataFrame:
+def _paper_sign(variant: str, row: str, ref: str, op: str) -> int | None:
+    """The sign of the paper's ``row`` − ``ref`` PSNR for column ``op``, or, where the paper
+    gives no figure for the column, for its average (None: neither given)."""
+    for col in (op, "avg"):
+        a, b = _paper3(variant, row, col)[0], _paper3(variant, ref, col)[0]
+        if a == a and b == b and a != b:
+            return int(np.sign(a - b))
+    return None
+
+
+def _row_crops(d: pd.DataFrame, crops: pd.DataFrame, row: str, ops) -> pd.DataFrame:
+    """The per-crop scores behind Table 3 row ``row`` (``d``: its rows of one variant) on
+    ``ops``, named ``row`` (a row's models differ by column: the 6-filter model for filters, the
+    4-restoration one for restoration), for :func:`benchmarks._stats.difference`."""
+    parts = [crops[(crops.model == m) & (crops.operator == o)].assign(model=row)
+             for o, m in zip(d.operator, d.model) if o in ops]
+    return pd.concat(parts, ignore_index=True)
+
+
+def table3_intervals(out: pd.DataFrame, crops: pd.DataFrame) -> pd.DataFrame:
+    """Per row of :func:`table3_frame` (an operator, or ``avg``: per operator the mean over its
+    γ, then over the operators) the paired bootstrap intervals (:mod:`benchmarks._stats`) of:
+
+    - ``diff_psnr`` (row − the one-operator models) with ``_lo``/``_hi``/``_lopo`` and
+      ``_verdict``: the paper's claim, the sign of its own difference (:func:`_paper_sign`),
+      inconclusive where the row's model is not above its input by more than its interval;
+    - ``vs_joint_psnr`` (the γ-as-input row − the 10-operator decouple model: the paper's claim
+      that generated weights beat γ as an input) with the same columns;
+    - ``gain_psnr`` (row − the input) with ``_lo``/``_hi``/``_lopo``/``_verdict``.
+    """
+    ident = crops[crops.model == "identity"]
+    found = []
+    for r in out.itertuples():
+        d = out[(out.variant == r.variant) & (out.operator != "avg")]
+        ops = list(dict.fromkeys(d.operator)) if r.operator == "avg" else [r.operator]
+        mine = _row_crops(d[d.row == r.row], crops, r.row, ops)
+        gain = difference(pd.concat([mine, ident[ident.operator.isin(ops)]]), r.row,
+                          "identity")
+        cols = {}
+        for prefix, ref, shown in (("diff_psnr", "1 op", r.row != "1 op"),
+                                   ("vs_joint_psnr", "10 ops", r.row == "γ as input, 10 ops")):
+            if not shown:
+                cols.update({prefix: np.nan, f"{prefix}_lo": np.nan, f"{prefix}_hi": np.nan,
+                             f"{prefix}_lopo": None, f"{prefix}_verdict": ""})
+                continue
+            iv = difference(pd.concat([mine, _row_crops(d[d.row == ref], crops, ref, ops)]),
+                            r.row, ref)
+            sign = _paper_sign(r.variant, r.row, ref, r.operator)
+            cols.update({f"{prefix}_verdict": "",
+                         **claim_columns(prefix, iv, sign, above_input=[gain])})
+        cols.update(claim_columns("gain_psnr", gain, +1))
+        found.append(cols)
+    return pd.DataFrame(found, index=out.index)
+
+
+def table3_frame(df: pd.DataFrame, crops: pd.DataFrame | None = None) -> pd.DataFrame:
     """The measured rows in the paper's order, ``avg`` rows (mean over the columns measured),
     and the paper's figures (``paper_psnr``: per column where the paper gives it; SSIM: averages
-    only)."""
+    only); with ``crops`` (the per-crop scores of its models, by run name, and ``identity``),
+    the interval columns of :func:`table3_intervals`."""
     parts = []
     for variant in [v for v in TABLE3_VARIANTS if v in set(df.variant)]:
         d = df[df.variant == variant]
@@ -219,8 +299,11 @@ def table3_frame(df: pd.DataFrame) -> pd.DataFrame:
             r["paper_ssim"] = [s for _, s in papers]
             parts.append(r)
     out = pd.concat(parts, ignore_index=True)
-    return out[["variant", "row", "operator", "model", "psnr", "ssim", "identity_psnr",
-                "identity_ssim", "images", "paper_psnr", "paper_ssim"]]
+    out = out[["variant", "row", "operator", "model", "psnr", "ssim", "identity_psnr",
+               "identity_ssim", "images", "paper_psnr", "paper_ssim"]]
+    if crops is not None and len(crops):
+        out = pd.concat([out, table3_intervals(out, crops)], axis=1)
+    return out
 
 
 def table3_summary(long: pd.DataFrame, scale: str) -> str:
@@ -241,13 +324,13 @@ def table3_summary(long: pd.DataFrame, scale: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def table3(experiment, results_dir):
-    yield from collect_rows(lambda df, started: _write_table3(df, started, experiment,
-                                                              results_dir))
+def table3(experiment, results_dir, kept_crops):
+    yield from collect_rows(lambda df, started: _write_table3(
+        df, started, experiment, results_dir, _crop_frame(kept_crops.get("table3", []))))
 
 
-def _write_table3(df, started, experiment, results_dir) -> None:
-    long = table3_frame(df)
+def _write_table3(df, started, experiment, results_dir, crops: pd.DataFrame) -> None:
+    long = table3_frame(df, crops)
     runs = [r for v in dict.fromkeys(df.variant) for o in dict.fromkeys(df.operator)
             for r in table3_models(v, o).values()]
     meta = experiment.provenance(
@@ -259,20 +342,26 @@ def _write_table3(df, started, experiment, results_dir) -> None:
         protocol="per operator, mean over its test γ; PSNR/SSIM on Y for SR and deblocking, "
                  "gray for denoising (model.metrics.score)",
         summary=table3_summary(long, experiment.scale))
-    write_table(long, "table3_joint", results_dir, meta,
+    write_table(long, "table3_joint", results_dir, meta, crops=crops,
                 caption="One network for several operators: PSNR (dB) / SSIM on the test split "
                         "per operator (its test γ averaged) of the one-operator decouple "
                         "models, the 6-filter / 4-restoration and the 10-operator joint models "
                         "and the γ-as-input network over 10; variant tpami: TPAMI 2019 Table 3 "
-                        "(LLF), eccv: ECCV 2018 Table 4 (shock); paper_*: the paper's figures")
+                        "(LLF), eccv: ECCV 2018 Table 4 (shock); paper_*: the paper's figures; "
+                        "diff_psnr: row − 1 op, vs_joint_psnr: γ as input − 10 ops, gain_psnr: "
+                        "row − input, each with its paired 95 % bootstrap interval over the "
+                        "test crops (_lo, _hi), its sign check with one photograph left out "
+                        "(_lopo) and the verdict on the paper's claim (_verdict, "
+                        "benchmarks/_stats.py); per-crop scores: the .crops.csv")
 
 
-def test_table3(t3_case, experiment, scale, table3, predictor):
+def test_table3(t3_case, experiment, scale, table3, predictor, kept_crops):
     variant, op = t3_case
     data = experiment.data()
     rows = []
     for row, run in table3_models(variant, op).items():
-        s = _scores_of(predictor(run), data, op)
+        s = _scores_of(predictor(run), data, op, crops=kept_crops.setdefault("table3", []),
+                       name=run.name)
         rows.append({"variant": variant, "row": row, "operator": op, "model": run.name, **s})
     table3 += rows
     df = pd.DataFrame(rows)
@@ -310,21 +399,106 @@ def table6_summary(df: pd.DataFrame, scale: str) -> str:
             "claim: the joint real-time model beats BGU and DBL on almost every operator.")
 
 
-@pytest.fixture(scope="module")
-def table6(experiment, results_dir):
-    yield from collect_rows(lambda df, started: _write_table6(df, started, experiment,
-                                                              results_dir))
+#: Table 6's baselines that the real-time model ("ours") is compared with, and the paper's
+#: name of each
+T6_BASELINES = {"bgu": "bgu", "hdrnet": "dbl"}
+#: the mean rows of Table 6 (with per-crop scores): over all its operators, and over those with
+#: a γ (the only ones the one-operator networks have), so that every mean of one row is over
+#: one set of operators for every method
+T6_MEANS = T6_MEAN_ROWS
 
 
-def _write_table6(df: pd.DataFrame, started: float, experiment, results_dir) -> None:
-    from model.presets import get_preset
+def table6_frame(df: pd.DataFrame, crops: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The measured rows with the paper's figures (``paper_<bgu|dbl|ours>_<psnr|ssim>``); with
+    ``crops`` (the per-crop scores of the methods and ``identity``), also per row:
 
+    - ``realtime_vs_<bgu|hdrnet>_psnr`` (the real-time model − the baseline) with its paired
+      95 % interval (``_lo``, ``_hi``), photograph check (``_lopo``) and ``_verdict`` on the
+      paper's claim (the sign of its "ours" − BGU / DBL for the operator; inconclusive where
+      the real-time model is not above its input by more than its interval);
+    - ``<method>_gain_psnr`` (the method − the input) with the same columns (the claim: it
+      beats its input);
+
+    and two mean rows (:data:`T6_MEANS`): ``mean`` over every operator (NaN for a method that
+    lacks some) and ``mean γ`` over the operators with a γ (every method), their differences
+    with intervals over the same operators."""
+    df = df.copy()
     for method, figures in PAPER_TABLE6_TEN.items():
         nan = (float("nan"), float("nan"))
         df[f"paper_{method}_psnr"] = [figures.get(o, nan)[0] for o in df.operator]
         df[f"paper_{method}_ssim"] = [figures.get(o, nan)[1] for o in df.operator]
+    if crops is None or not len(crops):
+        return df
+    ops = list(df.operator)
+    with_gamma = [o for o in ops if operators.get(o).has_gamma]
+    means = []
+    for name, scope in zip(T6_MEANS, (ops, with_gamma)):
+        part = df[df.operator.isin(scope)]
+        num = part.select_dtypes("number").drop(columns=["gamma", "bgu_factor"],
+                                                errors="ignore")
+        # a method missing on some of the operators has no mean over them
+        m = {k: (num[k].mean() if num[k].notna().all() else float("nan")) for k in num}
+        m["images"] = int(part.images.sum())
+        means.append({"operator": name, "gamma": float("nan"), **m})
+    out = pd.concat([df, pd.DataFrame(means)], ignore_index=True)
+    scopes = [[o] for o in ops] + [ops, with_gamma]
+    return pd.concat([out, table6_intervals(out, crops, scopes)], axis=1)
+
+
+def table6_intervals(out: pd.DataFrame, crops: pd.DataFrame, scopes: list) -> pd.DataFrame:
+    """The interval columns of :func:`table6_frame`, row by row (``scopes``: each row's
+    operators)."""
+    methods = [m for m in T6_METHODS if (crops.model == m).any()]
+    found = []
+    for r, ops in zip(out.itertuples(), scopes):
+        scope = in_scope(crops, ops)
+        has = {m for m in methods
+               if set(scope[scope.model == m].operator) == set(ops)}
+        cols, gains = {}, {}
+        for m in T6_METHODS:
+            prefix = f"{m}_gain_psnr"
+            if m in has:
+                gains[m] = difference(scope, m, "identity")
+                cols.update(claim_columns(prefix, gains[m], +1))
+            else:
+                cols.update(_no_interval(prefix))
+        for base, paper in T6_BASELINES.items():
+            prefix = f"realtime_vs_{base}_psnr"
+            if not {"realtime", base} <= has:
+                cols.update(_no_interval(prefix))
+                continue
+            a, b = getattr(r, "paper_ours_psnr"), getattr(r, f"paper_{paper}_psnr")
+            if len(ops) > 1:  # a mean row: the paper's means over the same operators
+                a = np.mean([PAPER_TABLE6_TEN["ours"][o][0] for o in ops])
+                b = np.mean([PAPER_TABLE6_TEN[paper][o][0] for o in ops])
+            sign = int(np.sign(a - b)) if a == a and b == b and a != b else None
+            cols[f"{prefix}_verdict"] = ""
+            cols.update(claim_columns(prefix, difference(scope, "realtime", base), sign,
+                                      above_input=[gains["realtime"]]))
+        found.append(cols)
+    return pd.DataFrame(found, index=out.index)
+
+
+def _no_interval(prefix: str) -> dict:
+    """The columns of :func:`benchmarks._stats.claim_columns` for a difference not measured."""
+    nan = float("nan")
+    return {prefix: nan, f"{prefix}_lo": nan, f"{prefix}_hi": nan, f"{prefix}_lopo": None,
+            f"{prefix}_verdict": ""}
+
+
+@pytest.fixture(scope="module")
+def table6(experiment, results_dir, kept_crops):
+    yield from collect_rows(lambda df, started: _write_table6(
+        df, started, experiment, results_dir, _crop_frame(kept_crops.get("table6", []))))
+
+
+def _write_table6(df: pd.DataFrame, started: float, experiment, results_dir,
+                  crops: pd.DataFrame | None = None) -> None:
+    from model.presets import get_preset
+
+    df = table6_frame(df, crops)
     preset = get_preset(experiment.preset)
-    runs = [_t6_run(m, o, experiment.scale) for o in df.operator
+    runs = [_t6_run(m, o, experiment.scale) for o in df.operator if o not in T6_MEANS
             for m in _t6_methods(experiment.scale)
             if m in ("hdrnet", "realtime") or operators.get(o).has_gamma]
     meta = experiment.provenance(
@@ -341,15 +515,23 @@ def _write_table6(df: pd.DataFrame, started: float, experiment, results_dir) -> 
         realtime="TPAMI 2019 §3.3 real-time model (only the last InstanceNorm's affine "
                  "depends on the code), trained once jointly on the ten operators over their "
                  "full γ ranges, as the paper's 'ours'",
-        summary=table6_summary(df, experiment.scale))
-    write_table(df, "table6_baselines", results_dir, meta,
+        summary=table6_summary(df[~df.operator.isin(T6_MEANS)], experiment.scale))
+    intervals = (("; rows mean (all operators) and mean γ (those with a γ); "
+                  "realtime_vs_bgu/hdrnet_psnr: realtime − BGU / HDRNet, <method>_gain_psnr: "
+                  "method − input, each with its paired 95 % bootstrap interval over the test "
+                  "crops (_lo, _hi), its sign check with one photograph left out (_lopo) and "
+                  "the verdict on the paper's claim (_verdict, benchmarks/_stats.py); "
+                  "per-crop scores: the .crops.csv") if crops is not None and len(crops)
+                 else "")
+    write_table(df, "table6_baselines", results_dir, meta, crops=crops,
                 caption="Other methods at each operator's default γ: PSNR (dB) / SSIM on the "
                         "test split; realtime: one model trained jointly on the ten operators "
                         "(the paper's 'ours'); concat, single, decouple: our one-operator "
-                        "networks (operators with a γ); paper_*: TPAMI 2019 Table 6")
+                        "networks (operators with a γ); paper_*: TPAMI 2019 Table 6"
+                        + intervals)
 
 
-def test_table6(t6_op, experiment, scale, table6, predictor):
+def test_table6(t6_op, experiment, scale, table6, predictor, kept_crops):
     op = t6_op
     data = experiment.data()
     has_gamma = operators.get(op).has_gamma
@@ -361,11 +543,13 @@ def test_table6(t6_op, experiment, scale, table6, predictor):
                 (method in ("concat", "single", "decouple") and not has_gamma):
             row.update({f"{method}_psnr": float("nan"), f"{method}_ssim": float("nan")})
             continue
-        s = _scores_of(predictor(_t6_run(method, op, scale)), data, op, gammas)
+        s = _scores_of(predictor(_t6_run(method, op, scale)), data, op, gammas,
+                       crops=kept_crops.setdefault("table6", []), name=method)
         row.update({f"{method}_psnr": s["psnr"], f"{method}_ssim": s["ssim"],
                     "identity_psnr": s["identity_psnr"], "identity_ssim": s["identity_ssim"],
                     "images": s["images"]})
-    row["bgu_psnr"], row["bgu_ssim"], n, row["bgu_factor"] = _bgu_scores(data, op, g)
+    row["bgu_psnr"], row["bgu_ssim"], n, row["bgu_factor"] = _bgu_scores(
+        data, op, g, crops=kept_crops.setdefault("table6", []))
     assert n == row["images"]
     table6.append(row)
     values = np.array([row[f"{m}_{k}"] for m in ("bgu",) + _t6_methods(scale)
@@ -390,10 +574,12 @@ def test_table6_realtime_beats_its_input_on_average(scale, table6):
 
 
 # ---------------------------------------------------------------------- Table 12
-def table12_frame(df: pd.DataFrame) -> pd.DataFrame:
+def table12_frame(df: pd.DataFrame, crops: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per variant its operators, then ``avg`` (over all ten; NaN unless all were measured) and
     ``avg γ`` (over the six operators with a γ, where every variant was measured) rows, with
-    the paper's averages (and its L0 figure where given)."""
+    the paper's averages (and its L0 figure where given); with ``crops`` (the per-crop scores
+    of each variant, named by its ``arch_paper`` key, and ``identity``), the interval columns
+    of :func:`table12_intervals`."""
     parts = []
     for variant, d in df.groupby("variant", sort=False):
         d = d.copy()
@@ -420,8 +606,56 @@ def table12_frame(df: pd.DataFrame) -> pd.DataFrame:
                                for r in extra.operator]
         parts += [d, extra]
     out = pd.concat(parts, ignore_index=True)
-    return out[["variant", "arch", "training", "operator", "psnr", "ssim", "identity_psnr",
-                "identity_ssim", "images", "iterations", "paper_psnr", "paper_ssim"]]
+    keys = out.variant.map(dict(zip(df.variant, df.arch_paper)))
+    out = out[["variant", "arch", "training", "operator", "psnr", "ssim", "identity_psnr",
+               "identity_ssim", "images", "iterations", "paper_psnr", "paper_ssim"]]
+    if crops is not None and len(crops):
+        out = pd.concat([out, table12_intervals(out, keys, crops)], axis=1)
+    return out
+
+
+#: Table 12's reference variant, the decouple network (the paper's conv(all))
+T12_REFERENCE = "decouple"
+
+
+def table12_intervals(out: pd.DataFrame, keys: pd.Series, crops: pd.DataFrame) -> pd.DataFrame:
+    """Per row of :func:`table12_frame` (``keys``: each row's variant key, as its per-crop
+    scores are named) the paired bootstrap intervals (:mod:`benchmarks._stats`) over the row's
+    operators (``avg``: all ten, ``avg γ``: those with a γ the variant has) of:
+
+    - ``vs_conv_all_psnr`` (the variant − conv(all)) with ``_lo``/``_hi``/``_lopo`` and
+      ``_verdict``: the paper's claim, the sign of its own averages' difference (Table 12 gives
+      averages only; no verdict for a variant it does not have), inconclusive where the
+      variant is not above its input by more than its interval;
+    - ``gain_psnr`` (the variant − the input) with ``_lo``/``_hi``/``_lopo``/``_verdict``.
+
+    Rows whose figure is NaN (an average over operators a variant lacks) get none."""
+    found = []
+    ref = T12_REFERENCE if (crops.model == T12_REFERENCE).any() else None
+    ident = crops[crops.model == "identity"]
+    for r, key in zip(out.itertuples(), keys):
+        cols = {**_no_interval("vs_conv_all_psnr"), **_no_interval("gain_psnr")}
+        mine = crops[crops.model == key]
+        if r.operator == "avg":
+            ops = list(TABLE6_OPS)
+        elif r.operator == "avg γ":
+            ops = [o for o in dict.fromkeys(mine.operator) if operators.get(o).has_gamma]
+        else:
+            ops = [r.operator]
+        if r.psnr != r.psnr or not set(ops) <= set(mine.operator) or not ops:
+            found.append(cols)
+            continue
+        gain = difference(in_scope(pd.concat([mine, ident]), ops), key, "identity")
+        cols.update(claim_columns("gain_psnr", gain, +1))
+        if ref is not None and key != ref:
+            mine_paper, ref_paper = PAPER_TABLE12.get(key), PAPER_TABLE12[ref]
+            sign = (int(np.sign(mine_paper[0] - ref_paper[0]))
+                    if mine_paper and mine_paper[0] != ref_paper[0] else None)
+            iv = difference(in_scope(crops, ops), key, ref)
+            cols.update({"vs_conv_all_psnr_verdict": "",
+                         **claim_columns("vs_conv_all_psnr", iv, sign, above_input=[gain])})
+        found.append(cols)
+    return pd.DataFrame(found, index=out.index)
 
 
 def table12_summary(long: pd.DataFrame, scale: str) -> str:
@@ -440,13 +674,14 @@ def table12_summary(long: pd.DataFrame, scale: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def table12(experiment, results_dir):
-    yield from collect_rows(lambda df, started: _write_table12(df, started, experiment,
-                                                               results_dir))
+def table12(experiment, results_dir, kept_crops):
+    yield from collect_rows(lambda df, started: _write_table12(
+        df, started, experiment, results_dir, _crop_frame(kept_crops.get("table12", []))))
 
 
-def _write_table12(df, started, experiment, results_dir) -> None:
-    long = table12_frame(df)
+def _write_table12(df, started, experiment, results_dir, crops: pd.DataFrame | None = None
+                   ) -> None:
+    long = table12_frame(df, crops)
     runs = [r for r in table12_runs(None, experiment.scale)
             if r.arch in set(df.arch)]
     meta = experiment.provenance(
@@ -457,14 +692,19 @@ def _write_table12(df, started, experiment, results_dir) -> None:
         layers="K as the paper numbers N_base's 19 InstanceNorm layers; a shorter preset maps "
                "K onto its own (benchmarks._experiments.table12_arch)",
         summary=table12_summary(long, experiment.scale))
-    write_table(long, "table12_ablation", results_dir, meta,
+    intervals = ("; vs_conv_all_psnr: variant − conv(all), gain_psnr: variant − input, each "
+                 "with its paired 95 % bootstrap interval over the test crops (_lo, _hi), its "
+                 "sign check with one photograph left out (_lopo) and the verdict on the "
+                 "paper's claim (_verdict, benchmarks/_stats.py); per-crop scores: the "
+                 ".crops.csv") if crops is not None and len(crops) else ""
+    write_table(long, "table12_ablation", results_dir, meta, crops=crops,
                 caption="Which layer depends on γ: PSNR (dB) / SSIM on the test split per "
                         "operator (its test γ averaged) of each variant trained on the ten "
                         "TPAMI filter operators with the same budget, avg (ten operators) and "
-                        "avg γ (the six with a γ); paper_*: TPAMI 2019 Table 12")
+                        "avg γ (the six with a γ); paper_*: TPAMI 2019 Table 12" + intervals)
 
 
-def test_table12(t12_label, experiment, scale, table12, predictor):
+def test_table12(t12_label, experiment, scale, table12, predictor, kept_crops):
     data = experiment.data()
     arch = table12_arch(t12_label.partition("@")[0], scale)
     runs = [r for r in table12_runs(None, scale) if r.arch == arch and
@@ -482,7 +722,8 @@ def test_table12(t12_label, experiment, scale, table12, predictor):
             row.update(psnr=float("nan"), ssim=float("nan"), identity_psnr=float("nan"),
                        identity_ssim=float("nan"), images=0, iterations=float("nan"))
         else:
-            row.update(_scores_of(predictor(run), data, op),
+            row.update(_scores_of(predictor(run), data, op,
+                                  crops=kept_crops.setdefault("table12", []), name=t12_label),
                        iterations=run.iterations(experiment.preset))
         rows.append(row)
     table12 += rows
