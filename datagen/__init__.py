@@ -12,15 +12,26 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-__all__ = ["PairDataset", "code_version"]
+__all__ = ["PairDataset", "build_dataset", "code_version", "dataset_options"]
 
 
 def __getattr__(name):
-    """``datagen.PairDataset``, imported on first use (it needs torch, which the build does not)."""
+    """``datagen.PairDataset`` (it needs torch, which the build does not) and the library form
+    of ``python -m datagen build`` (``datagen.dataset_options(...)`` gives the options of the
+    command's flags, ``datagen.build_dataset(out, options)`` builds them), imported on first
+    use."""
     if name == "PairDataset":
         from .dataset import PairDataset
 
         return PairDataset
+    if name == "build_dataset":
+        from .build import build_dataset
+
+        return build_dataset
+    if name == "dataset_options":
+        from .plan import dataset_options
+
+        return dataset_options
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -367,6 +367,60 @@ def build(plan: Plan, out, *, workers: int = 0, scheduler: str | None = None, re
         lock.release()
 
 
+def worker_threads(workers: int, threads: int | None = None):
+    """``(threads per local worker, the choice behind it)``: ``threads`` when given, else
+    ``$OMP_NUM_THREADS``, else the cores other processes leave free (by the load average)
+    shared by the ``workers`` (:func:`datagen.threads.choose`), at least one. Worker processes
+    do not stall each other as threads do, so the number of workers is left as given."""
+    from .threads import choose
+
+    choice = choose(threads)
+    return (choice.n if choice.source != "auto" else max(1, choice.n // workers)), choice
+
+
+def build_dataset(out, options, *, workers: int | None = None, threads: int | None = None,
+                  scheduler: str | None = None, resume: bool = False, force: bool = False,
+                  progress: bool = True, command: str | None = None) -> BuildResult:
+    """Build the dataset of ``options`` (:func:`datagen.plan.dataset_options`) into the HDF5
+    file ``out``: ``python -m datagen build`` as one call, for programs (the benchmarks build
+    their datasets with it) and for the command line itself.
+
+    ``workers`` local processes (default: one per core; 1: in this process), each computing
+    with ``threads`` threads (default: :func:`worker_threads`), or a Dask cluster at
+    ``scheduler``. The worker processes start while this process reads the images and makes
+    the plan. ``resume``, ``force`` and ``progress`` are the flags of the same names;
+    ``command`` is the command line recorded in the file (default: this process's). Raises
+    :class:`BuildError` (or ``ValueError`` for bad options) with a one-line message.
+    """
+    from .plan import make_plan
+    from .threads import cpu_cores, limit
+
+    workers = cpu_cores() if workers is None else workers
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise ValueError(f"--threads must be >= 1, got {threads}")
+    out = check_output(out)  # before the images are read and the plan is made
+    if scheduler:
+        _dask_client()
+    per = None if scheduler else worker_threads(workers, threads)[0]
+    # one worker computes in this process: this process's pools get its threads while it builds
+    restore = limit(per) if per is not None and workers == 1 else (lambda: None)
+    try:
+        pool = start_pool(workers, scheduler, threads=per)
+        try:
+            plan = make_plan(options)
+        except BaseException:
+            if pool is not None:
+                pool.shutdown()
+            raise
+        return build(plan, out, workers=workers, scheduler=scheduler, resume=resume,
+                     force=force, progress=progress, command=command, pool=pool)
+    finally:
+        restore()
+
+
 def _stale_temporaries(out: Path) -> list[Path]:
     """``<out>.tmp<pid>`` files of assemblies that were killed (only called under the lock)."""
     return [p for p in out.parent.glob(glob.escape(out.name) + ".tmp*")

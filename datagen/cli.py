@@ -198,8 +198,11 @@ def main(argv=None) -> int:
 
 
 def _build(args, argv) -> int:
-    from .build import _dask_client, check_output
-    from .threads import cpu_cores, limit
+    """``build``: the flags checked and the threads said before anything is read, then
+    :func:`datagen.build.build_dataset` of :func:`build_options`, its warnings printed as they
+    come (``warning: ...``), and a summary."""
+    from .build import _dask_client, build_dataset, check_output
+    from .threads import cpu_cores
 
     if args.workers is None:
         args.workers = cpu_cores()
@@ -212,24 +215,26 @@ def _build(args, argv) -> int:
     if args.scheduler:
         _dask_client()
     threads = None if args.scheduler else _say_workers(args.workers, args.threads)
-    if threads is not None and args.workers == 1:  # the pairs are computed in this process
-        restore = limit(threads)
-        try:
-            return _build_with(args, argv, None)
-        finally:
-            restore()
-    return _build_with(args, argv, threads)
+    options = build_options(args)
+    command = "python -m datagen " + shlex.join(_without_aux_paths(
+        sys.argv[1:] if argv is None else list(argv)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = lambda message, *_a, **_k: print(f"warning: {message}",
+                                                                file=sys.stderr)
+        result = build_dataset(args.out, options, workers=args.workers, threads=threads,
+                               scheduler=args.scheduler, resume=args.resume, force=args.force,
+                               progress=not args.quiet, command=command)
+    _print_summary(result)
+    return 0
 
 
 def _say_workers(workers: int, explicit: int | None) -> int:
-    """The threads of each local worker (:func:`datagen.threads.choose`: ``--threads``,
-    ``$OMP_NUM_THREADS``, else the cores other processes leave free shared by the workers),
-    said in the build's first line (stderr), with a warning when the machine is busy. Worker
-    processes do not stall each other as threads do, so ``--workers`` keeps its default."""
-    from .threads import choose
+    """The threads of each local worker (:func:`datagen.build.worker_threads`), said in the
+    build's first line (stderr), with a warning when the machine is busy."""
+    from .build import worker_threads
 
-    choice = choose(explicit)
-    per = choice.n if choice.source != "auto" else max(1, choice.n // workers)
+    per, choice = worker_threads(workers, explicit)
     print(f"workers: {workers} × {per} thread{'s' if per > 1 else ''} ({choice.reason()})",
           file=sys.stderr)
     warning = choice.warning()
@@ -237,32 +242,6 @@ def _say_workers(workers: int, explicit: int | None) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     sys.stderr.flush()
     return per
-
-
-def _build_with(args, argv, threads: int | None) -> int:
-    from .build import build, start_pool
-    from .plan import make_plan
-
-    # the worker processes start (and import) while this process reads the images and plans
-    pool = start_pool(args.workers, args.scheduler, threads=threads)
-    try:
-        options = build_options(args)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            plan = make_plan(options)
-    except BaseException:
-        if pool is not None:
-            pool.shutdown()
-        raise
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
-    command = "python -m datagen " + shlex.join(_without_aux_paths(
-        sys.argv[1:] if argv is None else list(argv)))
-    result = build(plan, args.out, workers=args.workers, scheduler=args.scheduler,
-                   resume=args.resume, force=args.force, progress=not args.quiet, command=command,
-                   pool=pool)
-    _print_summary(result)
-    return 0
 
 
 def _without_aux_paths(argv: list[str]) -> list[str]:
@@ -282,32 +261,15 @@ def _without_aux_paths(argv: list[str]) -> list[str]:
 
 
 def build_options(args):
-    """The :class:`~datagen.plan.Options` of a parsed ``build`` command line: the bundled set
-    (its named test images, two scales) unless ``--images`` names a folder."""
-    from .plan import Options
-    from .sources import DEFAULT_SCALES, default_images, display, list_images
+    """The :class:`~datagen.plan.Options` of a parsed ``build`` command line
+    (:func:`datagen.plan.dataset_options` of its flags): the bundled set (its named test
+    images, two scales) unless ``--images`` names a folder."""
+    from .plan import dataset_options
 
-    test_images = args.test_images or ()
-    if args.images is None:
-        import skimage
-
-        files = default_images()
-        label = f"default: scikit-image {skimage.__version__} sample photographs"
-        scales = args.scales or DEFAULT_SCALES
-        if args.test_fraction is None and not test_images:
-            test_images = DEFAULT_TEST_FILES
-    else:
-        files = list_images(args.images)
-        label = display(args.images.resolve().name)  # the folder's name: no machine path
-        scales = args.scales or (1.0,)
-    fraction = 0.1 if args.test_fraction is None else args.test_fraction
-    options = Options(ops=tuple(args.ops), images=tuple(str(f) for f in files), images_label=label,
-                      size=args.size, per_image=args.per_image, test_fraction=fraction,
-                      seed=args.seed, max_crops=args.max_crops, scales=tuple(scales),
-                      single=args.single, test_images=tuple(test_images),
-                      exemplar=None if args.exemplar is None else str(args.exemplar),
-                      texture=None if args.texture is None else str(args.texture))
-    return options
+    return dataset_options(args.ops, args.images, size=args.size, per_image=args.per_image,
+                           test_fraction=args.test_fraction, test_images=args.test_images or (),
+                           seed=args.seed, max_crops=args.max_crops, scales=args.scales,
+                           single=args.single, exemplar=args.exemplar, texture=args.texture)
 
 
 def _print_summary(r) -> None:

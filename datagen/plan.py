@@ -385,3 +385,43 @@ def _named_test_images(options: Options, used: list[int]) -> list[int]:
     if set(used) <= set(index):
         raise ValueError("every usable image is a test image: keep at least one for training")
     return index
+
+
+def dataset_options(ops="all", images=None, *, size: int = 128, per_image: int = 7,
+                    test_fraction: float | None = None, test_images=(), seed: int = 0,
+                    max_crops: int = 40, scales=None, single: bool = True, exemplar=None,
+                    texture=None) -> Options:
+    """The :class:`Options` of ``python -m datagen build`` with the same flags (each keyword is
+    the flag of that name, with the same default), for a program that builds a dataset without
+    going through the command line (:func:`datagen.build.build_dataset`).
+
+    ``ops``: names and/or groups (``"all"``, ``"filters,jpeg"``, or a sequence). ``images``: a
+    folder of images, or None for the photographs bundled with scikit-image; for those the
+    defaults are the command's: its named test images (:data:`~datagen.sources.DEFAULT_TEST_FILES`)
+    unless ``test_fraction`` or ``test_images`` is given, and the scales 1 and 0.5; for a folder,
+    a test fraction of 0.1 and the scale 1. The same flags give the same options, so the same
+    dataset digest, whichever way the build is started."""
+    from .sources import DEFAULT_SCALES, DEFAULT_TEST_FILES, default_images, list_images
+
+    test_images = tuple(test_images or ())
+    if images is None:
+        import skimage
+
+        files = default_images()
+        label = f"default: scikit-image {skimage.__version__} sample photographs"
+        scales = scales or DEFAULT_SCALES
+        if test_fraction is None and not test_images:
+            test_images = DEFAULT_TEST_FILES
+    else:
+        from pathlib import Path
+
+        files = list_images(images)
+        label = display(Path(images).resolve().name)  # the folder's name: no machine path
+        scales = scales or (1.0,)
+    return Options(ops=tuple(operators.resolve(ops)), images=tuple(str(f) for f in files),
+                   images_label=label, size=size, per_image=per_image,
+                   test_fraction=0.1 if test_fraction is None else test_fraction, seed=seed,
+                   max_crops=max_crops, scales=tuple(scales), single=single,
+                   test_images=test_images,
+                   exemplar=None if exemplar is None else str(exemplar),
+                   texture=None if texture is None else str(texture))

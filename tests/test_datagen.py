@@ -105,6 +105,31 @@ def reference_build(image_dir, tmp_path_factory) -> Path:
     return out
 
 
+def test_build_dataset_is_the_build_command_as_one_call(image_dir, reference_build, tmp_path):
+    """``datagen.build_dataset(out, datagen.dataset_options(...))`` is ``python -m datagen
+    build`` as a library call (issue 27: the benchmarks built their dataset by calling the
+    command line's ``main``): the command's flags give the same options, and the file is the one
+    the plan-level API writes (same digest, same arrays), recording the command it is given."""
+    import datagen
+    from datagen.cli import build_options, parser
+
+    opts = datagen.dataset_options("l0,llf", image_dir, size=32, per_image=3, test_fraction=0.3,
+                                   seed=1, max_crops=3)
+    argv = ["build", "--ops", "l0,llf", "--images", str(image_dir), "--size", "32",
+            "--per-image", "3", "--test-fraction", "0.3", "--seed", "1", "--max-crops", "3"]
+    assert build_options(parser().parse_args(argv)).portable() == opts.portable()
+    with pytest.warns(UserWarning):  # the broken and the tiny image are skipped, and said so
+        result = datagen.build_dataset(tmp_path / "lib.h5", opts, workers=1, progress=False,
+                                       command="mine")
+    assert result.out == tmp_path / "lib.h5"
+    with h5py.File(reference_build, "r") as a, h5py.File(result.out, "r") as b:
+        assert a.attrs["digest"] == b.attrs["digest"] and b.attrs["command"] == "mine"
+    assert_same(arrays(reference_build), arrays(result.out))
+    with pytest.raises(ValueError, match="--workers must be >= 1"):
+        datagen.build_dataset(tmp_path / "none.h5", opts, workers=0)
+    assert not (tmp_path / "none.h5").exists()
+
+
 def test_workers_and_dask_give_identical_arrays(image_dir, reference_build, tmp_path):
     with pytest.warns(UserWarning):
         plan = make_plan(options(image_dir))
