@@ -24,14 +24,21 @@ from pathlib import Path
 import operators
 from model.presets import get_preset
 
-# datagen build arguments per scale: smoke is a tiny build for CI (seconds); small and paper use
-# the bundled default images with the default options (`python -m datagen build --ops all`).
-DATA_ARGS = {
-    "smoke": ["--size", "32", "--per-image", "2", "--max-crops", "3", "--scales", "0.25"],
-    "small": [],
-    "medium": [],
-    "paper": [],
+#: Each scale's dataset, as keywords of :func:`datagen.plan.dataset_options` (the flags of
+#: ``python -m datagen build``; ``ops`` defaults to all): smoke is a tiny build for CI (seconds);
+#: small and paper use the bundled default images with the default options, the dataset of the
+#: README's quick start (``python -m datagen build --ops all``).
+DATA_OPTIONS: dict[str, dict] = {
+    "smoke": {"size": 32, "per_image": 2, "max_crops": 3, "scales": (0.25,)},
+    "small": {},
+    "medium": {},
+    "paper": {},
 }
+#: Where ``python -m datagen build`` writes by default (the README's quick start), relative to
+#: the working folder. A finished dataset there whose recorded options and digest are those of
+#: a scale's build is that scale's dataset: :meth:`Experiment.locate_data` uses it (only reads
+#: it) instead of building the same dataset again into the cache.
+QUICK_START_DATA = Path("data") / "decouple.h5"
 #: scales that read another scale's dataset (the same build): the medium scale trains on the
 #: small scale's <cache>/small/data.h5 (its pairs are 128², the medium preset's crop)
 DATA_SCALE = {"medium": "small"}
@@ -404,11 +411,40 @@ TABLES = {"table1": table1_runs, "table2": table2_runs, "table3": table3_runs,
           "table6": table6_runs, "table12": table12_runs, "sweep_joint": sweep_joint_runs}
 
 
+def dataset_record(path) -> dict:
+    """What a dataset file records about its build: ``digest`` (of its options, crops, pixels
+    and γ), ``options`` (a dict) and ``command``. The file is opened read-only and checked
+    (:func:`datagen.store.open_file`: a foreign or damaged file is a one-line ValueError)."""
+    import json
+
+    from datagen.store import open_file
+
+    with open_file(path) as f:
+        try:
+            options = json.loads(str(f.attrs.get("options", "{}")))
+        except ValueError:
+            options = {}
+        return {"digest": str(f.attrs["digest"]), "options": options,
+                "command": str(f.attrs.get("command", ""))}
+
+
+@dataclass(frozen=True)
+class DataChoice:
+    """The dataset an :class:`Experiment` uses (:meth:`Experiment.locate_data`): its ``path``,
+    whether it ``exists`` yet (False: it is built there first), whether it is the scale's build
+    (``scale_build``: its models are the scale's, in ``runs/``), and ``why`` this one, in words."""
+
+    path: Path
+    exists: bool
+    scale_build: bool
+    why: str
+
+
 class Experiment:
     """Dataset and models of one scale, in ``cache/scale``; ``data`` overrides the dataset."""
 
     def __init__(self, scale: str, cache, data=None, device: str | None = None):
-        if scale not in DATA_ARGS:
+        if scale not in DATA_OPTIONS:
             raise ValueError(f"unknown scale {scale!r}")
         self.scale = scale
         self.cache = Path(cache)
@@ -418,37 +454,140 @@ class Experiment:
         self._data = Path(data) if data else None
         self.device = device
         self._attrs: tuple[str, str] | None = None
+        self._scale_digest: str | None = None
+        self._located: DataChoice | None = None
 
     @property
     def preset(self) -> str:
         return self.scale
 
-    def data(self, progress: bool = False) -> Path:
-        """The dataset file, built (resumably) with the scale's arguments if it is missing."""
+    @property
+    def data_scale(self) -> str:
+        """The scale whose dataset this one trains on: its own, or the one it shares
+        (:data:`DATA_SCALE`)."""
+        return DATA_SCALE.get(self.scale, self.scale)
+
+    def data_options(self):
+        """The :class:`datagen.plan.Options` of the scale's dataset (:data:`DATA_OPTIONS`)."""
+        from datagen.plan import dataset_options
+
+        return dataset_options(**DATA_OPTIONS[self.data_scale])
+
+    def data_command(self, out) -> str:
+        """The ``python -m datagen build`` command line that makes the scale's dataset at
+        ``out``: what a user would type for the same file, recorded in it as its command."""
+        import shlex
+
+        args = []
+        for key, value in {"ops": "all", **DATA_OPTIONS[self.data_scale]}.items():
+            flag = "--" + key.replace("_", "-")
+            if isinstance(value, bool):
+                args.append(flag if value else "--no-" + key.replace("_", "-"))
+            else:
+                text = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else value
+                args += [flag, str(text)]
+        return "python -m datagen build " + shlex.join(args[:2] + ["--out", str(out)] + args[2:])
+
+    def scale_digest(self) -> str:
+        """The digest of the scale's dataset: the one recorded in ``<cache>/<scale>/data.h5``
+        once that is built, else the one its build would record (the plan's: the images read
+        and cropped, every γ drawn, no pair computed; seconds). Read once."""
+        if self._scale_digest is None:
+            cached = self.data_root / "data.h5"
+            if cached.is_file():
+                self._scale_digest = dataset_record(cached)["digest"]
+            else:
+                from datagen.plan import make_plan
+
+                self._scale_digest = make_plan(self.data_options()).digest()
+        return self._scale_digest
+
+    def is_scale_build(self, path) -> tuple[bool, str]:
+        """Whether the dataset file ``path`` is the scale's build, and if not why: its recorded
+        options (``datagen`` stores them, with the digest of what they made) must be the
+        scale's (:meth:`data_options`; the image folder's label aside) and its digest
+        :meth:`scale_digest` (the same crops, pixels and γ). The file is only read."""
+        import json
+
+        record = dataset_record(path)
+        want = json.loads(json.dumps(self.data_options().portable(), sort_keys=True))
+        got = record["options"]
+        differ = sorted(k for k in set(want) | set(got)
+                        if k != "images_label" and want.get(k) != got.get(k))
+        if differ:
+            return False, f"built with other options: {', '.join(differ)}"
+        if record["digest"] != self.scale_digest():
+            return False, (f"its digest {record['digest'][:12]} is not the build's "
+                           f"{self.scale_digest()[:12]} (other images or code)")
+        return True, ""
+
+    def locate_data(self) -> DataChoice:
+        """Which dataset the experiment uses and why, without building anything:
+
+        1. the file given as ``data`` (``--data``): its models go to ``runs/`` when it is the
+           scale's build (:meth:`is_scale_build`; e.g. the quick start's file), else to
+           ``runs-<digest>/``;
+        2. ``<cache>/<scale>/data.h5``, the scale's dataset once built;
+        3. the quick start's :data:`QUICK_START_DATA` when it is the scale's build: used as it
+           is (only read), instead of building the same dataset again;
+        4. else ``<cache>/<scale>/data.h5``, to be built (:meth:`data`).
+        """
+        if self._located is not None:
+            return self._located
+        cached = self.data_root / "data.h5"
+        name = f"the {self.data_scale} scale's"
         if self._data is not None:
             if not self._data.is_file():
                 raise FileNotFoundError(f"no dataset at {self._data}")
-            return self._data
-        path = self.data_root / "data.h5"
-        if not path.is_file():
-            from datagen.cli import main as datagen_main
+            ok, why_not = self.is_scale_build(self._data)
+            digest = dataset_record(self._data)["digest"]
+            why = (f"given with --data: {name} build (options and digest {digest[:12]} match), "
+                   "so its models are the scale's, in runs/" if ok else
+                   f"given with --data: not {name} build ({why_not}), so its models go to "
+                   f"runs-{digest[:12]}/")
+            choice = DataChoice(self._data, True, ok, why)
+        elif cached.is_file():
+            choice = DataChoice(cached, True, True, f"{name} dataset in the cache")
+        else:
+            why = f"missing: built there first, as by {self.data_command(cached)}"
+            choice = DataChoice(cached, False, True, why)
+            quick = QUICK_START_DATA
+            if quick.is_file():
+                try:
+                    ok, why_not = self.is_scale_build(quick)
+                except (ValueError, OSError) as exc:  # damaged, foreign: build our own
+                    ok, why_not = False, str(exc)
+                if ok:
+                    choice = DataChoice(quick, True, True, (
+                        f"the quick start's dataset is {name} build (options and digest "
+                        f"{self.scale_digest()[:12]} match): used as it is, only read, instead "
+                        f"of building the same into {cached}"))
+                else:
+                    choice = DataChoice(cached, False, True,
+                                        f"{why}; {quick} is not {name} build ({why_not})")
+        if choice.exists:
+            self._located = choice
+        return choice
 
+    def data(self, progress: bool = False) -> Path:
+        """The dataset file (:meth:`locate_data`), built (resumably) with the scale's options
+        through :func:`datagen.build.build_dataset` if it is missing."""
+        choice = self.locate_data()
+        if not choice.exists:
+            from datagen.build import build_dataset
+
+            path = choice.path
             partial = Path(str(path) + ".partial")
-            argv = ["build", "--ops", "all", "--out", str(path),
-                    *DATA_ARGS[DATA_SCALE.get(self.scale, self.scale)]]
-            argv += ["--resume"] if partial.exists() else []
-            argv += [] if progress else ["--quiet"]
-            if datagen_main(argv) != 0:
-                raise RuntimeError(f"building {path} failed")
-        return path
+            build_dataset(path, self.data_options(), resume=partial.exists(),
+                          progress=progress, command=self.data_command(path))
+            self._scale_digest = None  # now the one the built file records
+        return self.locate_data().path
 
     def _dataset_attrs(self) -> tuple[str, str]:
         """The dataset's content digest and the command that built it (read once)."""
         if self._attrs is None:
-            from datagen.store import open_file
-
-            with open_file(self.data()) as f:
-                self._attrs = (str(f.attrs["digest"]), str(f.attrs.get("command", "")))
+            record = dataset_record(self.data())
+            self._attrs = (record["digest"], record["command"])
         return self._attrs
 
     def digest(self) -> str:
@@ -456,8 +595,10 @@ class Experiment:
         return self._dataset_attrs()[0]
 
     def run_dir(self, run: Run) -> Path:
-        """``runs/`` for the scale's own dataset, ``runs-<digest>/`` for one given with ``data``."""
-        runs = "runs" if self._data is None else f"runs-{self.digest()[:12]}"
+        """``runs/`` for the scale's own dataset (wherever it is: :meth:`locate_data`),
+        ``runs-<digest>/`` for another one given with ``data``."""
+        runs = ("runs" if self._data is None or self.locate_data().scale_build
+                else f"runs-{self.digest()[:12]}")
         return self.root / runs / run.name
 
     def run_preset(self, run: Run):
@@ -587,6 +728,9 @@ class Experiment:
             lock.release()
 
     def _prepare_locked(self, runs, jobs, progress, threads) -> list[Run]:
+        if progress:  # which dataset, and why that one (a found file is used, never rebuilt)
+            located = self.locate_data()
+            print(f"dataset: {located.path} ({located.why})", file=sys.stderr, flush=True)
         self.data(progress=progress)
         todo = [r for r in runs if not self.is_done(r)]
         env = dict(os.environ)

@@ -32,7 +32,13 @@ def main(argv=None) -> int:
                         "of Tables 6 and 12 only, on the small scale's dataset)")
     p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "decouple",
                    help="the benchmark cache: <scale>/data.h5 and one run folder per model")
-    p.add_argument("--data", type=Path, default=None, help="dataset instead of the scale's default")
+    p.add_argument("--data", type=Path, default=None,
+                   help="dataset instead of the scale's default (only read); its models are the "
+                        "scale's, in <scale>/runs, when it is the scale's build (the options and "
+                        "digest it records), else in <scale>/runs-<digest>. Without it, the "
+                        "cache's <scale>/data.h5, else the quick start's data/decouple.h5 when "
+                        "it is the scale's build, else a build into the cache; --dry-run says "
+                        "which and why")
     p.add_argument("--tables", default=",".join(TABLES),
                    help=f"which tables' models to train, comma separated ({', '.join(TABLES)})")
     p.add_argument("--ops", default=None,
@@ -155,41 +161,61 @@ def dry_run(exp: Experiment, runs, *, steps: int = 2, threads: int | None = None
     the device the trainings would use, on the first batch of the dataset when it exists, else
     on a synthetic batch of the preset's batch size and crop; the median seconds per step times
     the iterations left. Loading batches, logging, checkpoints and validation are not counted.
-    The steps run with the threads each training would get (:func:`job_threads` of ``jobs``
-    and ``threads``: one when ``jobs`` > 1).
+    The steps run with the threads each training will compute with (``python -m model
+    train``'s rule, :func:`model.device.command_threads`, for the ``--threads`` prepare gives it,
+    :func:`job_threads`: one each when ``jobs`` > 1, else torch's default lowered to the cores
+    the load leaves free), and the load they were measured at is said with the estimate; this
+    process's threads are put back afterwards. The dataset line says which dataset is used and
+    why (:meth:`Experiment.locate_data`).
     """
     import torch
 
     from model import device as devices
-    from model.checkpoint import load
     from model.presets import get_preset
-    from model.train import seconds_per_iteration
 
     out = sys.stdout if out is None else out
     preset = get_preset(exp.preset)
     device = devices.resolve(exp.device)
-    data = exp._data if exp._data is not None else exp.data_root / "data.h5"
-    have = data.is_file()
-    # timed with the threads each of the ``jobs`` trainings gets (one each when jobs > 1), not
-    # torch's default of one per core: a step's time depends on its threads (on a busy machine
-    # threads waiting for a core made the estimate ~20x too slow, and the dry run minutes long)
-    threads = job_threads(jobs, threads)
-    devices.set_threads(threads)
-    crop = ("each batch cropped to its smallest sample" if preset.batch_crop
-            else f"{preset.crop}² crops")
-    print(f"dry run at scale {exp.scale}: preset {preset.name} (width {preset.width}, batch "
-          f"{preset.batch}, {crop}, {preset.iterations} iterations) on {device} with "
-          f"{torch.get_num_threads()} thread(s); nothing is trained or built", file=out)
-    if have:
-        print(f"dataset: {data}", file=out)
-    else:
-        print(f"dataset: {data} is missing (prepare would build it first: python -m datagen "
-              "build); estimates use a synthetic batch of "
-              f"{preset.batch} × {preset.crop}² crops", file=out)
+    located = exp.locate_data()
+    data, have = located.path, located.exists
+    # timed with the threads each of the ``jobs`` trainings will compute with: the rule of
+    # ``python -m model train`` (devices.command_threads) applied to the --threads prepare
+    # gives it (job_threads: one each when jobs > 1; none when jobs is 1, so the training
+    # lowers torch's default to the cores the load leaves free). A step's time depends on its
+    # threads: on a busy machine threads waiting for a core made the estimate ~20x too slow
+    # and the dry run minutes long.
+    choice, restore = devices.command_threads(job_threads(jobs, threads), say=False)
+    try:
+        crop = ("each batch cropped to its smallest sample" if preset.batch_crop
+                else f"{preset.crop}² crops")
+        print(f"dry run at scale {exp.scale}: preset {preset.name} (width {preset.width}, "
+              f"batch {preset.batch}, {crop}, {preset.iterations} iterations) on {device} with "
+              f"{torch.get_num_threads()} thread(s) per training ({choice.reason()}); nothing "
+              "is trained or built", file=out)
+        print(f"dataset: {data} ({located.why})", file=out)
+        if not have:
+            print(f"estimates use a synthetic batch of {preset.batch} × {preset.crop}² crops",
+                  file=out)
+        return _estimate(exp, runs, preset, device, data if have else None, steps, jobs,
+                         choice, out)
+    finally:
+        restore()
+
+
+def _estimate(exp, runs, preset, device, data, steps, jobs, choice, out) -> list[dict]:
+    """:func:`dry_run`'s table: per run its iterations left and, with ``steps``, the
+    estimate from the seconds per step measured once per architecture and width."""
+    from model.checkpoint import load
+    from model.train import seconds_per_iteration
+
+    have = data is not None
+    load_note = ("load unknown" if choice.load is None else
+                 f"measured at load {choice.load:.1f} on {choice.cores} cores"
+                 + (": busy, a quieter machine trains faster" if choice.busy else ""))
     if steps:
         print(f"estimate: median of {steps} timed training step(s) per architecture (after one "
-              "warm-up step) × the iterations left; data loading, checkpoints and validation "
-              "not counted", file=out)
+              f"warm-up step) × the iterations left, {load_note}; data loading, checkpoints "
+              "and validation not counted", file=out)
     per_step: dict[tuple, float] = {}  # by architecture and width (a run's own --width)
     rows = []
     for r in runs:
@@ -234,7 +260,7 @@ def dry_run(exp: Experiment, runs, *, steps: int = 2, threads: int | None = None
         print(f"{len([r for r in rows if r['left']])} model(s) to train, about "
               f"{_duration(total)} one after another on {device}"
               + (f", at best about {_duration(total / jobs)} with {jobs} at a time" if jobs > 1
-                 else ""), file=out)
+                 else "") + f" ({load_note})", file=out)
     return rows
 
 

@@ -1,6 +1,8 @@
 """The benchmark cache: models are trained once, resumed when interrupted, never mixed up."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from benchmarks._experiments import Experiment, Run, middle_gamma, table1_runs
@@ -150,3 +152,92 @@ def test_ops_all_means_every_operator_each_table_keeping_its_own(tmp_path, capsy
     assert prepare.main(args + ["--ops", "sr", "--tables", "table1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: no model of --tables table1"), err
+
+
+def _tiny_scale(tmp_path, monkeypatch, folder: str = "imgs", **change):
+    """The smoke scale's dataset made tiny for a test (l0 on three 40² images of ``folder``,
+    tiny_data's options): returns the folder and a build with exactly the scale's options, or
+    with ``change`` (another ``seed`` of the images, another ``per_image``)."""
+    import benchmarks._experiments as E
+    from tiny_data import tiny_build
+
+    imgs = tmp_path / folder
+    imgs.mkdir()
+    made = tiny_build(imgs, "built.h5", ("l0",), **{"size": 32, "per_image": 1, **change})
+    if not change:
+        monkeypatch.setitem(E.DATA_OPTIONS, "smoke", dict(
+            ops="l0", images=imgs, size=32, per_image=1, test_fraction=0.34, max_crops=2,
+            scales=(1.0,)))
+    return imgs, made
+
+
+def test_the_dataset_is_built_through_datagens_library_not_its_command_line(tmp_path,
+                                                                           monkeypatch):
+    """Issue 27: ``Experiment.data`` built the scale's dataset by calling ``datagen.cli.main``
+    with an argv; it calls :func:`datagen.build.build_dataset` with the scale's options, and the
+    file records the command a user would type for it."""
+    import datagen.cli
+    from benchmarks._experiments import dataset_record
+
+    imgs, made = _tiny_scale(tmp_path, monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(datagen.cli, "main",
+                        lambda argv=None: pytest.fail(f"built through the command line: {argv}"))
+    exp = Experiment("smoke", tmp_path / "cache")
+    path = exp.data()
+    assert path == tmp_path / "cache" / "smoke" / "data.h5"
+    record = dataset_record(path)
+    assert record["command"] == exp.data_command(path) == (
+        f"python -m datagen build --ops l0 --out {path} --images {imgs} --size 32 --per-image 1 "
+        "--test-fraction 0.34 --max-crops 2 --scales 1.0")
+    assert record["digest"] == dataset_record(made)["digest"] == exp.scale_digest()
+
+
+def test_a_quick_start_dataset_of_the_scale_is_used_not_rebuilt(tmp_path, monkeypatch, capsys):
+    """Issue 27 item 6: ``prepare`` planned to build ``<cache>/<scale>/data.h5`` although the
+    quick start's ``data/decouple.h5`` came from the same command. A file there (or given with
+    ``--data``) whose recorded options and digest are the scale's build is used as it is (only
+    read, never written), its models are the scale's (``runs/``), and the dry run says which
+    dataset and why; a file of other options or other images is not."""
+    import hashlib
+
+    from benchmarks import prepare
+
+    _, made = _tiny_scale(tmp_path, monkeypatch)
+    work = tmp_path / "work"
+    (work / "data").mkdir(parents=True)
+    monkeypatch.chdir(work)
+    quick = work / "data" / "decouple.h5"
+    quick.write_bytes(made.read_bytes())
+    quick.chmod(0o444)
+    stamp = (quick.stat().st_mtime_ns, hashlib.sha256(quick.read_bytes()).hexdigest())
+    cache = tmp_path / "cache"
+    run = Run("decouple", "l0")
+
+    exp = Experiment("smoke", cache)
+    found = exp.locate_data()
+    assert found.path == Path("data/decouple.h5") and found.exists and found.scale_build
+    assert "quick start" in found.why and "only read" in found.why, found.why
+    assert exp.data() == found.path and not (cache / "smoke" / "data.h5").exists()
+    assert exp.run_dir(run) == cache / "smoke" / "runs" / run.name
+    given = Experiment("smoke", cache, data=quick)  # --data: the scale's build, the scale's runs
+    assert given.locate_data().scale_build and given.run_dir(run) == exp.run_dir(run)
+    assert prepare.main(["--dry-run", "--scale", "smoke", "--cache", str(cache), "--tables",
+                         "table1", "--ops", "l0", "--estimate-steps", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "dataset: data/decouple.h5 (the quick start's dataset is the smoke scale's build" in out
+    assert not (cache / "smoke" / "data.h5").exists()
+    assert (quick.stat().st_mtime_ns, hashlib.sha256(quick.read_bytes()).hexdigest()) == stamp
+
+    for change, reason in (({"seed": 1}, "its digest"), ({"per_image": 2}, "per_image")):
+        quick.chmod(0o644)
+        _, other = _tiny_scale(tmp_path, monkeypatch, "other-" + "-".join(change), **change)
+        quick.write_bytes(other.read_bytes())
+        exp = Experiment("smoke", cache)
+        found = exp.locate_data()
+        assert found.path == cache / "smoke" / "data.h5" and not found.exists, found
+        assert "data/decouple.h5 is not the smoke scale's build" in found.why, found.why
+        assert reason in found.why, found.why
+        given = Experiment("smoke", cache, data=quick)
+        assert not given.locate_data().scale_build
+        assert given.run_dir(run).parent.name == f"runs-{given.digest()[:12]}"

@@ -199,3 +199,35 @@ def test_cache_that_is_a_file_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and str(cache) in err[0], err
     assert cache.read_text() == "mine"
+
+
+def test_dry_run_with_one_job_times_with_the_threads_that_training_chooses(tmp_path,
+                                                                          monkeypatch):
+    """``--dry-run --jobs 1`` (no ``--threads``) timed its steps with torch's default, one
+    thread per core, while the training it estimates (``python -m model train``) lowers that
+    to the cores the load leaves free: on a busy machine the estimate was many times too slow
+    and the dry run minutes long. It times with the training's choice, says the load it measured
+    at, and leaves this process's threads as they were."""
+    import io
+
+    import torch
+
+    from benchmarks import prepare
+    from benchmarks._experiments import Experiment, table1_runs
+    from datagen import threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "cpu_cores", lambda: 4)
+    monkeypatch.setattr(threads, "load_average", lambda: 2.6)  # 3 cores busy: 1 free
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)  # torch's default on 4 cores
+    out = io.StringIO()
+    try:
+        prepare.dry_run(Experiment("smoke", tmp_path), table1_runs(["l0"], "smoke"), steps=1,
+                        jobs=1, out=out)
+        assert torch.get_num_threads() == 4
+    finally:
+        torch.set_num_threads(before)
+    text = out.getvalue()
+    assert "with 1 thread(s) per training (load 2.6 on 4 cores: 1, not 4" in text, text
+    assert "measured at load 2.6 on 4 cores: busy" in text.splitlines()[-1], text
