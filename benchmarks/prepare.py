@@ -16,7 +16,7 @@ from pathlib import Path
 
 import operators
 from datagen import code_version
-from datagen.cli import HelpFormatter
+from datagen.cli_common import HelpFormatter
 from datagen.lock import LockedError
 
 from ._experiments import TABLES, Experiment, job_threads

@@ -12,6 +12,7 @@ import operators
 
 from . import code_version
 from .build import BuildError
+from .cli_common import HelpFormatter
 from .sources import DEFAULT_TEST_FILES
 
 EPILOG = """\
@@ -53,19 +54,6 @@ def _scales(value: str) -> tuple[float, ...]:
         return tuple(float(v) for v in value.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"--scales wants numbers like 1,0.5, got {value!r}") from None
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Shows "(default: X)" only where a default means something: not on required or positional
-    arguments, flags, or options whose absence their help describes (default None). Shared by
-    every command line of the project."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        if ("%(default)" in text or action.default in (None, False, argparse.SUPPRESS)
-                or action.required or not action.option_strings):
-            return text
-        return text + " (default: %(default)s)"
 
 
 def parser() -> argparse.ArgumentParser:

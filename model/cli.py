@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 
 import operators
-from datagen.cli import HelpFormatter
+from datagen.cli_common import HelpFormatter
 
 from .device import AMP, command_threads, distributed_env
 from .predict import ExtrapolationWarning, OutOfRangeError

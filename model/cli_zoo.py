@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from datagen.cli import HelpFormatter
+from datagen.cli_common import HelpFormatter
 
 ZOO_EPILOG = """\
 examples:

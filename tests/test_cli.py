@@ -39,3 +39,22 @@ def test_prepare_version_and_help():
     text = subprocess.run([sys.executable, "-m", "benchmarks.prepare", "--help"],
                           capture_output=True, text=True, check=True).stdout
     assert "(default: None)" not in text and "--jobs" in text
+
+
+def test_help_formatter_has_one_home_outside_datagens_command_line():
+    """The help formatter of every command line lives in ``datagen.cli_common`` (the lowest
+    package with a command line): ``model``'s and ``benchmarks.prepare``'s command lines take it
+    from there instead of importing datagen's command line for it (issue 27), and their help
+    still shows only meaningful defaults."""
+    code = ("import sys, model.cli, model.cli_zoo, benchmarks.prepare\n"
+            "print('datagen.cli' in sys.modules)\n"
+            "import datagen.cli\n"
+            "from datagen.cli_common import HelpFormatter as H\n"
+            "print(all(m.HelpFormatter is H for m in (model.cli, model.cli_zoo, "
+            "benchmarks.prepare, datagen.cli)))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", "True"], out
+    text = subprocess.run([sys.executable, "-m", "model", "train", "--help"],
+                          capture_output=True, text=True, check=True).stdout
+    assert "(default: None)" not in text and "(default: False)" not in text and "usage:" in text
