@@ -34,7 +34,7 @@ import numpy as np
 import operators
 
 from . import __version__, code_version
-from .fs import fsync_folder
+from .fs import atomic_open, fsync_folder
 from .lock import LockedError, OutputLock
 from .plan import Plan
 from .sources import display
@@ -213,8 +213,8 @@ class Journal:
                     f"({stored.get('options')}); rerun it with those, or use --force to start over")
         else:
             self.dir.mkdir(parents=True)
-            self._atomic_write(self.dir / "plan.json", lambda p: Path(p).write_text(json.dumps(
-                {"digest": digest, "options": plan.options.portable()})))
+            self._atomic_write(self.dir / "plan.json", lambda fh: fh.write(json.dumps(
+                {"digest": digest, "options": plan.options.portable()}).encode()))
         self.done = {name: np.zeros(len(op.gamma), bool) for name, op in plan.ops.items()}
         for shard in self.shards():
             name = shard.name.split(".")[0]
@@ -246,14 +246,13 @@ class Journal:
                           "computed again")
 
     def _atomic_write(self, path: Path, write) -> None:
-        tmp = path.with_name(path.name + ".tmp")
+        """``write(fh)`` fills ``path``'s content, written atomically by the project's one
+        writer (:func:`datagen.fs.atomic_open`: a temporary ``.<name>.XXXX.tmp``, fsynced,
+        renamed); a failure is a :class:`BuildError` saying that finished work is kept."""
         try:
-            write(tmp)
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            with atomic_open(path) as fh:
+                write(fh)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise BuildError(f"disk full while writing {path}: free some space and run the "
                                  "same command with --resume; finished work is kept") from None
@@ -283,9 +282,8 @@ class Journal:
                 arrays[SHARD_KEY[k] + "_ends"] = np.concatenate(ends)
             path = self.dir / f"{name}.{self.seq:06d}.{self.writer}.npz"
 
-            def write(p, slots=slots, arrays=arrays):
-                with open(p, "wb") as fh:
-                    np.savez(fh, slots=slots, **arrays)
+            def write(fh, slots=slots, arrays=arrays):
+                np.savez(fh, slots=slots, **arrays)
 
             self._atomic_write(path, write)
             self.written.append(path)

@@ -656,16 +656,35 @@ def test_every_stored_pair_and_crop_is_what_it_claims(tmp_path):
     assert checked > 40
 
 
+def test_the_journal_is_written_by_the_projects_one_atomic_writer(images, tmp_path,
+                                                                  monkeypatch):
+    """The journal's plan.json and every shard go through :func:`datagen.fs.atomic_open`, the
+    project's one atomic writer (issue 27: the journal had its own copy, with a fixed temporary
+    name that a second writer or a link there would share)."""
+    import datagen.build
+    from datagen.fs import atomic_open
+
+    written = []
+
+    def recording(path, *a, **kw):
+        written.append(Path(path).name)
+        return atomic_open(path, *a, **kw)
+
+    monkeypatch.setattr(datagen.build, "atomic_open", recording)
+    build(make_plan(tiny_options(images)), tmp_path / "x.h5", workers=1, progress=False)
+    assert written[0] == "plan.json" and any(n.endswith(".npz") for n in written), written
+    assert no_temporaries(tmp_path)
+
+
 def test_a_journal_write_failure_is_a_clear_error(images, tmp_path, monkeypatch):
     """Any failed journal write (not only a full disk) ends with a message and --resume."""
-    real_open = open
+    import datagen.build
 
-    def failing_open(path, mode="r", *a, **kw):
-        if "wb" in mode and str(path).endswith(".npz.tmp"):
-            raise OSError(errno.EFBIG, "File too large")
-        return real_open(path, mode, *a, **kw)
+    def failing_savez(fh, *a, **kw):  # a shard's bytes going to its temporary file
+        fh.write(b"PK")  # a partly written temporary: removed, never renamed
+        raise OSError(errno.EFBIG, "File too large")
 
-    monkeypatch.setattr("builtins.open", failing_open)
+    monkeypatch.setattr(datagen.build.np, "savez", failing_savez)
     with pytest.raises(BuildError, match=r"writing .*\.npz failed \(File too large\).*--resume"):
         build(make_plan(tiny_options(images)), tmp_path / "x.h5", workers=1, progress=False)
     assert no_temporaries(tmp_path)
