@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._memory import check_memory, tune_malloc
-from ._sparse_solve import grid_pattern, solve_grid_spd
+from ._memory import available_bytes, check_memory, tune_malloc
+from ._sparse_solve import grid_pattern, pardiso_threads, solve_grid_spd_many
 from ._validate import MATLAB_EPS, as_float_image, as_gamma, restore_shape
 
 __all__ = ["wls_filter"]
@@ -19,10 +19,12 @@ __all__ = ["wls_filter"]
 #: >= 1). Beyond ~1e16 the 1 of the diagonal is lost in rounding and the factorisation fails;
 #: at 1e12 the solution still has a relative error below ~2e-4.
 MAX_CONDITION = 1e12
-#: Peak memory of one call, bytes per pixel (the channels are solved one after the other, so
-#: this hardly depends on the channel count): the sparse Cholesky factor dominates. Measured
-#: 927 MB per RGB megapixel (``ru_maxrss`` slope between 1000x1000 and 2000x1000, PARDISO).
+#: Peak memory of one call with its systems solved one after the other, bytes per pixel (hardly
+#: depends on the channel count): the sparse Cholesky factor dominates. Measured 927 MB per RGB
+#: megapixel (``ru_maxrss`` slope between 1000x1000 and 2000x1000, PARDISO).
 BYTES_PER_PIXEL = 1000
+#: What each further system solved at the same time adds (its own factor and work space).
+BYTES_PER_PIXEL_WORKER = 600
 
 
 @njit(cache=True, parallel=True)
@@ -81,33 +83,62 @@ def wls_solves(ch: np.ndarray, lams, alpha: float, small_num: float,
                backend: str = "auto") -> list[np.ndarray]:
     """``wlsFilter(ch, lam, alpha)`` of one HxW channel for each ``lam`` in ``lams``.
 
-    The one builder of WLS systems (``wls`` calls it per channel, ``wls_enhance`` with its two
-    lambdas on L): the guide's weights are computed once and shared by the systems, which differ
-    only in lambda; each is solved exactly by :func:`operators._sparse_solve.solve_grid_spd`
-    (whose ordering and symbolic analysis are shared by every system of this shape). Returns
-    HxW float64 arrays, in the order of ``lams``.
+    ``wls_enhance`` calls it with its two lambdas on L: the guide's weights are computed once
+    (:func:`_systems`) and the systems, which differ only in lambda, are solved together
+    (:func:`_solve_all`). Returns HxW float64 arrays, in the order of ``lams``.
     """
+    return _solve_all(ch.shape, _systems(ch, lams, alpha, small_num), backend)
+
+
+def _systems(ch: np.ndarray, lams, alpha: float, small_num: float) -> list[tuple]:
+    """The one builder of WLS systems: ``(data, rhs)`` of ``wlsFilter(ch, lam, alpha)`` for
+    each ``lam``, the guide's weights computed once (they do not depend on lambda)."""
     h, w = ch.shape
     ch = np.ascontiguousarray(ch, dtype=np.float64)
     dyden, dxden = _log_guide_denominators(ch, alpha, small_num)
     indptr, indices = grid_pattern(h, w)
-    data = np.empty(indices.shape[0])
-    rhs = np.empty(h * w)
-    outs = []
+    out = []
     for lam in lams:
+        data = np.empty(indices.shape[0])
+        rhs = np.empty(h * w)
         _fill_system(ch, float(lam), dyden, dxden, indptr, data, rhs)
-        x = solve_grid_spd(h, w, data, rhs, backend=backend)
-        outs.append(np.ascontiguousarray(x.reshape(w, h).T))
-    return outs
+        out.append((data, rhs))
+    return out
+
+
+def _solve_all(shape, systems, backend: str = "auto") -> list[np.ndarray]:
+    """Solve WLS systems of one HxW shape exactly (:func:`operators._sparse_solve.
+    solve_grid_spd_many`, whose ordering and symbolic analysis are shared by every system of a
+    shape), several at once where MKL has two threads or more and the memory available holds
+    their factors (:func:`_workers`); HxW float64 results, in order."""
+    h, w = shape
+    xs = solve_grid_spd_many(h, w, systems, backend=backend,
+                             workers=_workers(len(systems), h * w))
+    return [np.ascontiguousarray(x.reshape(w, h).T) for x in xs]
+
+
+def _workers(n_systems: int, pixels: int) -> int:
+    """How many systems to solve at the same time: one per system, up to MKL's thread count
+    plus one (three channels on two cores share them), when the threads allow it (a datagen
+    worker limited to one thread solves one after the other) and their factors fit in the
+    memory available; else 1."""
+    threads = pardiso_threads()
+    if threads < 2 or n_systems < 2:
+        return 1
+    k = min(n_systems, threads + 1)
+    avail = available_bytes()
+    while k > 1 and avail is not None and (
+            (BYTES_PER_PIXEL + (k - 1) * BYTES_PER_PIXEL_WORKER) * pixels > avail):
+        k -= 1
+    return k
 
 
 def _wls(img: np.ndarray, lam: float, alpha: float, small_num: float,
          backend: str = "auto") -> np.ndarray:
     """WLS on float64 HxWxC ``img`` (already validated); ``backend`` as in ``solve_grid_spd``."""
-    out = np.empty_like(img)
-    for ch in range(img.shape[2]):
-        out[:, :, ch] = wls_solves(img[:, :, ch], (lam,), alpha, small_num, backend)[0]
-    return out
+    systems = [s for c in range(img.shape[2])
+               for s in _systems(img[:, :, c], (lam,), alpha, small_num)]
+    return np.stack(_solve_all(img.shape[:2], systems, backend), axis=2)
 
 
 def wls_filter(image, lam=1.0, *, alpha=1.2, small_num=1e-4) -> np.ndarray:
@@ -152,13 +183,17 @@ def wls_filter(image, lam=1.0, *, alpha=1.2, small_num=1e-4) -> np.ndarray:
     about 0.5-1 s per megapixel channel on 2 cores with PARDISO (plus about 0.6 s of analysis the
     first time a shape is seen); SuperLU is several times slower. Residuals are ~1e-12 relative,
     so results agree with the reference to rounding (max abs difference ~1e-12 in float64 before
-    the reference's float32 storage). The factor of a 1024x1024 channel takes ~0.5 GB; analyses
-    of recent shapes stay cached, up to ~2 MP in all (``operators._sparse_solve.clear_cache``
+    the reference's float32 storage). With two or more MKL threads the channels are solved at
+    the same time, each on its own thread and PARDISO handle (one factorisation does not keep two
+    threads busy), where the memory available holds their factors; with one thread (a datagen
+    worker) one after the other. The factor of a 1024x1024 channel takes ~0.3 GB; analyses of
+    recent shapes stay cached, up to ~3.3 MP in all (``operators._sparse_solve.clear_cache``
     frees them).
 
-    Memory: about 1 GB per megapixel at the peak (927 MB measured with PARDISO between 1 and
-    2 MP; a 4000x3000 image needs ~11 GB), almost independent of the number of channels since
-    they are solved one after the other. An image whose estimate exceeds the memory available
+    Memory: about 1 GB per megapixel at the peak with the channels solved one after the other
+    (927 MB measured with PARDISO between 1 and 2 MP; a 4000x3000 image needs ~11 GB), and
+    about 0.6 GB per megapixel more for each channel solved at the same time (only when
+    available). An image whose estimate exceeds the memory available
     (``MemAvailable``) is refused with a ``MemoryError`` before any work; filter large images
     in overlapping tiles. ``lam / small_num > 1.25e11`` (lam > 1.25e7 at the default
     small_num) makes the system numerically singular and raises ``ValueError``.

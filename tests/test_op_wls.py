@@ -217,22 +217,26 @@ def test_cache_eviction_keeps_results(monkeypatch, rng):
 def test_float32_factor_is_refined_and_falls_back_to_float64(monkeypatch, rng):
     """At the paper's lambdas the factor is float32 (issue 28) and the refined solution agrees
     with SciPy's float64 solve; a system float32 cannot hold (refinement not converging) is
-    solved with a float64 handle, as accurately as before."""
+    solved with a float64 handle, as accurately as before (handles by grid shape and precision;
+    the channels may be solved at once, each worker with a handle of its own)."""
+    def kinds():
+        return {k[:3] for k in ss._HANDLES}
+
     img = natural_ish(rng, (40, 33, 3)) / 255.0
     ss.clear_cache()
     for lam in (0.1, 10.0):
         np.testing.assert_allclose(_wls(img, lam, 1.2, 1e-4, "pardiso"),
                                    _wls(img, lam, 1.2, 1e-4, "scipy"), atol=1e-11)
-    assert list(ss._HANDLES) == [(40, 33, True)]
+    assert kinds() == {(40, 33, True)}
     monkeypatch.setattr(ss, "SINGLE_MAX_DIAGONAL", np.inf)  # force float32 first, even here
     ss.clear_cache()
     a = _wls(img, 1e3, 1.2, 1e-4, "pardiso")
-    assert set(ss._HANDLES) == {(40, 33, True), (40, 33, False)}  # tried, then fell back
+    assert kinds() == {(40, 33, True), (40, 33, False)}  # tried, then fell back
     np.testing.assert_allclose(a, _wls(img, 1e3, 1.2, 1e-4, "scipy"), atol=1e-9)
     monkeypatch.undo()
     ss.clear_cache()
     _wls(img, 1e3, 1.2, 1e-4, "pardiso")
-    assert list(ss._HANDLES) == [(40, 33, False)]  # large diagonal: float64 directly
+    assert kinds() == {(40, 33, False)}  # large diagonal: float64 directly
 
 
 @pytest.mark.skipif("pardiso" not in BACKENDS, reason="MKL PARDISO unavailable")
@@ -265,6 +269,45 @@ def test_pardiso_spd_handle_solves_several_right_hand_sides(ordering, rng):
     hd.release()
     with pytest.raises(ValueError, match="ordering must be one of"):
         ss.PardisoSPD(indptr, indices, analysis, ordering="amd")
+
+
+@pytest.mark.skipif("pardiso" not in BACKENDS, reason="MKL PARDISO unavailable")
+def test_systems_solved_at_once_match_one_after_the_other(monkeypatch, rng):
+    """Issue 28: the channels' systems are solved at the same time (a worker and a handle per
+    system, one MKL thread each on two), with the results of solving them in turn."""
+    import operators.wls as wls_mod
+
+    img = natural_ish(rng, (37, 29, 3)) / 255.0
+    ss.clear_cache()
+    monkeypatch.setattr(wls_mod, "_workers", lambda n, pixels: 1)
+    one_by_one = _wls(img, 2.0, 1.2, 1e-4)
+    assert all(len(k) == 3 for k in ss._HANDLES)  # the shared handle only
+    monkeypatch.setattr(wls_mod, "_workers", lambda n, pixels: n)
+    at_once = _wls(img, 2.0, 1.2, 1e-4)
+    np.testing.assert_allclose(at_once, one_by_one, rtol=0, atol=1e-13)
+    slots = sorted(k[3] for k in ss._HANDLES if len(k) == 4)
+    assert slots == [1, 2, 3]
+    assert all(ss._HANDLES[(37, 29, True, i)].nthreads == max(1, ss.pardiso_threads() // 3)
+               for i in slots)
+
+
+def test_workers_follow_threads_and_memory(monkeypatch):
+    """Several systems at once only with two MKL threads or more, at most threads + 1 of them,
+    and only as many as the memory available holds (a datagen worker on one thread, or a large
+    image, solves one after the other)."""
+    import operators.wls as wls_mod
+
+    monkeypatch.setattr(wls_mod, "available_bytes", lambda: None)
+    monkeypatch.setattr(wls_mod, "pardiso_threads", lambda: 1)
+    assert wls_mod._workers(3, 10**6) == 1
+    monkeypatch.setattr(wls_mod, "pardiso_threads", lambda: 2)
+    assert [wls_mod._workers(n, 10**6) for n in (1, 2, 3, 5)] == [1, 2, 3, 3]
+    per = wls_mod.BYTES_PER_PIXEL_WORKER
+    monkeypatch.setattr(wls_mod, "available_bytes",
+                        lambda: (wls_mod.BYTES_PER_PIXEL + per) * 10**6)
+    assert wls_mod._workers(3, 10**6) == 2
+    monkeypatch.setattr(wls_mod, "available_bytes", lambda: wls_mod.BYTES_PER_PIXEL * 10**6)
+    assert wls_mod._workers(3, 10**6) == 1
 
 
 def test_thread_safe_concurrent_calls(rng):
