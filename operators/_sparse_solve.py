@@ -497,7 +497,12 @@ def solve_grid_spd_many(h: int, w: int, systems, *, backend: str = "auto",
     nthreads = max(1, pardiso_threads() // workers)
     from concurrent.futures import ThreadPoolExecutor
 
+    import numba
+
+    numba_threads = numba.get_num_threads()  # thread-local: the workers take the caller's
+
     def run(slot):  # worker ``slot`` solves systems slot-1, slot-1+workers, ... in turn
+        numba.set_num_threads(numba_threads)
         return [(i, _solve_pardiso(h, w, *systems[i], slot=slot, nthreads=nthreads))
                 for i in range(slot - 1, len(systems), workers)]
 

@@ -291,6 +291,30 @@ def test_systems_solved_at_once_match_one_after_the_other(monkeypatch, rng):
                for i in slots)
 
 
+@pytest.mark.skipif("pardiso" not in BACKENDS, reason="MKL PARDISO unavailable")
+def test_workers_keep_the_caller_s_numba_threads(monkeypatch):
+    """Numba's thread count is per thread: the solving workers take the caller's (a command's
+    limit), not the whole pool."""
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one Numba thread: nothing to limit")
+    seen = []
+
+    def fake(h, w, data, b, slot=0, nthreads=None):
+        seen.append(numba.get_num_threads())
+        return b
+
+    monkeypatch.setattr(ss, "_solve_pardiso", fake)
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        ss.solve_grid_spd_many(2, 2, [(np.ones(8), np.ones(4))] * 3, workers=3)
+    finally:
+        numba.set_num_threads(before)
+    assert seen == [1, 1, 1]
+
+
 def test_workers_follow_threads_and_memory(monkeypatch):
     """Several systems at once only with two MKL threads or more, at most threads + 1 of them,
     and only as many as the memory available holds (a datagen worker on one thread, or a large
