@@ -32,6 +32,14 @@ def _round_half_away(x):
     return int(f) + 1 if x - f >= 0.5 else int(f)
 
 
+@njit(cache=True, inline="always")
+def _slice_depth(g, emin, sigma_r):
+    """Lower depth cell of the slice at guide value ``g`` and the fraction towards the next."""
+    zf = (g - emin) / sigma_r
+    zl = math.floor(zf)
+    return int(zl) + PAD, zf - zl
+
+
 @njit(cache=True)
 def _axis_maps(n, sigma_s):
     """Per pixel index: splat cell, lower slice cell and slice fraction along one spatial axis.
@@ -148,10 +156,7 @@ def _grid_rows(data, edge, emin, sigma_r, depth, gw, rcell, rlow, rfrac, ccell, 
                 while q < i1 and rlow[q] == a - 1:
                     for j in range(w):
                         b = clow[j]
-                        zf = (edge[q, j] - emin) / sigma_r
-                        zl = math.floor(zf)
-                        fz = zf - zl
-                        z = int(zl) + PAD
+                        z, fz = _slice_depth(edge[q, j], emin, sigma_r)
                         wt = k1 * yw[s0, b, z] + yw[s1, b, z] + k1 * yw[s, b, z]
                         v0 = 0.0 if wt == 0.0 else (k1 * yd[s0, b, z] + yd[s1, b, z]
                                                     + k1 * yd[s, b, z]) / wt
@@ -192,10 +197,7 @@ def _grid_rows(data, edge, emin, sigma_r, depth, gw, rcell, rlow, rfrac, ccell, 
                 for j in range(w):
                     b = clow[j]
                     fy = cfrac[j]
-                    zf = (edge[q, j] - emin) / sigma_r
-                    zl = math.floor(zf)
-                    fz = zf - zl
-                    z = int(zl) + PAD
+                    z, fz = _slice_depth(edge[q, j], emin, sigma_r)
                     acc = 0.0
                     for dx in range(2):
                         nn = n1 if dx else n0
@@ -246,10 +248,7 @@ def _unit_rows(data, edge, emin, sigma_r, i0, i1, out):
     for r in range(1, n - 1):
         i = i0 - 1 + r
         for j in range(w):
-            zf = (edge[i, j] - emin) / sigma_r
-            zl = math.floor(zf)
-            fz = zf - zl
-            z = int(zl) + PAD
+            z, fz = _slice_depth(edge[i, j], emin, sigma_r)
             vs = 0.0
             for dz in range(2):
                 td = 0.0
