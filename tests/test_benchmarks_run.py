@@ -108,3 +108,49 @@ def test_run_table_writes_what_the_benchmark_suite_writes(tmp_path):
     tex = [render._body((tmp_path / d / "table1_single_vs_decouple.tex").read_text())
            for d in ("lib", "suite")]
     assert tex[0] == tex[1] and "\\toprule" in tex[0]
+
+
+def test_speed_tables_run_without_pytest(tmp_path, monkeypatch, capsys):
+    """The speed tables are made by ``run_table`` as by their test modules: the re-tuning table
+    (two methods at a tiny setting) gets the committed CSV's columns, its claims checked and its
+    settings in the sidecar; the model-speed table's load average before (its ``begin``) and
+    after reach the sidecar; a speed table refuses ``--ops`` (exit 2, nothing written)."""
+    import json
+
+    from benchmarks import run_table
+    from benchmarks.tables import model_speed, retune_speed
+
+    monkeypatch.setitem(retune_speed.SETTINGS, "smoke", (4, (2,), [(16, 12)], 1))
+    monkeypatch.setattr(retune_speed, "METHODS", ["single", "norm:{last}"])
+    done = run_table("retune_speed", scale="smoke", results=tmp_path / "r",
+                     cache=tmp_path / "c")
+    assert done.failed == []
+    df = pd.read_csv(tmp_path / "r" / "retune_speed.csv")
+    committed = pd.read_csv(REPO / "results" / "retune_speed.csv")
+    assert list(df.columns) == list(committed.columns)
+    assert list(df.method) == ["single", "norm:7"] and (df["size"] == "16x12").all()
+    assert (df.first_ms > 0).all() and (df.retune_ms > 0).all()
+    meta = json.loads((tmp_path / "r" / "retune_speed.meta.json").read_text())
+    assert (meta["width"], meta["dilations"], meta["repeats"]) == (4, [2], 1)
+    assert meta["command"].startswith("python -m benchmarks run retune_speed --scale smoke")
+
+    def training(scale, device):
+        return [{"device": device, "measure": "train samples/s", "model": m, "value": 1.0,
+                 "vs_reference": 1.0, "vs_reference_best": 1.0, "reference": "", "target": ""}
+                for m in [model_speed.REFERENCE, "decouple (grouped)", "decouple (linear)",
+                          "decouple (loop)", *model_speed.FEW_LAYERS,
+                          "adafm (stage 1: base, λ = 0)", "adafm (stage 2: filters, λ = 1)"]]
+
+    monkeypatch.setattr(model_speed, "training", training)
+    monkeypatch.setattr(model_speed, "inference", lambda scale, device: [])
+    monkeypatch.setattr(model_speed, "_load", iter([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]).__next__)
+    assert run_table("model_speed", scale="smoke", results=tmp_path / "m",
+                     cache=tmp_path / "c").failed == []
+    meta = json.loads((tmp_path / "m" / "model_speed.meta.json").read_text())
+    assert meta["load_average_before"] == [1.0, 2.0, 3.0]
+    assert meta["load_average_after"] == [4.0, 5.0, 6.0] and meta["batch"] == 8
+    for name in ("model_speed", "retune_speed", "datagen_speed"):
+        assert main(["run", name, "--ops", "l0", "--results", str(tmp_path / "x"),
+                     "--cache", str(tmp_path / "c")]) == 2
+        assert "leave out --ops" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -31,10 +31,13 @@ NOT_MEDIUM = ("smoke", "small", "paper")
 @dataclass
 class Measured:
     """What :attr:`Table.measure` returns for one unit: the table's rows and, for tables that
-    keep them (``NAME.crops.csv``), the per-crop scores their means are made of."""
+    keep them (``NAME.crops.csv``), the per-crop scores their means are made of; ``facts``:
+    what the unit measured beyond its rows that goes into the sidecar (e.g. the per-round
+    speed-ups of a timing), passed to :attr:`Table.write` as keywords."""
 
     rows: list[dict]
     crops: list[dict] = field(default_factory=list)
+    facts: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ class Table:
       short form in ``results/README.md`` for long tables; ``figure``: ``(plot(df, path,
       scale), default path)`` of a figure drawn from the CSV; ``visual(experiment, unit,
       results_dir)``: a figure per unit drawn with the trained models.
+    - ``begin(experiment)``: facts taken before the first unit is measured (e.g. the load
+      average of a speed table), passed to ``write`` as keywords; None: none.
     - ``paper``: the paper's figures it prints beside ours (:mod:`benchmarks.paper`);
       ``scales``: the scales it is made at; ``suite``: the benchmark test module that writes it
       under ``pytest benchmarks``.
@@ -73,6 +78,7 @@ class Table:
     summary: Callable[[pd.DataFrame], pd.DataFrame] | None = None
     figure: tuple[Callable, str] | None = None
     visual: Callable[..., Any] | None = None
+    begin: Callable[[Any], dict] | None = None
     paper: Mapping | None = None
     scales: tuple[str, ...] = NOT_MEDIUM
     suite: str = ""

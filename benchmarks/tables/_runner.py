@@ -14,22 +14,26 @@ from . import Measured, get
 
 
 class Collected:
-    """The rows (and per-crop scores) gathered from a table's units, in the order measured."""
+    """The rows (and per-crop scores) gathered from a table's units, in the order measured,
+    and the sidecar facts: the table's ``begin`` facts and those each unit measured."""
 
-    def __init__(self):
+    def __init__(self, facts: dict | None = None):
         self.rows: list[dict] = []
         self.crops: list[dict] = []
+        self.facts: dict = dict(facts or {})
 
     def add(self, measured: Measured) -> Measured:
         self.rows += measured.rows
         self.crops += measured.crops
+        self.facts.update(measured.facts)
         return measured
 
     def write(self, table, experiment, results_dir, started: float, **facts) -> None:
-        """``table.write`` with the rows as a DataFrame (and the crops, when any were kept)."""
+        """``table.write`` with the rows as a DataFrame (and the crops, when any were kept) and
+        the gathered facts (``facts`` over them)."""
         crops = pd.DataFrame(self.crops) if self.crops else None
         table.write(experiment, Path(results_dir), pd.DataFrame(self.rows), crops, started,
-                    **facts)
+                    **{**self.facts, **facts})
 
 
 def collect(table, experiment, results_dir):
@@ -38,7 +42,7 @@ def collect(table, experiment, results_dir):
     :class:`Measured` to what it yields. Nothing is written when no test added a row (e.g. all
     deselected with ``-k``)."""
     started = time.perf_counter()
-    got = Collected()
+    got = Collected(table.begin(experiment) if table.begin is not None else None)
     yield got
     if got.rows:
         got.write(table, experiment, results_dir, started)
@@ -101,15 +105,16 @@ def run_table(name: str, *, scale: str = "smoke", ops=None, results=None, cache=
             + ([] if device is None else ["--device", device]))
     experiment = Experiment(scale, cache, data, device)
     started = time.perf_counter()
-    got, failed = Collected(), []
+    got, failed = Collected(table.begin(experiment) if table.begin is not None else None), []
     for unit in units:
-        measured = got.add(table.measure(experiment, unit))
-        if table.check is not None:
-            try:
+        try:  # a claim checked while measuring (e.g. a re-tune's image) fails the unit alone
+            measured = got.add(table.measure(experiment, unit))
+            if table.check is not None:
                 table.check(measured, scale)
-            except AssertionError as exc:
-                failed.append(f"{unit}: {exc}")
+        except AssertionError as exc:
+            failed.append(f"{unit}: {exc}")
         if figures and table.visual is not None:
             table.visual(experiment, unit, results)
-    got.write(table, experiment, results, started, command=command)
+    if got.rows:  # (none when every unit failed while measuring: nothing to write)
+        got.write(table, experiment, results, started, command=command)
     return RunResult(table.name, results, failed)

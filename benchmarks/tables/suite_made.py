@@ -36,13 +36,4 @@ TABLES = (
     Table("baseline_speed", "baseline_speed", "TPAMI 2019 Table 6 (speed)",
           layout=_latex.baseline_speed, scales=ALL_SCALES,
           suite="benchmarks/test_baselines.py"),
-    Table("model_speed", "model_speed", layout=_latex.model_speed, scales=ALL_SCALES,
-          suite="benchmarks/test_model_speed.py"),
-    Table("datagen_speed", "datagen_speed", layout=_latex.datagen_speed, scales=ALL_SCALES,
-          suite="benchmarks/test_datagen_speed.py"),
-    Table("retune_speed", "retune_speed", "TPAMI 2019 Table 5 (re-tuning)",
-          layout=_latex.retune_speed, scales=ALL_SCALES,
-          suite="benchmarks/test_retune_speed.py"),
-    Table("explore_speed", "explore_speed", scales=ALL_SCALES,
-          suite="benchmarks/test_explore_speed.py"),
 )
