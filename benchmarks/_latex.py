@@ -919,6 +919,51 @@ def retune_speed(name: str, df: pd.DataFrame) -> str:
     return table_env(name, caption, tabular(cols, rows))
 
 
+#: the paper's setting, stated beside ours where a table prints the paper's figures
+PAPER_SETTING = "paper: width 64, GPU"
+
+
+def scale_sentence(meta: dict, df: pd.DataFrame) -> str:
+    """The sentence a caption gets when the table prints the paper's figures beside ours (a
+    ``paper_*`` column in the CSV): the scale ours were made at, from the sidecar (``scale``,
+    the ``preset``'s width, iterations, batch and crop, CPU or GPU from ``hardware``), beside
+    the paper's (:data:`PAPER_SETTING`), since ours are 5–10 dB lower at a small scale. ""
+    for other tables, and for a sidecar without a scale."""
+    scale = meta.get("scale")
+    if not scale or not any(str(c).startswith("paper_") for c in df.columns):
+        return ""
+    p = meta.get("preset") if isinstance(meta.get("preset"), dict) else {}
+    parts = []
+    if "width" in p:
+        parts.append(f"width {p['width']}")
+    if "iterations" in p:
+        parts.append(f"{p['iterations']} iterations"
+                     + (f" of batch {p['batch']}" if "batch" in p else "")
+                     + (f" on {p['crop']}² crops" if "crop" in p else ""))
+    parts.append("GPU" if "GPU" in str(meta.get("hardware", "")) else "CPU")
+    return latex_text(f"Ours at the {scale} scale ({', '.join(parts)}); {PAPER_SETTING}.")
+
+
+def add_to_caption(tex: str, sentence: str) -> str:
+    """``tex`` with ``sentence`` appended to its first ``\\caption{...}`` (after a space; the
+    braces are matched, escaped ones skipped), so every layout's caption gets it without each
+    layout knowing the sidecar. Unchanged for an empty sentence or a float without a caption."""
+    start = tex.find("\\caption{")
+    if not sentence or start < 0:
+        return tex
+    depth, i = 0, start + len("\\caption")
+    while i < len(tex):
+        ch = tex[i]
+        if ch == "\\":
+            i += 2
+            continue
+        depth += (ch == "{") - (ch == "}")
+        if depth == 0:
+            return tex[:i] + " " + sentence + tex[i:]
+        i += 1
+    return tex  # unbalanced: left as the layout wrote it
+
+
 def render(name: str, df: pd.DataFrame, caption: str) -> str:
     """The LaTeX float of table ``name`` from its CSV rows, by the layout its entry in the
     registry gives (:class:`benchmarks.tables.Table`; ``caption``: for tables without a layout

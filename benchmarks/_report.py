@@ -320,13 +320,16 @@ def write_if_changed(path: Path, text: str) -> bool:
 
 
 def tex_text(name: str, df: pd.DataFrame, meta: dict) -> str:
-    """The ``.tex`` of table ``name`` from its rows and sidecar (provenance as ``%`` comments)."""
-    from ._latex import PACKAGES, render
+    """The ``.tex`` of table ``name`` from its rows and sidecar (provenance as ``%`` comments);
+    a table that prints the paper's figures beside ours states in its caption the scale ours
+    were made at (:func:`benchmarks._latex.scale_sentence`, from the sidecar)."""
+    from ._latex import PACKAGES, add_to_caption, render, scale_sentence
 
     header = [f"% {name}: generated from {name}.csv, do not edit (provenance: {name}.meta.json)",
               f"% needs \\usepackage{{{','.join(PACKAGES)}}}"]
     header += [f"% {k}: {latex_comment(v)}" for k, v in meta.items() if k != "caption"]
-    return "\n".join(header) + "\n" + render(name, df, meta["caption"])
+    body = add_to_caption(render(name, df, meta["caption"]), scale_sentence(meta, df))
+    return "\n".join(header) + "\n" + body
 
 
 def write_tex(results_dir: Path, name: str) -> Path:

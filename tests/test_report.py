@@ -235,6 +235,43 @@ def test_committed_readme_summarises():
         assert f"]({name}.csv)" in readme and f"]({name}.tex)" in readme
 
 
+def _caption(tex: str) -> str:
+    """The text of the ``\\caption{...}`` line of a written table."""
+    line = next(x for x in tex.splitlines() if x.startswith("\\caption{"))
+    assert line.endswith("}")
+    return line[len("\\caption{"):-1]
+
+
+def test_caption_states_the_sidecars_scale_beside_the_papers_figures(tmp_path):
+    """A table that prints the paper's figures (a ``paper_*`` column) says in its caption the
+    scale ours come from, read from the sidecar (scale, preset, CPU or GPU); one without them
+    does not; re-rendering keeps it (the caption is made from the CSV and sidecar)."""
+    preset = {"name": "small", "width": 16, "iterations": 3000, "batch": 8, "crop": 64}
+    df = pd.DataFrame({"operator": ["l0"], "ours_psnr": [25.0], "paper_psnr": [35.0]})
+    write_table(df, "t", tmp_path, {**META, "scale": "small", "preset": preset}, caption="T.")
+    assert _caption((tmp_path / "t.tex").read_text()).endswith(
+        "T. Ours at the small scale (width 16, 3000 iterations of batch 8 on 64$^2$ crops, "
+        "CPU); paper: width 64, GPU.")
+    gpu = {**META, "scale": "paper", "hardware": "Xeon, 8 cores, GPU NVIDIA H100",
+           "preset": {**preset, "width": 64, "iterations": 100000}}
+    write_table(df, "t", tmp_path, gpu, caption="T.")
+    assert _caption((tmp_path / "t.tex").read_text()).endswith(
+        "Ours at the paper scale (width 64, 100000 iterations of batch 8 on 64$^2$ crops, "
+        "GPU); paper: width 64, GPU.")
+    write_table(df.drop(columns="paper_psnr"), "u", tmp_path, {**META, "preset": preset},
+                caption="U.")
+    assert _caption((tmp_path / "u.tex").read_text()) == "U."  # no paper figures: no sentence
+    assert render.main([str(tmp_path), "--check"]) == 0
+    # a layout's caption with nested braces: the sentence goes inside its closing brace
+    assert _latex.add_to_caption("\\caption{a $^{b}$ \\{c}\n\\label{x}", "S.") == \
+        "\\caption{a $^{b}$ \\{c S.}\n\\label{x}"
+    # the committed tables with the paper's figures say their scale
+    for name in ("table1_single_vs_decouple", "table6_baselines"):
+        meta = json.loads((RESULTS / f"{name}.meta.json").read_text())
+        assert f"Ours at the {meta['scale']} scale (width {meta['preset']['width']}, " in \
+            _caption((RESULTS / f"{name}.tex").read_text())
+
+
 def test_committed_tex_is_rendered_from_committed_csv(tmp_path):
     """Each committed .tex is what the writer makes from the committed CSV (no hand edits)."""
     shutil.copytree(RESULTS, tmp_path / "r", ignore=shutil.ignore_patterns("figures"))
