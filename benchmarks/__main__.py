@@ -3,6 +3,7 @@
     python -m benchmarks list                                  # the tables, by alias and name
     python -m benchmarks run table1 --scale smoke --results /tmp/t --cache /tmp/c
     python -m benchmarks run sweep --ops l0,wls --scale small  # into results/ (small scale)
+    python -m benchmarks recipe table1                         # how to reproduce Table 1
 
 ``run`` trains whatever model is missing in the cache, measures the table's units (``--ops``:
 only these operators), checks its claims and writes ``NAME.csv``, ``NAME.tex`` and
@@ -29,6 +30,11 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("list", help="the tables: alias, CSV name, the paper's table, and whether "
                                 "`run` makes it (else the benchmark test module that does)")
+    rc = sub.add_parser("recipe", help="how to reproduce one table: commands, models, expected "
+                                       "time and figures (from the registry and results/)")
+    rc.add_argument("table", help="the table's alias or CSV name (python -m benchmarks list)")
+    rc.add_argument("--scale", choices=SCALES, default=None,
+                    help="the scale (default: the committed table's)")
     r = sub.add_parser("run", help="make one table without pytest",
                        description="Make one table (its CSV, LaTeX, sidecar and figures) without "
                                    "pytest, as `pytest benchmarks` does.")
@@ -62,6 +68,15 @@ def main(argv=None) -> int:
         for t in tables.registry().values():
             how = "run" if t.runnable else f"pytest {t.suite}"
             print(f"{t.alias:18} {t.name:28} {t.label or '-':40} {how}")
+        return 0
+    if args.command == "recipe":
+        from .tables._recipe import recipe
+
+        try:
+            print(recipe(args.table, args.scale), end="")
+        except ValueError as exc:  # an unknown table
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         return 0
     try:
         done = tables.run_table(args.table, scale=args.scale, ops=args.ops,

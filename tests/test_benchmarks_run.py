@@ -154,3 +154,36 @@ def test_speed_tables_run_without_pytest(tmp_path, monkeypatch, capsys):
                      "--cache", str(tmp_path / "c")]) == 2
         assert "leave out --ops" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_recipe_is_made_from_the_registry_and_the_committed_table(tmp_path, capsys):
+    """``python -m benchmarks recipe TABLE``: the commands for the table's alias and run list,
+    its models at the scale (the run list), the time its sidecar records and the figures of its
+    CSV with each difference's interval (the paper's columns and the interval columns not shown
+    as figures of their own)."""
+    import json
+
+    from benchmarks.tables._recipe import recipe
+
+    pd.DataFrame({"operator": ["l0", "l0"], "gamma": ["0.002", "ave."],
+                  "diff_psnr": [-0.25, -0.5], "diff_psnr_lo": [-0.625, -0.75],
+                  "diff_psnr_hi": [0.125, -0.25], "paper_diff_psnr": [None, -0.86]}
+                 ).to_csv(tmp_path / "table1_single_vs_decouple.csv", index=False)
+    (tmp_path / "table1_single_vs_decouple.meta.json").write_text(json.dumps(
+        {**META, "hardware": "Acme, 2 cores", "wall_time_s": 12.5, "models": 36,
+         "training_wall_s_total": 7200.0}))
+    text = recipe("table1", results=tmp_path)
+    assert "python -m benchmarks.prepare --tables table1 --scale small" in text
+    assert "python -m benchmarks run table1 --scale small" in text
+    assert "42 models (run list `table1`" in text  # the run list: 6 decouple, 6 concat, 30 single
+    assert "- `single`: 30 on l0, wls, rtv, rgf, wmf, llf, 5 each (one per γ)" in text
+    assert ("on Acme, 2 cores: 12.5 s to measure and write the table, after 2.0 h of training "
+            "the 36 models behind it") in text
+    assert "| operator | gamma | diff_psnr |" in text and "paper_diff_psnr |" not in text
+    assert "| l0 | 0.002 | -0.25 [-0.625, 0.125] |" in text
+    assert "| l0 | ave. | -0.5 [-0.75, -0.25] |" in text
+    assert "No committed run at the paper scale" in recipe("table1", "paper", tmp_path)
+    speed = recipe("retune_speed", results=tmp_path)
+    assert "python -m benchmarks run retune_speed --scale small" in speed and "None (" in speed
+    assert main(["recipe", "nope"]) == 2
+    assert capsys.readouterr().err.startswith("error: unknown table 'nope'")
