@@ -161,6 +161,27 @@ def tabular(cols: list[Col], rows: list, *, top: list[str] | None = None,
     return "\n".join(out)
 
 
+def styled_tabular(cols: list[Col], rows: list[list[str]]) -> str:
+    """The booktabs ``tabular`` of :func:`tabular` for a plain grid (every row a list of LaTeX
+    cells: no section rows, rules or lines above the headers), written by pandas'
+    ``Styler.to_latex``: the headers (short ones on the last line, as :func:`tabular`) become
+    the frame's column levels, not sparsified (a header over one column stays over that
+    column), the cells are already LaTeX (no escaping), the index is hidden. Gives the same
+    text as :func:`tabular` for such a grid; the layouts with section rows (``\\multicolumn``
+    rows naming a block), ``\\addlinespace`` or stacked blocks keep :func:`tabular`, which
+    ``Styler`` cannot write (its rows are a frame's rows, its rules the header's and the
+    table's)."""
+    depth = max(c.lines for c in cols)
+    heads = [tuple(_header_cell(h, c.align) for h in [""] * (depth - c.lines) + list(c.header))
+             for c in cols]
+    columns = (pd.MultiIndex.from_tuples(heads) if depth > 1
+               else pd.Index([h[0] for h in heads]))
+    frame = pd.DataFrame([list(r) for r in rows], columns=columns, dtype=object)
+    spec = "@{}" + "".join(c.align for c in cols) + "@{}"
+    return frame.style.hide(axis="index").to_latex(
+        hrules=True, column_format=spec, sparse_columns=False).rstrip("\n")
+
+
 def _header_cell(text: str, align: str) -> str:
     # headers of number columns are right-aligned like the numbers; of text columns, left
     if not text:
@@ -215,10 +236,11 @@ def generic_columns(df: pd.DataFrame, keys) -> tuple[list[Col], list[Callable]]:
 
 
 def generic(name: str, df: pd.DataFrame, caption: str) -> str:
-    """Any table: its CSV columns as they are."""
+    """Any table: its CSV columns as they are (written by ``Styler.to_latex``:
+    :func:`styled_tabular`)."""
     cols, fmts = generic_columns(df, list(df.columns))
     rows = [[f(v) for f, v in zip(fmts, r)] for r in df.itertuples(index=False)]
-    return table_env(name, latex_text(caption), tabular(cols, rows))
+    return table_env(name, latex_text(caption), styled_tabular(cols, rows))
 
 
 # --------------------------------------------------------------------------- layouts
@@ -851,7 +873,9 @@ def baseline_speed(name: str, df: pd.DataFrame) -> str:
 
 def model_speed(name: str, df: pd.DataFrame) -> str:
     """One block per (device, measure): the models, the value, the ratio to the block's
-    reference and the target."""
+    reference and the target. (Hand-written :func:`tabular`, not ``Styler.to_latex``: each
+    block opens with a row naming it, ``\\multicolumn`` across the table, and blocks are set
+    apart by ``\\addlinespace``; a Styler writes a frame's rows only.)"""
     cols = [Col(("",), "l"), Col(("value",), "r"), Col(("vs.\\ ref.",), "r"),
             Col(("target",), "l")]
     rows: list = []
@@ -883,6 +907,7 @@ def model_speed(name: str, df: pd.DataFrame) -> str:
 
 
 def datagen_speed(name: str, df: pd.DataFrame) -> str:
+    """One row per setting (written by ``Styler.to_latex``: :func:`styled_tabular`)."""
     cols = [Col(("",), wrap("3.6cm")), Col(("pairs",), "r"), Col(("wall (s)",), "r"),
             Col(("pairs/s",), "r"), Col(("vs.\\ bare",), "r"), Col(("target",), wrap("2.8cm"))]
     rows = [[latex_text(r.setting), str(int(r.pairs)), number(r.wall_s, 1),
@@ -892,12 +917,13 @@ def datagen_speed(name: str, df: pd.DataFrame) -> str:
     caption = ("Dataset generation speed: training pairs per second of the bare operator calls "
                "and of \\texttt{datagen build} with one and two workers (vs.\\ bare: wall time "
                "relative to the bare calls).")
-    return table_env(name, caption, tabular(cols, rows))
+    return table_env(name, caption, styled_tabular(cols, rows))
 
 
 def retune_speed(name: str, df: pd.DataFrame) -> str:
     """One row per method (and device): the first render and a re-tune with a new γ on the same
-    image, ms, at each image size (what a re-tune re-runs is in the CSV)."""
+    image, ms, at each image size (what a re-tune re-runs is in the CSV); written by
+    ``Styler.to_latex`` (:func:`styled_tabular`: the size over its "first" column)."""
     sizes = list(dict.fromkeys(df["size"]))
     devices = df.device.nunique() > 1
     cols = [Col(("", ""), "l"), *([Col(("", "device"), "l")] if devices else [])]
@@ -916,7 +942,7 @@ def retune_speed(name: str, df: pd.DataFrame) -> str:
     caption = ("Interactive re-tuning (TPAMI 2019 Table 5's question): ms per image for the first "
                "render and for a new $\\gamma$ on the same image, where only the layers after "
                "the first $\\gamma$-dependent one run again, per method and image size.")
-    return table_env(name, caption, tabular(cols, rows))
+    return table_env(name, caption, styled_tabular(cols, rows))
 
 
 #: the paper's setting, stated beside ours where a table prints the paper's figures

@@ -272,6 +272,34 @@ def test_caption_states_the_sidecars_scale_beside_the_papers_figures(tmp_path):
             _caption((RESULTS / f"{name}.tex").read_text())
 
 
+def test_styler_writes_the_plain_grids_as_the_hand_written_tabular(monkeypatch):
+    """``styled_tabular`` (pandas' ``Styler.to_latex``) gives the text of the hand-written
+    ``tabular`` for a grid: one- and two-line headers (short ones on the last line), wrapped
+    text columns (their header left-aligned), a missing value, duplicate names, no rows; the
+    generic layout and the speed tables' grids are written by it."""
+    from benchmarks._latex import Col, generic_columns, styled_tabular, tabular, wrap
+
+    frames = [pd.DataFrame({"psnr_db": [31.5, 2.25], "setting": ["low-res 64² & 5%", "x"]}),
+              pd.DataFrame({"operator": ["l0", "wls"], "x": [1.0, np.nan], "y_ms": [3, 4]}),
+              pd.DataFrame({"a": [], "b_s": []})]
+    for df in frames:
+        cols, fmts = generic_columns(df, list(df.columns))
+        rows = [[f(v) for f, v in zip(fmts, r)] for r in df.itertuples(index=False)]
+        assert styled_tabular(cols, rows) == tabular(cols, rows)
+    cols = [Col(("",), wrap("3cm")), Col(("640×480", "first"), "r"), Col(("", "re-tune"), "r"),
+            Col(("x",), "r"), Col(("x",), "r"), Col(("target",), wrap("2cm"))]
+    rows = [["bare calls", "1", "2", "3", "4", "$\\leq$ 10 \\%"], ["b", "--", "", "", "", ""]]
+    assert styled_tabular(cols, rows) == tabular(cols, rows)
+    calls = []
+    real = pd.io.formats.style.Styler.to_latex
+    monkeypatch.setattr(pd.io.formats.style.Styler, "to_latex",
+                        lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    _latex.generic("t", frames[0], "c")
+    _latex.datagen_speed("datagen_speed", pd.read_csv(RESULTS / "datagen_speed.csv"))
+    _latex.retune_speed("retune_speed", pd.read_csv(RESULTS / "retune_speed.csv"))
+    assert len(calls) == 3
+
+
 def test_committed_tex_is_rendered_from_committed_csv(tmp_path):
     """Each committed .tex is what the writer makes from the committed CSV (no hand edits)."""
     shutil.copytree(RESULTS, tmp_path / "r", ignore=shutil.ignore_patterns("figures"))
