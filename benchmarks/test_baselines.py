@@ -56,7 +56,7 @@ def _bgu_scores(data, op: str, gamma: float | None,
     """BGU's mean PSNR, SSIM over the test pairs of ``op`` at ``gamma``, their number and the
     downsampling factor; ``crops`` (a list) receives the per-crop scores as model ``bgu``
     (the rows of :func:`benchmarks._stats.crop_rows`)."""
-    from model.evaluate import _photos
+    from model.evaluate import photos_of
 
     ds = PairDataset(data, [op], "test", gamma=gamma)
     p, s = [], []
@@ -68,7 +68,7 @@ def _bgu_scores(data, op: str, gamma: float | None,
         p.append(psnr(out, ref))
         s.append(ssim(out, ref))
     if crops is not None:
-        photo = _photos(data)
+        photo = photos_of(data)
         crops += [{"model": "bgu", "operator": op,
                    "gamma": float("nan") if gamma is None else gamma, "crop": int(src),
                    "photo": photo[int(src)], "psnr": a, "ssim": b}

@@ -53,7 +53,7 @@ def evaluate(predictor: Predictor, data, *, ops=None, gammas=None, batch: int = 
     and γ), ``photo`` (the source photograph's file, ``/images/file``), ``psnr``, ``ssim``
     (and ``identity_psnr``/``identity_ssim`` with ``identity``).
     """
-    photo_of = _photos(data) if crops is not None else None
+    photo_of = photos_of(data) if crops is not None else None
     rows = []
     for op in ops or predictor.ops:
         op = operators.get(op).name
@@ -92,8 +92,10 @@ def evaluate(predictor: Predictor, data, *, ops=None, gammas=None, batch: int = 
     return pd.DataFrame(rows)
 
 
-def _photos(data) -> list[str]:
-    """Each source crop's photograph (its file name, as the dataset stores it)."""
+def photos_of(data) -> list[str]:
+    """Each source crop's photograph (its file name, as the dataset stores it), by source crop
+    index: what the per-crop scores record as ``photo`` (a table's crops of one photograph are
+    correlated, :mod:`benchmarks._stats`)."""
     from datagen.store import open_file
 
     with open_file(data) as f:

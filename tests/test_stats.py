@@ -111,6 +111,10 @@ def test_evaluate_keeps_each_crops_scores(data, tmp_path):
         photo = {int(i): files[int(f["sources/image"][i])] for i in set(test)}
     assert sorted(c.crop) == test
     assert all(photo[r.crop] == r.photo for r in c.itertuples())
+    # the public look-up that BGU's per-crop scores use too (benchmarks.tables.table6)
+    from model.evaluate import photos_of
+
+    assert all(photos_of(data)[i] == photo[i] for i in test)
 
 
 def test_intervals_by_gamma_pair_by_crop_and_average_over_gamma():

@@ -24,6 +24,7 @@ import operators
 
 from .. import _latex
 from .._report import write_table
+from .._stats import crop_rows
 from ..paper import PAPER_TABLE1
 from . import Measured, Table, claim
 from ._common import predictor, run_model, runs_behind, source_crops, table_ops
@@ -57,15 +58,8 @@ def measure(experiment, op: str) -> Measured:
     single = pd.concat([evaluate(predictor(experiment, Run("single", op, float(g))), data,
                                  ops=[op], identity=False, crops=single_crops)
                         for g in operators.get(op).test_gammas], ignore_index=True)
-    keys = ("operator", "gamma", "crop", "photo")
-    crops = []
-    for c in dec_crops:
-        crops.append({"model": "decouple", **{k: c[k] for k in keys},
-                      "psnr": c["psnr"], "ssim": c["ssim"]})
-        crops.append({"model": "identity", **{k: c[k] for k in keys},
-                      "psnr": c["identity_psnr"], "ssim": c["identity_ssim"]})
-    crops += [{"model": "single", **{k: c[k] for k in keys}, "psnr": c["psnr"],
-               "ssim": c["ssim"]} for c in single_crops]
+    crops = (crop_rows("decouple", dec_crops, identity="identity")
+             + crop_rows("single", single_crops))
     if not (len(dec) == len(single) == 5
             and np.allclose(dec.gamma.to_numpy(), single.gamma.to_numpy())):
         raise ValueError(f"{op}: the decouple and single-γ evaluations do not cover the same "
