@@ -200,6 +200,13 @@ def claim_columns(prefix: str, interval: dict, claimed_sign: int | None = None, 
     return out
 
 
+def no_interval(prefix: str) -> dict:
+    """The columns of :func:`claim_columns` for a difference not measured (NaN, no verdict)."""
+    nan = float("nan")
+    return {prefix: nan, f"{prefix}_lo": nan, f"{prefix}_hi": nan, f"{prefix}_lopo": None,
+            f"{prefix}_verdict": ""}
+
+
 #: what :func:`difference` pairs and groups by: the columns of a per-crop frame
 #: (``<table>.crops.csv``)
 CROP_COLUMNS = ("model", "operator", "gamma", "crop", "photo", "psnr", "ssim")

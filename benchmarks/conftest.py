@@ -100,3 +100,42 @@ def sources(experiment):
     from .tables._common import source_crops
 
     return source_crops(experiment)
+
+
+@pytest.fixture
+def same_as_run_table(request, experiment, scale, tmp_path):
+    """``check(table, collected)``: a module's last test, after every unit of ``table`` was
+    measured into ``collected`` (its :func:`benchmarks.tables.collect` fixture): what the suite
+    writes from those rows (``collected.write``, as the fixture does when the module ends) is
+    what :func:`benchmarks.run_table` writes on the same cache, byte for byte (CSV, per-crop
+    scores, LaTeX body), with no failed claim. Smoke scale only (CI: the models are trained
+    already and re-measuring is cheap); skipped when ``-k`` left units out."""
+    import json
+    import time
+
+    from . import render
+    from .tables import run_table
+
+    def check(table, collected) -> None:
+        if scale != "smoke":
+            pytest.skip("checked at the smoke scale, where re-measuring the table is cheap")
+        if collected.units < len(table.units(scale)):
+            pytest.skip(f"needs every unit of {table.name} measured in this run "
+                        f"({collected.units} of {len(table.units(scale))})")
+        suite, lib = tmp_path / "suite", tmp_path / "lib"
+        collected.write(table, experiment, suite, time.perf_counter())
+        done = run_table(table.name, scale=scale, results=lib, cache=experiment.cache,
+                         data=request.config.getoption("--data"),
+                         device=request.config.getoption("--device"), figures=False)
+        assert done.failed == [], done.failed
+        for suffix in (".csv", ".crops.csv"):
+            a, b = suite / f"{table.name}{suffix}", lib / f"{table.name}{suffix}"
+            assert a.is_file() == b.is_file(), suffix
+            assert not a.is_file() or a.read_bytes() == b.read_bytes(), suffix
+        tex = [render._body((d / f"{table.name}.tex").read_text()) for d in (suite, lib)]
+        assert tex[0] == tex[1] and "\\toprule" in tex[0]
+        meta = json.loads((lib / f"{table.name}.meta.json").read_text())
+        assert meta["command"].startswith(f"python -m benchmarks run {table.alias} --scale "
+                                          f"{scale}"), meta["command"]
+
+    return check

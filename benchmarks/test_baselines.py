@@ -1,14 +1,8 @@
-"""The other methods of TPAMI 2019 Table 6 (BGU, DBL/HDRNet): scoring and speed.
+"""The other methods of TPAMI 2019 Table 6 (BGU, DBL/HDRNet): their speed.
 
-The table itself, over the paper's ten operators with the real-time model as "ours", is written
-by ``benchmarks/test_joint_tables.py`` from the helpers here:
+Their scores are in ``table6_baselines`` (:mod:`benchmarks.tables.table6`, BGU's fit per image
+there too), written by ``benchmarks/test_joint_tables.py``. Here:
 
-- ``table6_baselines``: per operator at its default γ (the middle of its five test γ; the paper
-  does not say which it used), PSNR/SSIM (the paper's protocol) on the test split of
-  BGU (Chen et al. 2016, fitted per image: the operator on a 4× box-downsampled input),
-  DBL/HDRNet (Gharbi et al. 2017, trained at that γ), the γ-as-input network ("concat", trained on
-  all γ), the single-γ network (trained at that γ) and the decouple network (trained on all γ);
-  the paper's Table 6 figures beside them.
 - ``baseline_speed``: inference ms per image (1024² at small/paper scale) for each method on this
   CPU (and CUDA when present), with BGU's time split into downsampling, the operator at low
   resolution, fitting and slicing, and the operator itself at full resolution for reference.
@@ -23,57 +17,20 @@ import pytest
 import torch
 
 import operators
-from datagen.dataset import PairDataset
-from model.bgu import MIN_LOWRES, bgu
+from model.bgu import bgu
 from model.checkpoint import build_model
 from model.data import prepare
-from model.metrics import psnr, ssim
 from model.presets import get_preset
 
-from . import paper
 from ._bench import bench_image, sync
 from ._experiments import middle_gamma
 from ._report import collect_rows, provenance, write_table
+from .tables.table6 import BGU_FACTOR
 
 OPS = operators.NAMES
-METHODS = ("bgu", "hdrnet", "concat", "single", "decouple")
-# TPAMI 2019 Table 6 (PSNR, SSIM) over the six filters; "ours" there is the single-layer variant
-# trained jointly on ten operators, not the full single-operator decouple network measured here
-PAPER_TABLE6 = {k: {o: figs[o] for o in OPS} for k, figs in paper.PAPER_TABLE6.items()}
-BGU_FACTOR = 4
 # speed: image side and repeats per scale
 SPEED = {"smoke": (256, 1), "small": (1024, 3), "paper": (1024, 5)}
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
-
-def bgu_factor(size: int) -> int:
-    """BGU's default 4x, or less where a crop is too small for it (smoke's 32² crops: 2x)."""
-    return max(1, min(BGU_FACTOR, size // MIN_LOWRES))
-
-
-def _bgu_scores(data, op: str, gamma: float | None,
-                crops: list | None = None) -> tuple[float, float, int, int]:
-    """BGU's mean PSNR, SSIM over the test pairs of ``op`` at ``gamma``, their number and the
-    downsampling factor; ``crops`` (a list) receives the per-crop scores as model ``bgu``
-    (the rows of :func:`benchmarks._stats.crop_rows`)."""
-    from model.evaluate import photos_of
-
-    ds = PairDataset(data, [op], "test", gamma=gamma)
-    p, s = [], []
-    factor = bgu_factor(min(ds[0]["input"].shape[1:]))
-    for i in range(len(ds)):
-        d = ds[i]
-        x, ref = d["input"].permute(1, 2, 0).numpy(), d["target"].permute(1, 2, 0).numpy()
-        out = operators.to_uint8(bgu(x, op, gamma, factor=factor))
-        p.append(psnr(out, ref))
-        s.append(ssim(out, ref))
-    if crops is not None:
-        photo = photos_of(data)
-        crops += [{"model": "bgu", "operator": op,
-                   "gamma": float("nan") if gamma is None else gamma, "crop": int(src),
-                   "photo": photo[int(src)], "psnr": a, "ssim": b}
-                  for src, a, b in zip(ds.index[:, 2], p, s)]
-    return float(np.mean(p)), float(np.mean(s)), len(ds), factor
 
 
 # ----------------------------------------------------------------------------- speed

@@ -6,7 +6,8 @@ What each table trains, measures, writes and checks is declared in its module of
 ``figures/gamma_sweep.png``); ``python -m benchmarks run table1`` makes the same tables without
 pytest. Here each is one test per operator (``-k table1``, ``-k gamma_sweep``, ``-k visual``,
 ``-k l0``): it measures the operator, adds its rows to the module's table, which is written when
-the module's tests end, and checks the table's claims for it.
+the module's tests end, and checks the table's claims for it; after them (smoke scale) a test
+checks that ``python -m benchmarks run`` writes the same table.
 
 Models and the dataset come from the cache (``--cache``), trained there on first use.
 """
@@ -15,10 +16,6 @@ from __future__ import annotations
 import pytest
 
 from .tables import collect, get
-# (benchmarks/test_joint_tables.py runs its models as the γ sweep does, with these)
-from .tables._common import run_model as _run_model  # noqa: F401
-from .tables._common import scores as _scores  # noqa: F401
-from .tables.gamma_sweep import sweep_gammas  # noqa: F401
 
 TABLE1 = get("table1_single_vs_decouple")
 SWEEP = get("gamma_sweep")
@@ -35,6 +32,12 @@ def test_table1(op, experiment, scale, table1):
     TABLE1.check(table1.add(TABLE1.measure(experiment, op)), scale)
 
 
+def test_table1_is_what_run_table_writes(table1, same_as_run_table):
+    """After every operator (smoke scale): ``python -m benchmarks run table1`` writes this
+    table (:func:`benchmarks.conftest.same_as_run_table`)."""
+    same_as_run_table(TABLE1, table1)
+
+
 @pytest.fixture(scope="module")
 def sweep(experiment, results_dir):
     """The γ sweep's rows, written (with its figure) when the module's tests end."""
@@ -44,6 +47,10 @@ def sweep(experiment, results_dir):
 @pytest.mark.parametrize("op", SWEEP.units())
 def test_gamma_sweep(op, experiment, scale, sweep):
     SWEEP.check(sweep.add(SWEEP.measure(experiment, op)), scale)
+
+
+def test_gamma_sweep_is_what_run_table_writes(sweep, same_as_run_table):
+    same_as_run_table(SWEEP, sweep)
 
 
 @pytest.mark.parametrize("op", TABLE1.units())

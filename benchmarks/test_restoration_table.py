@@ -1,182 +1,35 @@
 """Table 2 of both papers at a scale: restoration, one network per task.
 
-- ``table2_restoration``: per task (SR ×2/×3/×4, denoising σ 15/25/50, JPEG deblocking q 10/20)
-  and test γ, PSNR/SSIM (the paper's protocol: Y for SR and deblocking, gray for denoising, see
-  :func:`model.metrics.score`) of the single-γ network trained at that γ and of the decouple
-  network trained on the task's whole γ range, their difference, the identity (the degraded
-  input), ``ave.`` rows, and the paper's figures (ECCV 2018 / TPAMI 2019 Table 2: per γ PSNR,
-  SSIM averages) beside them. Every network gets the same preset. Its per-crop scores go into
-  ``table2_restoration.crops.csv``, and each difference it states gets its paired bootstrap
-  interval (:func:`table2_frame`, :mod:`benchmarks._stats`).
-
-At smoke scale only JPEG is trained (the same code path as the other tasks).
+What the table trains, measures, writes and checks is declared in its module of the registry,
+:mod:`benchmarks.tables.table2` (``table2_restoration``); ``python -m benchmarks run table2``
+makes the same table without pytest. Here it is one test per task (``-k table2``, ``-k jpeg``):
+it measures the task, adds its rows to the module's table, which is written when the module's
+tests end, and checks the table's claims for it. At smoke scale only JPEG is trained.
 """
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import pytest
 
-import operators
-from model.evaluate import evaluate
-from model.predict import load
+from .tables import collect, get
 
-from ._experiments import SMOKE, TABLE2_TASKS, Run, table2_runs
-from ._report import collect_rows, write_table
-from ._stats import claim_columns, crop_rows, difference, in_scope
-
-# ECCV 2018 / TPAMI 2019 Table 2: PSNR (single, numerous) per test γ; SSIM averages
-PAPER_TABLE2_PSNR = {
-    "sr": {2.0: (31.78, 31.62), 3.0: (28.78, 28.76), 4.0: (27.31, 27.31)},
-    "denoise": {15.0: (31.17, 31.07), 25.0: (28.94, 28.98), 50.0: (26.22, 26.14)},
-    "jpeg": {10.0: (29.26, 29.17), 20.0: (31.49, 31.43)},
-}
-PAPER_TABLE2_AVE = {  # PSNR single, PSNR numerous, SSIM single, SSIM numerous
-    "sr": (29.29, 29.23, 0.806, 0.804), "denoise": (28.77, 28.73, 0.808, 0.807),
-    "jpeg": (30.37, 30.30, 0.849, 0.849),
-}
-COLUMNS = ["operator", "gamma", "single_psnr", "decouple_psnr", "diff_psnr", "single_ssim",
-           "decouple_ssim", "diff_ssim", "identity_psnr", "identity_ssim", "images",
-           "paper_single_psnr", "paper_decouple_psnr", "paper_diff_psnr", "paper_single_ssim",
-           "paper_decouple_ssim"]
+TABLE2 = get("table2_restoration")
 
 
 def pytest_generate_tests(metafunc):
     if "task" in metafunc.fixturenames:
-        scale = metafunc.config.getoption("--scale")
-        metafunc.parametrize("task", SMOKE["table2"] if scale == "smoke" else TABLE2_TASKS)
-
-
-def table2_frame(df: pd.DataFrame, crops: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per task and γ with the paper's per-γ PSNR, and an ``ave.`` row per task with
-    the paper's averages (PSNR and SSIM); with ``crops`` (the per-crop scores of the models
-    ``decouple``, ``single`` and ``identity``), the interval columns of
-    :func:`table2_intervals`."""
-    parts = []
-    for op in [t for t in TABLE2_TASKS if t in set(df.operator)]:
-        d = df[df.operator == op].sort_values("gamma")
-        paper = PAPER_TABLE2_PSNR.get(op, {})
-        nan = (float("nan"), float("nan"))
-        d = d.assign(paper_single_psnr=[paper.get(float(g), nan)[0] for g in d.gamma],
-                     paper_decouple_psnr=[paper.get(float(g), nan)[1] for g in d.gamma],
-                     paper_single_ssim=float("nan"), paper_decouple_ssim=float("nan"))
-        ave = d.drop(columns=["operator", "gamma"]).mean().to_dict()
-        ave["images"] = int(d.images.sum())
-        ps, pn, ss, sn = PAPER_TABLE2_AVE.get(op, (float("nan"),) * 4)
-        ave.update(operator=op, gamma="ave.", paper_single_psnr=ps, paper_decouple_psnr=pn,
-                   paper_single_ssim=ss, paper_decouple_ssim=sn)
-        d = d.assign(gamma=[f"{g:g}" for g in d.gamma])
-        parts += [d, pd.DataFrame([ave])]
-    long = pd.concat(parts, ignore_index=True)
-    long["diff_psnr"] = long.decouple_psnr - long.single_psnr
-    long["diff_ssim"] = long.decouple_ssim - long.single_ssim
-    long["paper_diff_psnr"] = (long.paper_decouple_psnr - long.paper_single_psnr).round(2)
-    long = long[COLUMNS]
-    if crops is not None and len(crops):
-        long = pd.concat([long, table2_intervals(long, crops)], axis=1)
-    return long
-
-
-def table2_intervals(long: pd.DataFrame, crops: pd.DataFrame) -> pd.DataFrame:
-    """Per row (a task at one γ, or its ``ave.``: the mean over its γ) the paired bootstrap
-    intervals (:func:`benchmarks._stats.difference`) of what the table states:
-
-    - ``diff_psnr_lo``/``_hi``/``_lopo``: decouple − single; ``diff_psnr_verdict``: the paper's
-      claim, the sign of its own difference (``paper_diff_psnr``; none where it is 0 or not
-      given), inconclusive where the decouple network is not above its input by more than its
-      interval; ``paper_diff_inside``: the paper's difference lies in our interval;
-    - ``gain_psnr`` (decouple − the degraded input) with ``gain_psnr_lo``/``_hi``/``_lopo``
-      and ``gain_psnr_verdict`` (the claim: the network beats its input).
-    """
-    out = []
-    for r in long.itertuples():
-        scope = in_scope(crops, r.operator, r.gamma)
-        gain = difference(scope, "decouple", "identity")
-        diff = difference(scope, "decouple", "single")
-        paper = r.paper_diff_psnr
-        sign = None if paper != paper or paper == 0 else int(np.sign(paper))
-        cols = claim_columns("diff_psnr", diff, sign, above_input=[gain])
-        del cols["diff_psnr"]  # the table's own column (the means' difference, the same)
-        cols.setdefault("diff_psnr_verdict", "")
-        cols["paper_diff_inside"] = (bool(diff["lo"] <= paper <= diff["hi"]) if paper == paper
-                                     else None)
-        cols.update(claim_columns("gain_psnr", gain, +1))
-        out.append(cols)
-    return pd.DataFrame(out, index=long.index)
-
-
-def table2_summary(long: pd.DataFrame, scale: str) -> str:
-    """What the table shows, in words, from its own numbers (for results/README.md)."""
-    from model.presets import get_preset
-
-    p = get_preset(scale)
-    ave = long[long.gamma == "ave."]
-    ours = ", ".join(f"{o} {d:+.2f}" for o, d in zip(ave.operator, ave.diff_psnr))
-    paper = ", ".join(f"{o} {PAPER_TABLE2_AVE[o][1] - PAPER_TABLE2_AVE[o][0]:+.2f}"
-                      for o in ave.operator if o in PAPER_TABLE2_AVE)
-    gain = ", ".join(f"{o} {d - i:+.2f}" for o, d, i in
-                     zip(ave.operator, ave.decouple_psnr, ave.identity_psnr))
-    return (f"{scale} scale: width {p.width}, {p.iterations} iterations of batch {p.batch} on "
-            f"{p.crop}² crops per network. Decouple − single, average PSNR (dB): ours {ours}; "
-            f"paper {paper} (the paper's claim: one network for the whole range of a "
-            f"restoration task costs ~0.1 dB). Decouple − degraded input: {gain}.")
+        metafunc.parametrize("task", TABLE2.units(metafunc.config.getoption("--scale")))
 
 
 @pytest.fixture(scope="module")
-def table2_crops() -> list:
-    """The per-crop scores of every model of the table (:func:`benchmarks._stats.crop_rows`)."""
-    return []
+def table2(experiment, results_dir):
+    """Table 2's rows and per-crop scores, written when the module's tests end."""
+    yield from collect(TABLE2, experiment, results_dir)
 
 
-@pytest.fixture(scope="module")
-def table2(experiment, results_dir, table2_crops):
-    yield from collect_rows(lambda df, started: _write(df, started, experiment, results_dir,
-                                                       pd.DataFrame(table2_crops)))
+def test_table2(task, experiment, scale, table2):
+    TABLE2.check(table2.add(TABLE2.measure(experiment, task)), scale)
 
 
-def _write(df: pd.DataFrame, started: float, experiment, results_dir,
-           crops: pd.DataFrame) -> None:
-    long = table2_frame(df, crops)
-    runs = table2_runs(list(dict.fromkeys(df.operator)), experiment.scale)
-    meta = experiment.provenance(
-        started, runs, table="ECCV 2018 / TPAMI 2019 Table 2",
-        protocol="PSNR/SSIM on Y for SR and deblocking, gray for denoising (model.metrics.score)",
-        paper_data="the paper's test sets are BSD100 (SR), BSD68 (denoising), LIVE1 (deblocking);"
-                   " ours are the dataset's test split",
-        summary=table2_summary(long, experiment.scale))
-    write_table(long, "table2_restoration", results_dir, meta, crops=crops,
-                caption="Restoration, one network per task: single-γ networks vs the decouple "
-                        "network trained on the task's γ range, PSNR (dB) / SSIM on the test "
-                        "split at each test γ (SR scale, noise σ, JPEG quality); paper_* "
-                        "columns: ECCV 2018 / TPAMI 2019 Table 2; diff_psnr_lo/hi and "
-                        "gain_psnr_lo/hi: paired 95 % bootstrap intervals over the test crops "
-                        "of decouple − single and decouple − input, _lopo: the sign holds with "
-                        "any one photograph left out, _verdict: the paper's claim (the sign of "
-                        "its difference; the network beats its input) supported, contradicted "
-                        "or inconclusive (benchmarks/_stats.py); per-crop scores: the "
-                        ".crops.csv")
-
-
-def test_table2(task, experiment, scale, table2, table2_crops):
-    data = experiment.data()
-    dec_crops, single_crops = [], []
-    dec = evaluate(load(experiment.ensure(Run("decouple", task)), experiment.device), data,
-                   ops=[task], crops=dec_crops)
-    single = pd.concat([evaluate(load(experiment.ensure(Run("single", task, float(g))),
-                                      experiment.device), data, ops=[task], identity=False,
-                                 crops=single_crops)
-                        for g in operators.get(task).test_gammas], ignore_index=True)
-    table2_crops += crop_rows("decouple", dec_crops, identity="identity")
-    table2_crops += crop_rows("single", single_crops)
-    n = len(operators.get(task).test_gammas)
-    assert len(dec) == len(single) == n, (dec, single)
-    assert np.allclose(dec.gamma.to_numpy(float), single.gamma.to_numpy(float))
-    for (_, d), (_, s) in zip(dec.iterrows(), single.iterrows()):
-        table2.append({"operator": task, "gamma": float(d.gamma), "single_psnr": s.psnr,
-                       "decouple_psnr": d.psnr, "single_ssim": s.ssim, "decouple_ssim": d.ssim,
-                       "identity_psnr": d.identity_psnr, "identity_ssim": d.identity_ssim,
-                       "images": int(d.images)})
-    values = pd.concat([dec[["psnr", "ssim"]], single[["psnr", "ssim"]]]).to_numpy(float)
-    assert np.isfinite(values).all() and (values[:, 1] <= 1).all()
-    if scale != "smoke":  # a trained restoration network must beat its degraded input
-        assert dec.psnr.mean() > dec.identity_psnr.mean(), dec
+def test_table2_is_what_run_table_writes(table2, same_as_run_table):
+    """After every task (smoke scale): ``python -m benchmarks run table2`` writes this table."""
+    same_as_run_table(TABLE2, table2)

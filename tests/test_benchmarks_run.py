@@ -3,15 +3,12 @@
 and write what ``pytest benchmarks`` writes."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from benchmarks import render, run_table, tables
+from benchmarks import tables
 from benchmarks.__main__ import main
 from benchmarks._report import write_table
 
@@ -57,8 +54,11 @@ def test_cli_refuses_bad_input_with_one_line_and_writes_nothing(tmp_path, capsys
     write_table(pd.DataFrame({"a": [1]}), "t", tmp_path, META, caption="c")  # a small table
     before = sorted(p.name for p in tmp_path.rglob("*"))
     cases = [(["run", "nope"], "error: unknown table 'nope'"),
-             (["run", "table3"], "error: table3_joint is still made by its benchmark test "
-                                 "module only: run pytest benchmarks/test_joint_tables.py"),
+             (["run", "operator_speed"], "error: operator_speed is still made by its benchmark "
+                                         "test module only: run pytest "
+                                         "benchmarks/test_operators.py"),
+             (["run", "table12", "--ops", "restoration"], "error: table12_ablation measures "
+                                                          "none of the operators"),
              (["run", "table1", "--ops", "bogus"], "error: unknown operator or group 'bogus'"),
              (["run", "table1", "--ops", "restoration"], "error: table1_single_vs_decouple "
                                                          "measures none of the operators"),
@@ -80,34 +80,35 @@ def test_cli_refuses_bad_input_with_one_line_and_writes_nothing(tmp_path, capsys
     assert "table1_single_vs_decouple" in capsys.readouterr().out
 
 
-def test_run_table_writes_what_the_benchmark_suite_writes(tmp_path):
-    """Table 1 on one operator at the smoke scale: ``benchmarks.run_table`` and
-    ``pytest benchmarks/test_paper_tables.py`` (on the same trained models) write the same CSV,
-    per-crop scores and LaTeX; the sidecar records the command that made it."""
-    from tiny_data import tiny_build
+def test_no_unit_test_imports_a_benchmark_test_module():
+    """What the unit tests need of a table (its frame, labels, methods) comes from the library
+    (:mod:`benchmarks.tables`), not from a ``benchmarks/test_*.py`` module; and what
+    ``python -m benchmarks run`` writes is checked where the models are trained, by the
+    benchmark suite's smoke run (each migrated test module's ``..._is_what_run_table_writes``,
+    :func:`benchmarks.conftest.same_as_run_table`)."""
+    import re
 
-    # l0 only, enough pairs at each test γ for the smoke preset's batch of 4 single-γ pairs
-    data = tiny_build(tmp_path, "l0.h5", ("l0",), side=64, size=32, max_crops=4)
-    cache = tmp_path / "cache"
-    done = run_table("table1", scale="smoke", ops="l0", results=tmp_path / "lib", cache=cache,
-                     data=data, figures=False)
-    assert done.failed == [] and [p.name for p in done.files] == [
-        "table1_single_vs_decouple.csv", "table1_single_vs_decouple.tex",
-        "table1_single_vs_decouple.meta.json"]
-    meta = json.loads((tmp_path / "lib" / "table1_single_vs_decouple.meta.json").read_text())
-    assert meta["command"].startswith("python -m benchmarks run table1 --scale smoke --ops l0")
-    assert meta["table"] == "ECCV 2018 / TPAMI 2019 Table 1" and meta["models"] == 6
-    run = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/test_paper_tables.py",
-                          "--scale", "smoke", "-k", "test_table1 and l0", "--data", str(data),
-                          "--cache", str(cache), "--results", str(tmp_path / "suite"),
-                          "-p", "no:cacheprovider", "-q"],
-                         cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    for name in ("table1_single_vs_decouple.csv", "table1_single_vs_decouple.crops.csv"):
-        assert (tmp_path / "lib" / name).read_bytes() == (tmp_path / "suite" / name).read_bytes()
-    tex = [render._body((tmp_path / d / "table1_single_vs_decouple.tex").read_text())
-           for d in ("lib", "suite")]
-    assert tex[0] == tex[1] and "\\toprule" in tex[0]
+    pattern = re.compile(r"(from|import)\s+benchmarks\.test_|from\s+benchmarks\s+import\s+test_")
+    offenders = [p.name for p in (REPO / "tests").glob("*.py") if pattern.search(p.read_text())]
+    assert offenders == []
+    suites: dict[str, int] = {}  # each model table's test module checks it once
+    for alias in ("table1", "sweep", "table2", "table3", "table6", "table12", "sweep_joint"):
+        suites[tables.get(alias).suite] = suites.get(tables.get(alias).suite, 0) + 1
+    for suite, n in suites.items():
+        assert (REPO / suite).read_text().count("same_as_run_table(") == n, suite
+
+
+def test_a_unit_of_every_migrated_table_is_selected_by_ops():
+    """``--ops`` picks the units of a table: operators, (variant, column) or (variant, columns)
+    ones; operators a table does not report leave none (``run`` then refuses)."""
+    assert tables.get("table2").units("small", "jpeg") == ["jpeg"]
+    assert tables.get("table3").units("small", "llf") == [("tpami", "llf")]
+    assert tables.get("table3").units("small", "shock") == [("eccv", "shock")]
+    assert tables.get("table6").units("small", "l0,pencil") == ["l0", "pencil"]
+    assert [u[1] for u in tables.get("table12").units("small", "l0,sr")] == [("l0",)] * 12
+    assert tables.get("table12").units("small", "sr") == []
+    assert tables.get("sweep_joint").units("smoke", None) == ["l0"]
+    assert tables.get("sweep_joint").units("small", "denoise") == []
 
 
 def test_speed_tables_run_without_pytest(tmp_path, monkeypatch, capsys):

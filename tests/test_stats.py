@@ -316,7 +316,7 @@ def test_table2_intervals_are_the_crop_bootstrap_of_each_row():
     import pandas as pd
 
     from benchmarks._latex import render
-    from benchmarks.test_restoration_table import table2_frame
+    from benchmarks.tables.table2 import frame as table2_frame
 
     rng = np.random.default_rng(4)
     rows, crops = [], []
@@ -367,7 +367,7 @@ def test_table3_intervals_follow_each_rows_models_across_operators():
     each crop's mean (over operators of the mean over γ) of the two rows."""
     import pandas as pd
 
-    from benchmarks.test_joint_tables import table3_frame
+    from benchmarks.tables.table3 import frame as table3_frame
 
     rng = np.random.default_rng(8)
     models = {"1 op": {"l0": "decouple-l0", "sr": "decouple-sr"},
@@ -441,7 +441,7 @@ def test_table6_means_are_over_one_operator_set_and_carry_intervals():
     import pandas as pd
 
     from benchmarks._latex import render
-    from benchmarks.test_joint_tables import table6_frame
+    from benchmarks.tables.table6 import frame as table6_frame
 
     rng = np.random.default_rng(6)
     ops = {"l0": 0.02, "wls": 1.0, "style": np.nan}
@@ -491,7 +491,8 @@ def test_table12_differences_to_conv_all_and_to_the_input():
     import pandas as pd
 
     from benchmarks._latex import render, table12_summary_rows
-    from benchmarks.test_joint_tables import T12_LABELS, table12_frame
+    from benchmarks.tables.table12 import LABELS as T12_LABELS
+    from benchmarks.tables.table12 import frame as table12_frame
 
     rng = np.random.default_rng(12)
     ops = {"l0": 0.02, "wls": 1.0, "style": np.nan}

@@ -50,7 +50,10 @@ class Table:
       it trains), or None (no trained model).
     - ``units(scale, ops)``: the units it measures, one benchmark test each (operators, ...);
       ``measure(experiment, unit)`` -> :class:`Measured`; ``check(measured, scale)`` raises
-      :class:`AssertionError` when a claim the table makes does not hold for the unit.
+      :class:`AssertionError` when a claim the table makes does not hold for the unit;
+      ``check_table(rows, scale)``, the claims about the whole table (its rows as a DataFrame,
+      after every unit), raises the same, or returns why it cannot check them (e.g. at the
+      smoke scale; None: checked).
     - ``frame(rows, crops)``: the measured rows (a DataFrame) made the CSV's frame;
       ``write(experiment, results_dir, rows, crops, started, **facts)`` writes the table (frame,
       provenance, figure); ``facts`` (e.g. ``command``) go into its sidecar.
@@ -72,6 +75,7 @@ class Table:
     units: Callable[[str | None, Any], list] | None = None
     measure: Callable[[Any, Any], Measured] | None = None
     check: Callable[[Measured, str], None] | None = None
+    check_table: Callable[[pd.DataFrame, str], str | None] | None = None
     frame: Callable[..., pd.DataFrame] | None = None
     write: Callable[..., None] | None = None
     layout: Callable[[str, pd.DataFrame], str] | None = None

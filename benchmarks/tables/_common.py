@@ -2,6 +2,7 @@
 read the test split, and say which models are behind a table's rows."""
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Iterable
 
 import numpy as np
@@ -19,11 +20,68 @@ def table_ops(names: Iterable[str], ops=None) -> list[str]:
     return [o for o in names if o in keep]
 
 
+#: loaded models kept for reuse (a joint model is a row of every column of Tables 3 and 12)
+_LOADED: "OrderedDict[tuple[str, str | None], object]" = OrderedDict()
+KEEP_LOADED = 8
+
+
 def predictor(experiment, run):
-    """The trained model of ``run`` (trained or resumed in the cache first if needed)."""
+    """The trained model of ``run`` (trained or resumed in the cache first if needed); the last
+    :data:`KEEP_LOADED` loaded are kept, so a table's units that share a model load it once."""
     from model.predict import load
 
-    return load(experiment.ensure(run), experiment.device)
+    key = (str(experiment.ensure(run)), experiment.device)
+    if key in _LOADED:
+        _LOADED.move_to_end(key)
+    else:
+        _LOADED[key] = load(key[0], experiment.device)
+        while len(_LOADED) > KEEP_LOADED:
+            _LOADED.popitem(last=False)
+    return _LOADED[key]
+
+
+def evaluate_op(pred, data, op: str, gammas=None, crops: list | None = None,
+                name: str = "") -> dict:
+    """PSNR/SSIM of a model on one operator: the mean over its test γ (the paper's "ave."; a
+    fixed-effect operator has one row), with the identity's and the number of test pairs;
+    ``crops`` (a list) receives the per-crop scores, the model's as ``name`` and the input's as
+    ``identity`` (:func:`benchmarks._stats.crop_rows`)."""
+    from model.evaluate import evaluate
+
+    from .._stats import crop_rows
+
+    evaluated: list | None = [] if crops is not None else None
+    r = evaluate(pred, data, ops=[op], gammas=gammas, crops=evaluated)
+    if not len(r):
+        raise ValueError(f"{data}: no test rows of {op}")
+    if crops is not None:
+        crops += crop_rows(name, evaluated, identity="identity")
+    return {"psnr": float(r.psnr.mean()), "ssim": float(r.ssim.mean()),
+            "identity_psnr": float(r.identity_psnr.mean()),
+            "identity_ssim": float(r.identity_ssim.mean()), "images": int(r.images.sum())}
+
+
+def crop_frame(crops: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The per-crop scores with each (model, operator, γ, crop) once: a model that several rows
+    of a table show, and the input, is evaluated for each of them."""
+    if crops is None or not len(crops):
+        return crops
+    key = crops.gamma.astype(float).fillna(np.inf)
+    return crops[~crops.assign(g=key).duplicated(["model", "operator", "g", "crop"])
+                 ].reset_index(drop=True)
+
+
+def budget_note(experiment) -> str:
+    """The joint tables' training budget rule, for their sidecars (``budget``)."""
+    from .._experiments import AUTHORS_BUDGET_SCALES, JOINT_CAP, Run, joint_budget
+
+    one = Run("decouple", "l0").iterations(experiment.preset)
+    ratio = joint_budget(10, experiment.scale)
+    ten = Run.joint("decouple", "tpami10", ratio).iterations(experiment.preset)
+    rule = (f"{ratio:g} one-operator budgets (the authors' ratio) and the authors' joint "
+            "learning-rate schedule" if experiment.scale in AUTHORS_BUDGET_SCALES else
+            f"min(number of operators, {JOINT_CAP}) one-operator budgets")
+    return f"joint models: {rule} ({ten} iterations at this scale); one-operator models: {one}"
 
 
 def run_model(pred, sources: np.ndarray, op: str, gamma: float) -> np.ndarray:

@@ -21,8 +21,10 @@ class Collected:
         self.rows: list[dict] = []
         self.crops: list[dict] = []
         self.facts: dict = dict(facts or {})
+        self.units = 0  # how many units were added
 
     def add(self, measured: Measured) -> Measured:
+        self.units += 1
         self.rows += measured.rows
         self.crops += measured.crops
         self.facts.update(measured.facts)
@@ -115,6 +117,11 @@ def run_table(name: str, *, scale: str = "smoke", ops=None, results=None, cache=
             failed.append(f"{unit}: {exc}")
         if figures and table.visual is not None:
             table.visual(experiment, unit, results)
+    if table.check_table is not None and got.rows:
+        try:  # the claims about the whole table
+            table.check_table(pd.DataFrame(got.rows), scale)
+        except AssertionError as exc:
+            failed.append(f"the whole table: {exc}")
     if got.rows:  # (none when every unit failed while measuring: nothing to write)
         got.write(table, experiment, results, started, command=command)
     return RunResult(table.name, results, failed)
