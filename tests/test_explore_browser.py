@@ -24,6 +24,8 @@ import cv2
 import numpy as np
 import pytest
 
+import operators
+
 CHROMIUM = os.environ.get("DECOUPLE_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -47,15 +49,16 @@ except ImportError:  # pragma: no cover - depends on the machine
 
 
 def _model_for_slider():
-    """A zoo model that can re-tune with an operator that has γ (the explorer's showcase), else
-    any zoo model with one."""
+    """A zoo model that can re-tune with a filter that has γ (the explorer's showcase), else
+    any zoo model of a filter with one (a degradation's input panel shows the degraded photo)."""
     from model import zoo
 
     best = None
     for n in zoo.names():
         c = zoo.card(n)
         ops = [o for o in c["operators"] if c["gamma"][o]["range"] and c["gamma"][o]["uses_gamma"]
-               and c["gamma"][o]["law"] in ("log-uniform", "uniform")]
+               and c["gamma"][o]["law"] in ("log-uniform", "uniform")
+               and operators.get(o).kind == "filter"]  # the input shown is the photograph
         if ops and (best is None or c["arch"] == "realtime"):
             best = (n, ops[0])
     if best is None:

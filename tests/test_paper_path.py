@@ -153,7 +153,7 @@ def test_prepare_dry_run_paper_without_dataset(tmp_path, capsys):
                         "--tables", "table6", "--dry-run", "--estimate-steps", "0"])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "is missing" in text and "synthetic batch of 12 × 128² crops" in text
+    assert "missing: built there first" in text and "synthetic batch of 12 × 128² crops" in text
     assert "each batch cropped to its smallest sample" in text
     iters = get_preset("paper").iterations
     rows = [ln.split() for ln in text.splitlines() if ln.split() and ln.split()[0].startswith(

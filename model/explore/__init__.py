@@ -130,7 +130,16 @@ class Explorer:
         if not 16 <= int(max_side) <= 4096:
             raise ValueError(f"--max-side must be in 16..4096, got {max_side}")
         self.device, self.max_side = device, int(max_side)
-        self.sources: dict[str, tuple[str, str]] = {n: ("zoo", n) for n in zoo.names()}
+        # the showcase first (the page opens on the first): a real-time model, then the
+        # operators in the papers' order (the filters before the restorations)
+        def order(n):
+            c = zoo.card(n)
+            first = min((operators.NAMES.index(o) for o in c["operators"] if o in operators.NAMES),
+                        default=len(operators.NAMES))
+            return (c["arch"] != "realtime", first, n)
+
+        self.sources: dict[str, tuple[str, str]] = {n: ("zoo", n)
+                                                    for n in sorted(zoo.names(), key=order)}
         for i, c in enumerate(ckpts, 1):
             path = Path(c)
             from ..checkpoint import resolve
