@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import shutil
 import tomllib
 from pathlib import Path
@@ -46,6 +47,8 @@ def test_the_zoo_fits_its_budget_and_every_card_names_its_files(shipped):
             assert c[key], f"{name}: card has no {key}"
         assert c["trained"]["command"].startswith("python -m model train")
         assert c["exported"]["command"].startswith("python -m model zoo export")
+        text = (ZOO_DIR / f"{name}.json").read_text()  # no machine path in a shipped card
+        assert not re.search(r'"(/|[A-Za-z]:\\\\)', text), f"{name}: an absolute path in its card"
         if c["iteration"] < c["planned_iterations"]:  # exported with --allow-partial: said
             row = [r for r in zoo.table() if r["name"] == name][0]
             assert f"partial: {c['iteration']}/{c['planned_iterations']}" in row["scale"]
@@ -138,6 +141,8 @@ def test_export_round_trips_and_skips_unfinished_runs(data, tmp_path, monkeypatc
     assert sorted(p.name for p in out.iterdir()) == ["l0.json", "l0.safetensors"]
     c = json.loads((out / "l0.json").read_text())
     assert c["dataset"]["digest"] == c["config"]["data_digest"]
+    assert c["config"]["data"] == data.name  # the file name: a card carries no machine path
+    assert str(tmp_path) not in json.dumps(c["config"])
     assert c["test"]["rows"] and c["check"]["rows"]
     assert "decouple-wmf realtime-tpami10-b2" in c["exported"]["command"]
     monkeypatch.setenv(zoo.ENV, str(out))

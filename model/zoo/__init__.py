@@ -323,6 +323,18 @@ def default_name(run_name: str) -> str:
     return n
 
 
+def _without_paths(cfg: dict) -> dict:
+    """A run's config for a card: its dataset (and each resume's) named by file name only, so a
+    card carries no machine path (the dataset is identified by its digest)."""
+    out = dict(cfg)
+    if out.get("data"):
+        out["data"] = Path(out["data"]).name
+    if isinstance(out.get("resumes"), list):
+        out["resumes"] = [{**r, "data": Path(r["data"]).name} if isinstance(r, dict)
+                          and r.get("data") else r for r in out["resumes"]]
+    return out
+
+
 def _train_command(cfg: dict, data: str) -> str:
     """The ``python -m model train`` command that trains a model of this config."""
     from ..presets import get_preset
@@ -458,7 +470,9 @@ def export_run(run: Path, name: str, out: Path, data: Path, *, command: str,
                    "note": "re-measured by python -m model zoo check and tests/test_zoo.py"},
          "exported": {"command": command, "code": code_version(),
                       "seconds": round(time.perf_counter() - t0, 1)},
-         "config": cfg}
+         # the run's config, its dataset named by file name only (a card carries no machine path;
+         # the dataset is identified by its digest)
+         "config": _without_paths(cfg)}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / f"{name}.safetensors", blob)
     atomic_write_bytes(out / f"{name}.json",
