@@ -10,7 +10,9 @@ only these operators), checks its claims and writes ``NAME.csv``, ``NAME.tex`` a
 ``NAME.meta.json`` (and its figures) exactly as ``pytest benchmarks`` does
 (:func:`benchmarks.tables.run_table`). A smoke run writes into ``<cache>/smoke/results`` unless
 ``--results`` says otherwise, and a folder that holds tables of a larger scale (the committed
-``results/``) is refused before anything is trained or written. Exit status: 0, 1 when a claim
+``results/``) is refused before anything is trained or written. The small, medium and paper
+scales write into the checkout's ``results/`` when run from one, else (benchmarks installed with
+pip) into ``./results`` of the folder the command runs in. Exit status: 0, 1 when a claim
 of the table did not hold (the table is written all the same), 2 on a usage error.
 """
 from __future__ import annotations
@@ -47,7 +49,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--results", default=None,
                    help="folder for the table (default: <cache>/smoke/results at the smoke "
                         "scale, results/ at the small and paper scales, results/medium at the "
-                        "medium scale)")
+                        "medium scale; results/ of the checkout benchmarks runs from, or "
+                        "./results where it is installed (pip), not run from a checkout)")
     r.add_argument("--cache", default=None,
                    help="datasets and trained models (default: $DECOUPLE_CACHE or "
                         "~/.cache/decouple)")

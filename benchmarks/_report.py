@@ -24,7 +24,21 @@ import pandas as pd
 
 from datagen import code_version
 
-REPO = Path(__file__).resolve().parents[1]
+
+def checkout(package_dir=None) -> Path | None:
+    """The source checkout the benchmarks package (``package_dir``, default this one) lives in:
+    its parent folder when that holds ``pyproject.toml`` and ``.git``; None for an installed
+    copy (site-packages), which has no ``results/`` and no commit of its own."""
+    root = Path(package_dir or Path(__file__).parent).resolve().parent
+    return root if (root / "pyproject.toml").is_file() and (root / ".git").exists() else None
+
+
+#: the checkout (editable install, ``pytest benchmarks``, ``python -m benchmarks`` from it)
+CHECKOUT = checkout()
+#: where the default ``results/`` folder lives and paths are recorded relative to: the checkout,
+#: else (a pip-installed package) the folder the command runs in, so ``python -m benchmarks run
+#: table1 --scale small`` writes ``./results`` there
+REPO = CHECKOUT if CHECKOUT is not None else Path.cwd()
 
 
 def _cpu_model() -> str:
@@ -177,7 +191,8 @@ def results_folder(scale: str, cache, results=None) -> Path:
     """Where a ``scale`` run writes its tables: ``results`` when given; else ``results/`` at the
     small and paper scales, ``results/medium`` at the medium scale (one scale a folder), and
     ``<cache>/smoke/results`` at the smoke scale, so that a smoke run never touches the
-    committed tables."""
+    committed tables. ``results/`` is the checkout's, or ``./results`` where benchmarks is
+    installed rather than run from a checkout (:data:`REPO`)."""
     if results:
         return Path(results)
     if scale == "smoke":

@@ -28,18 +28,21 @@ import pandas as pd
 
 from datagen import code_version
 
-from ._report import (REPO, check_results_folder, portable_meta, portable_path, read_sidecars,
-                      tex_text, update_index, write_if_changed)
+from ._report import (CHECKOUT, check_results_folder, portable_meta, portable_path,
+                      read_sidecars, tex_text, update_index, write_if_changed)
 
 
 def head_commit() -> str:
-    """``git rev-parse --short HEAD`` of the repository, ``+dirty`` when tracked files differ
-    (the code version otherwise, e.g. outside a git checkout)."""
+    """``git rev-parse --short HEAD`` of the checkout, ``+dirty`` when tracked files differ
+    (the code version otherwise: an installed package, whose working folder's git repository,
+    if any, is not this code's)."""
+    if CHECKOUT is None:
+        return code_version()
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, check=True,
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=CHECKOUT, check=True,
                               capture_output=True, text=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=REPO, check=True, capture_output=True, text=True).stdout
+                               cwd=CHECKOUT, check=True, capture_output=True, text=True).stdout
         return head + ("+dirty" if dirty.strip() else "")
     except (OSError, subprocess.CalledProcessError):
         return code_version()

@@ -80,6 +80,44 @@ def test_cli_refuses_bad_input_with_one_line_and_writes_nothing(tmp_path, capsys
     assert "table1_single_vs_decouple" in capsys.readouterr().out
 
 
+def test_an_installed_copy_writes_results_in_the_working_folder(tmp_path):
+    """Run from the checkout, benchmarks writes its results/ and records its commit; a copy
+    installed outside a checkout (site-packages) has neither, so its default results folder is
+    ``./results`` of the folder the command runs in (``python -m benchmarks run --help`` says
+    so) and its commit is the code version of the installed packages (datagen.code_version), not
+    that folder's git repository's."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from benchmarks import _report
+
+    assert _report.CHECKOUT == REPO and _report.REPO == REPO
+    assert _report.results_folder("small", tmp_path) == REPO / "results"
+    site, work = tmp_path / "site", tmp_path / "work"
+    shutil.copytree(REPO / "benchmarks", site / "benchmarks",
+                    ignore=shutil.ignore_patterns("__pycache__", "test_*.py", "conftest.py"))
+    work.mkdir()
+    git = ["git", "-c", "user.name=u", "-c", "user.email=u@x"]
+    subprocess.run(git + ["init", "-q"], cwd=work, check=True)  # the user's own repository
+    subprocess.run(git + ["commit", "-q", "--allow-empty", "-m", "x"], cwd=work, check=True)
+    assert _report.checkout(site / "benchmarks") is None
+    code = ("import benchmarks, benchmarks._report as r, benchmarks.render as m, datagen; "
+            "print(benchmarks.__file__); print(r.CHECKOUT, r.REPO, r.results_folder('small', "
+            "'c'), r.results_folder('medium', 'c'), m.head_commit() == datagen.code_version())")
+    out = subprocess.run([sys.executable, "-c", code], cwd=work, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(site)}, timeout=120, check=True)
+    lines = out.stdout.splitlines()
+    assert lines[0] == str(site / "benchmarks" / "__init__.py")  # the copy, not the checkout
+    assert lines[1].split() == ["None", str(work), str(work / "results"),
+                                str(work / "results" / "medium"), "True"]
+    helptext = subprocess.run([sys.executable, "-m", "benchmarks", "run", "--help"], cwd=work,
+                              capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PYTHONPATH": str(site)}).stdout
+    assert "./results" in " ".join(helptext.split())
+
+
 def test_no_unit_test_imports_a_benchmark_test_module():
     """What the unit tests need of a table (its frame, labels, methods) comes from the library
     (:mod:`benchmarks.tables`), not from a ``benchmarks/test_*.py`` module; and what

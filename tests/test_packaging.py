@@ -250,6 +250,25 @@ def test_one_version_for_the_three_packages():
         pass
 
 
+def test_every_package_is_installed_benchmarks_included():
+    """Every package of the checkout (a folder with ``__init__.py``), the experiments library
+    ``benchmarks`` and ``benchmarks.tables`` among them, is in pyproject's packages, so tests
+    import the installed project: no ``pythonpath`` setting for pytest, and tox installs the
+    project editable (the suite runs the checkout, whose results/ and commit benchmarks uses)."""
+    import configparser
+
+    found = {".".join(p.parent.relative_to(REPO).parts)
+             for top in REPO.iterdir() if (top / "__init__.py").is_file()
+             for p in top.rglob("__init__.py") if "__pycache__" not in p.parts}
+    installed = set(_pyproject()["tool"]["setuptools"]["packages"])
+    assert {"benchmarks", "benchmarks.tables"} <= installed
+    assert found == installed, found ^ installed
+    assert "pythonpath" not in _pyproject()["tool"]["pytest"]["ini_options"]
+    tox = configparser.ConfigParser()
+    tox.read(REPO / "tox.ini")
+    assert tox["testenv"]["package"] == "editable"
+
+
 def test_public_names_and_type_markers():
     import operators
 
