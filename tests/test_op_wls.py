@@ -240,6 +240,31 @@ def test_float32_factor_is_refined_and_falls_back_to_float64(monkeypatch, rng):
 
 
 @pytest.mark.skipif("pardiso" not in BACKENDS, reason="MKL PARDISO unavailable")
+def test_refinement_stops_once_the_predicted_error_meets_the_tolerance(monkeypatch, rng):
+    """Issue 28: the float32 factor's corrections shrink geometrically, so the error left after
+    a correction is about its size times the last ratio; the refinement stops at the first
+    correction where that is <= REFINE_TOL of the solution (one triangular solve fewer than
+    waiting for a correction itself that small), never on the first, and stays as accurate."""
+    seen = []
+    add = ss._add_correction
+
+    def recording(x, dx):
+        step, size = add(x, dx)
+        seen.append((step, size))
+        return step, size
+
+    monkeypatch.setattr(ss, "_add_correction", recording)
+    img = natural_ish(rng, (40, 33, 1)) / 255.0
+    ss.clear_cache()
+    np.testing.assert_allclose(_wls(img, 1.0, 1.2, 1e-4, "pardiso"),
+                               _wls(img, 1.0, 1.2, 1e-4, "scipy"), rtol=0, atol=1e-11)
+    tol = ss._PardisoGrid.REFINE_TOL
+    met = [k for k in range(1, len(seen))
+           if seen[k][0] ** 2 <= tol * seen[k][1] * seen[k - 1][0]]
+    assert len(seen) >= 2 and met == [len(seen) - 1], seen
+
+
+@pytest.mark.skipif("pardiso" not in BACKENDS, reason="MKL PARDISO unavailable")
 @pytest.mark.parametrize("ordering", ["min-degree", "metis"])
 def test_pardiso_spd_handle_solves_several_right_hand_sides(ordering, rng):
     """The one PARDISO wrapper (WLS and BGU's fit): an SPD matrix given by its upper CSR,
