@@ -104,38 +104,48 @@ def sources(experiment):
 
 @pytest.fixture
 def same_as_run_table(request, experiment, scale, tmp_path):
-    """``check(table, collected)``: a module's last test, after every unit of ``table`` was
-    measured into ``collected`` (its :func:`benchmarks.tables.collect` fixture): what the suite
-    writes from those rows (``collected.write``, as the fixture does when the module ends) is
-    what :func:`benchmarks.run_table` writes on the same cache, byte for byte (CSV, per-crop
-    scores, LaTeX body), with no failed claim. Smoke scale only (CI: the models are trained
-    already and re-measuring is cheap); skipped when ``-k`` left units out."""
+    """``check(table, collected)``: a module's last test, after the units of ``table`` were
+    measured into ``collected`` (its :func:`benchmarks.tables.collect` fixture, each added with
+    its unit): :func:`benchmarks.run_table` on the same cache, measuring one of those units (the
+    last: its models are still loaded, :func:`benchmarks.tables._common.predictor`;
+    ``units=[unit]``), writes what the suite writes from its rows of that unit
+    (``Collected.write``, as the fixture does when the module ends), byte for byte (CSV,
+    per-crop scores, LaTeX body), with no failed claim; and when every unit was measured, the
+    suite measured them in the table's order, the order ``run_table`` measures and writes them
+    in. Re-measuring one unit, not the whole table, keeps the check cheap (each table's units
+    are measured alike). Smoke scale only (CI: the models are trained already)."""
     import json
+    import shlex
     import time
 
     from . import render
-    from .tables import run_table
+    from .tables import Collected, run_table
 
     def check(table, collected) -> None:
         if scale != "smoke":
-            pytest.skip("checked at the smoke scale, where re-measuring the table is cheap")
-        if collected.units < len(table.units(scale)):
-            pytest.skip(f"needs every unit of {table.name} measured in this run "
-                        f"({collected.units} of {len(table.units(scale))})")
+            pytest.skip("checked at the smoke scale, where the models are trained already")
+        if not collected.measured:
+            pytest.skip(f"needs a unit of {table.name} measured in this run")
+        every = table.units(scale)
+        if collected.units == len(every):
+            assert [u for u, _ in collected.measured] == every, "units out of the table's order"
+        unit, measured = collected.measured[-1]
         suite, lib = tmp_path / "suite", tmp_path / "lib"
-        collected.write(table, experiment, suite, time.perf_counter())
-        done = run_table(table.name, scale=scale, results=lib, cache=experiment.cache,
-                         data=request.config.getoption("--data"),
+        one = Collected()
+        one.add(measured, unit)
+        one.write(table, experiment, suite, time.perf_counter())
+        done = run_table(table.name, scale=scale, units=[unit], results=lib,
+                         cache=experiment.cache, data=request.config.getoption("--data"),
                          device=request.config.getoption("--device"), figures=False)
         assert done.failed == [], done.failed
         for suffix in (".csv", ".crops.csv"):
             a, b = suite / f"{table.name}{suffix}", lib / f"{table.name}{suffix}"
             assert a.is_file() == b.is_file(), suffix
-            assert not a.is_file() or a.read_bytes() == b.read_bytes(), suffix
+            assert not a.is_file() or a.read_bytes() == b.read_bytes(), (unit, suffix)
         tex = [render._body((d / f"{table.name}.tex").read_text()) for d in (suite, lib)]
         assert tex[0] == tex[1] and "\\toprule" in tex[0]
-        meta = json.loads((lib / f"{table.name}.meta.json").read_text())
-        assert meta["command"].startswith(f"python -m benchmarks run {table.alias} --scale "
-                                          f"{scale}"), meta["command"]
+        words = shlex.split(json.loads((lib / f"{table.name}.meta.json").read_text())["command"])
+        assert words[:2] == ["python", "-c"] and len(words) == 3, words
+        assert f"run_table({table.alias!r}, scale={scale!r}, units={[unit]!r}, " in words[2]
 
     return check

@@ -61,7 +61,7 @@ def table3(experiment, results_dir):
 
 
 def test_table3(t3_case, experiment, scale, table3):
-    TABLE3.check(table3.add(TABLE3.measure(experiment, t3_case)), scale)
+    TABLE3.check(table3.add(TABLE3.measure(experiment, t3_case), t3_case), scale)
 
 
 def test_table3_is_what_run_table_writes(table3, same_as_run_table):
@@ -76,7 +76,7 @@ def table6(experiment, results_dir):
 
 
 def test_table6(t6_op, experiment, scale, table6):
-    TABLE6.check(table6.add(TABLE6.measure(experiment, t6_op)), scale)
+    TABLE6.check(table6.add(TABLE6.measure(experiment, t6_op), t6_op), scale)
 
 
 def test_table6_realtime_beats_its_input_on_average(scale, table6):
@@ -97,7 +97,7 @@ def table12(experiment, results_dir):
 
 
 def test_table12(t12_case, experiment, scale, table12):
-    TABLE12.check(table12.add(TABLE12.measure(experiment, t12_case)), scale)
+    TABLE12.check(table12.add(TABLE12.measure(experiment, t12_case), t12_case), scale)
 
 
 def test_table12_whole_network_beats_one_layer(scale, table12):
@@ -118,7 +118,7 @@ def sweep_joint(experiment, results_dir):
 
 
 def test_gamma_sweep_joint(sweep_op, experiment, scale, sweep_joint):
-    SWEEP.check(sweep_joint.add(SWEEP.measure(experiment, sweep_op)), scale)
+    SWEEP.check(sweep_joint.add(SWEEP.measure(experiment, sweep_op), sweep_op), scale)
 
 
 def test_gamma_sweep_joint_models_beat_input_on_average(scale, sweep_joint):

@@ -29,7 +29,7 @@ def table1(experiment, results_dir):
 
 @pytest.mark.parametrize("op", TABLE1.units())
 def test_table1(op, experiment, scale, table1):
-    TABLE1.check(table1.add(TABLE1.measure(experiment, op)), scale)
+    TABLE1.check(table1.add(TABLE1.measure(experiment, op), op), scale)
 
 
 def test_table1_is_what_run_table_writes(table1, same_as_run_table):
@@ -46,7 +46,7 @@ def sweep(experiment, results_dir):
 
 @pytest.mark.parametrize("op", SWEEP.units())
 def test_gamma_sweep(op, experiment, scale, sweep):
-    SWEEP.check(sweep.add(SWEEP.measure(experiment, op)), scale)
+    SWEEP.check(sweep.add(SWEEP.measure(experiment, op), op), scale)
 
 
 def test_gamma_sweep_is_what_run_table_writes(sweep, same_as_run_table):

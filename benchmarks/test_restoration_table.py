@@ -27,7 +27,7 @@ def table2(experiment, results_dir):
 
 
 def test_table2(task, experiment, scale, table2):
-    TABLE2.check(table2.add(TABLE2.measure(experiment, task)), scale)
+    TABLE2.check(table2.add(TABLE2.measure(experiment, task), task), scale)
 
 
 def test_table2_is_what_run_table_writes(table2, same_as_run_table):

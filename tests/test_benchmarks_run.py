@@ -149,6 +149,44 @@ def test_a_unit_of_every_migrated_table_is_selected_by_ops():
     assert tables.get("sweep_joint").units("small", "denoise") == []
 
 
+def test_run_table_measures_only_the_chosen_units(tmp_path, monkeypatch):
+    """``run_table(units=[...])`` measures only those of the table's units, in the table's
+    order, and records its call as the command (the command line cannot select units: the
+    benchmark suite's one-unit check, :func:`benchmarks.conftest.same_as_run_table`); a unit
+    the table does not have is refused before anything is measured or written."""
+    import json
+    import shlex
+
+    measured = []
+
+    def measure(experiment, unit):
+        measured.append(unit)
+        return tables.Measured([{"unit": unit[0], "n": unit[1]}])
+
+    def write(experiment, results_dir, df, crops, started, **facts):
+        write_table(df, "my_table", results_dir, {**META, **facts}, caption="mine")
+
+    entry = tables.Table("my_table", "mine", units=lambda scale=None, ops=None: [
+        ("a", 1), ("b", 2), ("c", 3)], measure=measure, write=write,
+        suite="benchmarks/test_paper_tables.py")
+    monkeypatch.setitem(tables.registry(), "my_table", entry)
+    with pytest.raises(ValueError, match=r"^my_table has no unit \('d', 4\) at the smoke scale$"):
+        tables.run_table("mine", units=[("a", 1), ("d", 4)], results=tmp_path / "r",
+                         cache=tmp_path / "c")
+    assert measured == [] and not (tmp_path / "r").exists()
+    done = tables.run_table("mine", units=[("c", 3), ("a", 1)], results=tmp_path / "r",
+                            cache=tmp_path / "c")
+    assert measured == [("a", 1), ("c", 3)] and done.failed == []
+    assert pd.read_csv(tmp_path / "r" / "my_table.csv").to_dict("list") == {"unit": ["a", "c"],
+                                                                           "n": [1, 3]}
+    command = json.loads((tmp_path / "r" / "my_table.meta.json").read_text())["command"]
+    words = shlex.split(command)
+    assert words[:2] == ["python", "-c"] and words[2].startswith(
+        "from benchmarks import run_table; run_table('mine', scale='smoke', "
+        "units=[('c', 3), ('a', 1)], results="), command
+    compile(words[2], "command", "exec")  # Python as written
+
+
 def test_speed_tables_run_without_pytest(tmp_path, monkeypatch, capsys):
     """The speed tables are made by ``run_table`` as by their test modules: the re-tuning table
     (two methods at a tiny setting) gets the committed CSV's columns, its claims checked and its

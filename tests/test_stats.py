@@ -487,6 +487,33 @@ def test_table6_means_are_over_one_operator_set_and_carry_intervals():
     assert "real-time $-$" not in old and "over the operators each row has" in old
 
 
+def test_table6_of_operators_without_a_gamma_leaves_the_mean_gamma_row_empty():
+    """``run table6 --ops llf_remap`` (one unit, as the suite's one-unit check measures): the
+    ``mean γ`` row is over no operator, so it has no means and no intervals (not a refusal for
+    missing per-crop scores); the ``mean`` row is the operator's."""
+    import pandas as pd
+
+    from benchmarks.tables.table6 import frame as table6_frame
+
+    rng = np.random.default_rng(7)
+    methods = {"bgu": (1.0, ["style"]), "hdrnet": (2.0, ["style"]),
+               "realtime": (3.0, ["style"])}
+    c = _method_crops(rng, methods, {"style": np.nan})
+    row = {"operator": "style", "gamma": np.nan, "bgu_factor": 4, "images": 12}
+    for m in ("concat", "single", "decouple"):
+        row.update({f"{m}_psnr": np.nan, f"{m}_ssim": np.nan})
+    for m in list(methods) + ["identity"]:
+        part = c[c.model == m]
+        row.update({f"{m}_psnr": part.psnr.mean(), f"{m}_ssim": part.ssim.mean()})
+    t6 = table6_frame(pd.DataFrame([row]), c).set_index("operator")
+    assert list(t6.index) == ["style", "mean", "mean γ"]
+    assert t6.realtime_psnr["mean"] == t6.realtime_psnr["style"]
+    assert t6.realtime_vs_bgu_psnr["mean"] == t6.realtime_vs_bgu_psnr["style"]
+    empty = t6.loc["mean γ"]
+    assert np.isnan(empty.realtime_psnr) and empty.images == 0
+    assert np.isnan(empty.realtime_vs_bgu_psnr) and empty.realtime_vs_bgu_psnr_verdict == ""
+
+
 def test_table12_differences_to_conv_all_and_to_the_input():
     import pandas as pd
 

@@ -15,19 +15,25 @@ from . import Measured, get
 
 class Collected:
     """The rows (and per-crop scores) gathered from a table's units, in the order measured,
-    and the sidecar facts: the table's ``begin`` facts and those each unit measured."""
+    and the sidecar facts: the table's ``begin`` facts and those each unit measured;
+    ``measured``: each ``(unit, Measured)`` added with its unit (to check one unit again)."""
 
     def __init__(self, facts: dict | None = None):
         self.rows: list[dict] = []
         self.crops: list[dict] = []
         self.facts: dict = dict(facts or {})
         self.units = 0  # how many units were added
+        self.measured: list[tuple] = []
 
-    def add(self, measured: Measured) -> Measured:
+    def add(self, measured: Measured, unit=None) -> Measured:
+        """Add one unit's :class:`Measured` (``unit``: which unit it is, kept in
+        :attr:`measured` when given)."""
         self.units += 1
         self.rows += measured.rows
         self.crops += measured.crops
         self.facts.update(measured.facts)
+        if unit is not None:
+            self.measured.append((unit, measured))
         return measured
 
     def write(self, table, experiment, results_dir, started: float, **facts) -> None:
@@ -64,12 +70,33 @@ class RunResult:
         return [self.results / f"{self.name}{s}" for s in (".csv", ".tex", ".meta.json")]
 
 
-def run_table(name: str, *, scale: str = "smoke", ops=None, results=None, cache=None,
-              data=None, device: str | None = None, figures: bool = True,
+def _command(table, scale, ops, units, results, cache, data, device) -> str:
+    """The command line that makes the same table: ``python -m benchmarks run ...``, or for a
+    run of chosen ``units`` (which the command line cannot select) the :func:`run_table` call
+    as ``python -c``."""
+    if units is not None:
+        given = {"scale": scale, "ops": ops, "units": list(units), "results": str(results),
+                 "cache": str(cache), "data": None if data is None else str(data),
+                 "device": device}
+        args = "".join(f", {k}={v!r}" for k, v in given.items() if v is not None)
+        return shlex.join(["python", "-c", "from benchmarks import run_table; "
+                                           f"run_table({table.alias!r}{args})"])
+    return shlex.join(
+        ["python", "-m", "benchmarks", "run", table.alias, "--scale", scale]
+        + ([] if ops is None else ["--ops", ops if isinstance(ops, str) else ",".join(ops)])
+        + ["--results", str(results), "--cache", str(cache)]
+        + ([] if data is None else ["--data", str(data)])
+        + ([] if device is None else ["--device", device]))
+
+
+def run_table(name: str, *, scale: str = "smoke", ops=None, units=None, results=None,
+              cache=None, data=None, device: str | None = None, figures: bool = True,
               command: str | None = None) -> RunResult:
     """Make table ``name`` (CSV name or alias, e.g. ``"table1"``) without pytest: train what is
     missing in ``cache`` (default: :func:`benchmarks._report.default_cache`), measure every unit
-    (``ops``: only these operators, names or groups), check its claims and write
+    (``ops``: only these operators, names or groups; ``units``: only these of the units
+    ``Table.units(scale, ops)`` lists, in its order, e.g. one to debug it or to check it against
+    the suite's, :func:`benchmarks.conftest.same_as_run_table`), check its claims and write
     ``NAME.csv``/``.tex``/``.meta.json`` into ``results`` (default: the suite's folder for the
     scale, :func:`benchmarks._report.results_folder`) exactly as ``pytest benchmarks`` does;
     with ``figures``, also its figures drawn from the models.
@@ -95,22 +122,24 @@ def run_table(name: str, *, scale: str = "smoke", ops=None, results=None, cache=
     results = results_folder(scale, cache, results)
     check_results_scale(results, scale)  # the suite's guard (benchmarks/conftest.py)
     check_results_folder(results)
-    units = table.units(scale, ops)
+    chosen, units = units, table.units(scale, ops)
     if not units:
         raise ValueError(f"{table.name} measures none of the operators {ops}")
+    if chosen is not None:
+        chosen = list(chosen)
+        unknown = [u for u in chosen if u not in units]
+        if unknown or not chosen:
+            raise ValueError(f"{table.name} has no unit {unknown[0] if unknown else chosen!r} "
+                             f"at the {scale} scale" + ("" if ops is None else f" among {ops}"))
+        units = [u for u in units if u in chosen]
     if command is None:
-        command = shlex.join(
-            ["python", "-m", "benchmarks", "run", table.alias, "--scale", scale]
-            + ([] if ops is None else ["--ops", ops if isinstance(ops, str) else ",".join(ops)])
-            + ["--results", str(results), "--cache", str(cache)]
-            + ([] if data is None else ["--data", str(data)])
-            + ([] if device is None else ["--device", device]))
+        command = _command(table, scale, ops, chosen, results, cache, data, device)
     experiment = Experiment(scale, cache, data, device)
     started = time.perf_counter()
     got, failed = Collected(table.begin(experiment) if table.begin is not None else None), []
     for unit in units:
         try:  # a claim checked while measuring (e.g. a re-tune's image) fails the unit alone
-            measured = got.add(table.measure(experiment, unit))
+            measured = got.add(table.measure(experiment, unit), unit)
             if table.check is not None:
                 table.check(measured, scale)
         except AssertionError as exc:

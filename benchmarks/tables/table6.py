@@ -209,8 +209,8 @@ def intervals(out: pd.DataFrame, crops: pd.DataFrame, scopes: list) -> pd.DataFr
     found = []
     for r, ops in zip(out.itertuples(), scopes):
         scope = in_scope(crops, ops)
-        has = {m for m in methods
-               if set(scope[scope.model == m].operator) == set(ops)}
+        has = {m for m in methods  # (none over no operator: the mean γ row of γ-less ones)
+               if ops and set(scope[scope.model == m].operator) == set(ops)}
         cols, gains = {}, {}
         for m in METHODS:
             prefix = f"{m}_gain_psnr"
