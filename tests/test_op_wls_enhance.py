@@ -155,6 +155,38 @@ def test_lab_round_trip_and_clipping(rng):
         _lab.srgb2lab(np.zeros((4, 4)))
 
 
+def test_uint8_lab_is_the_conversion_of_x_over_255_bit_for_bit(rng):
+    """Issue 28: srgb2lab reads uint8 as x/255 with the 256 linearised values computed once:
+    the same bits as converting to float first, for every code value in every channel."""
+    codes = np.arange(256, dtype=np.uint8)
+    img = np.stack([codes, codes[::-1], np.roll(codes, 85)], axis=-1).reshape(16, 16, 3)
+    for u8 in (img, photo_like(rng, 13, 17)):
+        np.testing.assert_array_equal(_lab.srgb2lab(u8), _lab.srgb2lab(u8 / 255.0))
+    with pytest.raises(ValueError, match="HxWx3"):
+        _lab.srgb2lab(np.zeros((4, 4), np.uint8))
+
+
+def test_tone_maps_take_integer_strengths_from_one_exp_per_band(rng):
+    """Issue 28: exp(-v x) of an integer strength is exp(-x) ** v, one exp per band shared by
+    the maps (the base only at exposure 1): the same tone maps as one exp per map and band."""
+    from operators.wls_enhance import MAX_POWER, _powers, _sigmoid_scale, _tonemap_mean
+
+    maps = np.array([TONE_MAPS["coarse"], TONE_MAPS["medium"], TONE_MAPS["fine"]])
+    assert _powers(maps).tolist() == [[4, 1, 0], [1, 40, 1], [25, 1, 1]]  # coarse base: 1.1
+    odd = np.array([[2.5, MAX_POWER + 1, 3.0, 1.0], [0.0, -0.5, 2.0, 0.9]])
+    assert _powers(odd).tolist() == [[0, 0, 3], [0, 0, 0]]
+    lab = _lab.srgb2lab(photo_like(rng, 9, 12) / 255.0)
+    l0 = lab[..., 0] + rng.uniform(-20, 20, lab.shape[:2])
+    l1 = lab[..., 0] + rng.uniform(-40, 40, lab.shape[:2])
+    for m in (maps, odd):
+        scales = np.array([[_sigmoid_scale(v) for v in row[:3]] for row in m])
+        args = (_lab.SRGB_D50_INV, _lab.WHITE_ICC, _lab._F_THRESH)
+        shared = _tonemap_mean(lab, l0, l1, m, scales, _powers(m), 1.1, *args)
+        direct = _tonemap_mean(lab, l0, l1, m, scales, np.zeros((len(m), 3), np.int64), 1.1,
+                               *args)
+        np.testing.assert_allclose(shared, direct, rtol=0, atol=1e-14)
+
+
 def test_detail_is_enhanced_on_a_textured_patch(rng):
     """The fine map boosts small-scale contrast: the output's local detail exceeds the input's."""
     base = np.full((24, 24, 3), 120.0)
