@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from operators import MATLAB_EPS
 from operators import _sparse_solve as ss
-from operators.wls import _wls, wls_filter
+from operators.wls import _wls, wls_filter, wls_solves
 
 BACKENDS = ["scipy"] + (["pardiso"] if ss.pardiso_available() else [])
 
@@ -314,6 +314,17 @@ def test_systems_solved_at_once_match_one_after_the_other(monkeypatch, rng):
     assert slots == [1, 2, 3]
     assert all(ss._HANDLES[(37, 29, True, i)].nthreads == max(1, ss.pardiso_threads() // 3)
                for i in slots)
+
+
+def test_solutions_come_back_as_views_without_a_copy(rng):
+    """Issue 28: wls_solves gives each solution's column-major pixel order as an HxW
+    (Fortran-ordered) view, not a row-major copy (wls stacks its channels, which copies anyway;
+    wls_enhance's tone maps read them in place), with the filter's values."""
+    img = natural_ish(rng, (13, 17, 1)) / 255.0
+    xs = wls_solves(img[:, :, 0], (0.5, 2.0), 1.2, 1e-4)
+    for x, lam in zip(xs, (0.5, 2.0)):
+        assert x.shape == (13, 17) and x.flags.f_contiguous and not x.flags.c_contiguous
+        np.testing.assert_allclose(x, _wls(img, lam, 1.2, 1e-4)[:, :, 0], rtol=0, atol=1e-13)
 
 
 @pytest.mark.skipif("pardiso" not in BACKENDS, reason="MKL PARDISO unavailable")
