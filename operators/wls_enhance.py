@@ -97,14 +97,21 @@ def _base(l1, v, exposure, scale, e, p):  # pragma: no cover - compiled
     return (1.0 + v) * (exposure * l1 - 56.0) + 56.0
 
 
-@njit(cache=True, parallel=True)
+#: The tone maps' floating-point liberties: a division by a constant may be a multiplication
+#: by its reciprocal, a multiply-add one fused operation (each within an ulp or two; max |change|
+#: 3e-15 of the output at 1024x1024), no others (NaN, infinities and signed zeros as written).
+#: Single-thread CPU 0.24 -> 0.20 s at 1024x1024 (issue 28).
+_TONEMAP_FASTMATH = {"arcp", "contract"}
+
+
+@njit(cache=True, parallel=True, fastmath=_TONEMAP_FASTMATH)
 def _tonemap_mean(lab, l0, l1, maps, scales, powers, saturation, minv, white,
                   thresh):  # pragma: no cover - compiled
     """Mean over the rows of ``maps`` (v0, v1, v2, exposure) of tonemapLAB (γ = 1) in sRGB.
 
     ``scales[k, b]`` is the sigmoid scale of strength ``maps[k, b]`` (b = 0, 1, 2), ``powers``
     :func:`_powers` of ``maps``. The sum runs in the order of ``maps`` (the caller passes coarse,
-    medium, fine, as ``(coarse + medium + fine)/3``).
+    medium, fine, as ``(coarse + medium + fine)/3``). Compiled with ``_TONEMAP_FASTMATH``.
     """
     h, w, _ = lab.shape
     nm = maps.shape[0]
