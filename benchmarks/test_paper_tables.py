@@ -21,36 +21,30 @@ TABLE1 = get("table1_single_vs_decouple")
 SWEEP = get("gamma_sweep")
 
 
-@pytest.fixture(scope="module")
-def table1(experiment, results_dir):
-    """Table 1's rows and per-crop scores, written when the module's tests end."""
-    yield from collect(TABLE1, experiment, results_dir)
+def _checker(table, name: str):
+    """The module fixture ``name`` that gathers ``table``'s rows (written when the module's tests
+    end), its test per operator (measure it, add its rows, check the table's claims for it) and
+    the test after them: at the smoke scale, ``python -m benchmarks run`` writes the same table
+    (:func:`benchmarks.conftest.same_as_run_table`)."""
+
+    @pytest.fixture(scope="module", name=name)
+    def gathered(experiment, results_dir):
+        yield from collect(table, experiment, results_dir)
+
+    @pytest.mark.parametrize("op", table.units())
+    def test_unit(op, experiment, scale, request):
+        got = request.getfixturevalue(name)
+        table.check(got.add(table.measure(experiment, op), op), scale)
+
+    def test_same(request, same_as_run_table):
+        same_as_run_table(table, request.getfixturevalue(name))
+
+    return gathered, test_unit, test_same
 
 
-@pytest.mark.parametrize("op", TABLE1.units())
-def test_table1(op, experiment, scale, table1):
-    TABLE1.check(table1.add(TABLE1.measure(experiment, op), op), scale)
-
-
-def test_table1_is_what_run_table_writes(table1, same_as_run_table):
-    """After every operator (smoke scale): ``python -m benchmarks run table1`` writes this
-    table (:func:`benchmarks.conftest.same_as_run_table`)."""
-    same_as_run_table(TABLE1, table1)
-
-
-@pytest.fixture(scope="module")
-def sweep(experiment, results_dir):
-    """The γ sweep's rows, written (with its figure) when the module's tests end."""
-    yield from collect(SWEEP, experiment, results_dir)
-
-
-@pytest.mark.parametrize("op", SWEEP.units())
-def test_gamma_sweep(op, experiment, scale, sweep):
-    SWEEP.check(sweep.add(SWEEP.measure(experiment, op), op), scale)
-
-
-def test_gamma_sweep_is_what_run_table_writes(sweep, same_as_run_table):
-    same_as_run_table(SWEEP, sweep)
+# Table 1 (rows and per-crop scores) and the γ sweep (rows, and its figure when written)
+table1, test_table1, test_table1_is_what_run_table_writes = _checker(TABLE1, "table1")
+sweep, test_gamma_sweep, test_gamma_sweep_is_what_run_table_writes = _checker(SWEEP, "sweep")
 
 
 @pytest.mark.parametrize("op", TABLE1.units())

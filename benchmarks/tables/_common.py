@@ -10,6 +10,8 @@ import pandas as pd
 
 import operators
 
+from .._report import write_table
+
 
 def table_ops(names: Iterable[str], ops=None) -> list[str]:
     """``names`` (a table's operators, in its order) that are among ``ops`` (names or groups,
@@ -82,6 +84,18 @@ def budget_note(experiment) -> str:
             "learning-rate schedule" if experiment.scale in AUTHORS_BUDGET_SCALES else
             f"min(number of operators, {JOINT_CAP}) one-operator budgets")
     return f"joint models: {rule} ({ten} iterations at this scale); one-operator models: {one}"
+
+
+def write_scored(experiment, results_dir, name: str, long: pd.DataFrame, crops, started: float,
+                 runs, facts: dict, *, caption: str, summary: str, **sidecar) -> None:
+    """Write a model table scored per crop: ``long`` (its CSV frame) as ``name``.csv/.tex
+    with its per-crop scores ``crops`` (``name``.crops.csv; None: none), and its sidecar: the
+    provenance of ``runs`` (the dataset, the models behind the rows, command, commit), the
+    table's own ``sidecar`` entries (the paper's table, protocol, budget rule, ...), its
+    ``summary`` in words, then ``facts`` (what the run measured or was given, e.g. its
+    command), in that order."""
+    meta = experiment.provenance(started, runs, **sidecar, summary=summary, **facts)
+    write_table(long, name, results_dir, meta, crops=crops, caption=caption)
 
 
 def run_model(pred, sources: np.ndarray, op: str, gamma: float) -> np.ndarray:

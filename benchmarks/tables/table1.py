@@ -23,11 +23,10 @@ import pandas as pd
 import operators
 
 from .. import _latex
-from .._report import write_table
 from .._stats import crop_rows
 from ..paper import PAPER_TABLE1
 from . import Measured, Table, claim
-from ._common import predictor, run_model, runs_behind, source_crops, table_ops
+from ._common import predictor, run_model, runs_behind, source_crops, table_ops, write_scored
 
 NAME = "table1_single_vs_decouple"
 LABEL = "ECCV 2018 / TPAMI 2019 Table 1"
@@ -138,9 +137,9 @@ def write(experiment, results_dir: Path, df: pd.DataFrame, crops: pd.DataFrame |
     """The CSV (:func:`frame`), its per-crop scores, LaTeX and sidecar (provenance: the dataset,
     the models behind it, the paper's table, :func:`summary_text`; ``facts`` besides)."""
     long = frame(df, crops)
-    meta = experiment.provenance(started, runs_behind(df, ARCHS), table=LABEL,
-                                 summary=summary_text(long, experiment.scale), **facts)
-    write_table(long, NAME, results_dir, meta, crops=crops, caption=CAPTION)
+    write_scored(experiment, results_dir, NAME, long, crops, started, runs_behind(df, ARCHS),
+                 facts, caption=CAPTION, summary=summary_text(long, experiment.scale),
+                 table=LABEL)
 
 
 def visual(experiment, op: str, results_dir: Path) -> Path:

@@ -22,11 +22,11 @@ import pandas as pd
 import operators
 
 from .. import _latex
-from .._report import write_table
 from .._stats import claim_columns, difference, in_scope, no_interval
 from ..paper import PAPER_TABLE12
 from . import Measured, Table, claim
-from ._common import budget_note, crop_frame, evaluate_op, predictor, table_ops
+from ._common import (budget_note, crop_frame, evaluate_op, predictor, table_ops,
+                      write_scored)
 
 NAME = "table12_ablation"
 #: the variants' names in the table (the paper's where it has them), by arch key
@@ -275,16 +275,16 @@ def write(experiment, results_dir: Path, df: pd.DataFrame, crops: pd.DataFrame |
     crops = crop_frame(pd.DataFrame() if crops is None else crops)
     long = frame(df, crops)
     runs = [r for r in table12_runs(None, experiment.scale) if r.arch in set(df.arch)]
-    meta = experiment.provenance(
-        started, runs, table="TPAMI 2019 Table 12 (and CResMD, AdaFM, DNI beyond the paper)",
+    write_scored(
+        experiment, results_dir, NAME, long, crops, started, runs, facts,
+        caption=CAPTION + (CAPTION_INTERVALS if len(crops) else ""),
+        summary=summary_text(long, experiment.scale),
+        table="TPAMI 2019 Table 12 (and CResMD, AdaFM, DNI beyond the paper)",
         budget=budget_note(experiment) + "; adafm, dni (one operator at the two ends of its "
                "range, cannot be joint): one model per operator with a γ, each with 1/6 of "
                "the joint budget (the same total)",
         layers="K as the paper numbers N_base's 19 InstanceNorm layers; a shorter preset maps "
-               "K onto its own (benchmarks._experiments.table12_arch)",
-        summary=summary_text(long, experiment.scale), **facts)
-    write_table(long, NAME, results_dir, meta, crops=crops,
-                caption=CAPTION + (CAPTION_INTERVALS if len(crops) else ""))
+               "K onto its own (benchmarks._experiments.table12_arch)")
 
 
 TABLES = (Table(NAME, "table12", "TPAMI 2019 Table 12", runs="table12", units=units,

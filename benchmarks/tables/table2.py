@@ -22,11 +22,10 @@ import pandas as pd
 import operators
 
 from .. import _latex
-from .._report import write_table
 from .._stats import claim_columns, crop_rows, difference, in_scope
 from ..paper import PAPER_TABLE2_AVE, PAPER_TABLE2_PSNR
 from . import Measured, Table, claim
-from ._common import predictor, table_ops
+from ._common import predictor, table_ops, write_scored
 
 NAME = "table2_restoration"
 LABEL = "ECCV 2018 / TPAMI 2019 Table 2"
@@ -176,13 +175,12 @@ def write(experiment, results_dir: Path, df: pd.DataFrame, crops: pd.DataFrame |
     crops = pd.DataFrame() if crops is None else crops
     long = frame(df, crops)
     runs = table2_runs(list(dict.fromkeys(df.operator)), experiment.scale)
-    meta = experiment.provenance(
-        started, runs, table=LABEL,
+    write_scored(
+        experiment, results_dir, NAME, long, crops, started, runs, facts, caption=CAPTION,
+        summary=summary_text(long, experiment.scale), table=LABEL,
         protocol="PSNR/SSIM on Y for SR and deblocking, gray for denoising (model.metrics.score)",
         paper_data="the paper's test sets are BSD100 (SR), BSD68 (denoising), LIVE1 (deblocking);"
-                   " ours are the dataset's test split",
-        summary=summary_text(long, experiment.scale), **facts)
-    write_table(long, NAME, results_dir, meta, crops=crops, caption=CAPTION)
+                   " ours are the dataset's test split")
 
 
 TABLES = (Table(NAME, "table2", LABEL, runs="table2", units=units, measure=measure,

@@ -22,11 +22,10 @@ import pandas as pd
 import operators
 
 from .. import _latex
-from .._report import write_table
 from .._stats import claim_columns, difference
 from ..paper import PAPER_TABLE3, PAPER_TABLE4, TABLE3_COLUMNS
 from . import Measured, Table, claim
-from ._common import budget_note, crop_frame, evaluate_op, predictor
+from ._common import budget_note, crop_frame, evaluate_op, predictor, write_scored
 
 NAME = "table3_joint"
 LABEL = "TPAMI 2019 Table 3 / ECCV 2018 Table 4"
@@ -237,16 +236,15 @@ def write(experiment, results_dir: Path, df: pd.DataFrame, crops: pd.DataFrame |
     long = frame(df, crops)
     runs = [r for v in dict.fromkeys(df.variant) for o in dict.fromkeys(df.operator)
             for r in models(v, o).values()]
-    meta = experiment.provenance(
-        started, list(dict.fromkeys(runs)), table="TPAMI 2019 Table 3 and ECCV 2018 Table 4",
-        budget=budget_note(experiment),
+    write_scored(
+        experiment, results_dir, NAME, long, crops, started, list(dict.fromkeys(runs)), facts,
+        caption=CAPTION, summary=summary_text(long, experiment.scale),
+        table="TPAMI 2019 Table 3 and ECCV 2018 Table 4", budget=budget_note(experiment),
         encoding="joint models: code [γ normalised, operator code] (the paper's order); "
                  "restoration blind to its γ in joint models; the 4-restoration model takes "
                  "the operator code only",
         protocol="per operator, mean over its test γ; PSNR/SSIM on Y for SR and deblocking, "
-                 "gray for denoising (model.metrics.score)",
-        summary=summary_text(long, experiment.scale), **facts)
-    write_table(long, NAME, results_dir, meta, crops=crops, caption=CAPTION)
+                 "gray for denoising (model.metrics.score)")
 
 
 TABLES = (Table(NAME, "table3", LABEL, runs="table3", units=units, measure=measure,

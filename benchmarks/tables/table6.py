@@ -23,11 +23,10 @@ import operators
 
 from .. import _latex
 from .._latex import T6_MEAN_ROWS
-from .._report import write_table
 from .._stats import claim_columns, difference, in_scope, no_interval
 from ..paper import PAPER_TABLE6
 from . import Measured, Table, claim
-from ._common import budget_note, crop_frame, evaluate_op, predictor, table_ops
+from ._common import budget_note, crop_frame, evaluate_op, predictor, table_ops, write_scored
 
 NAME = "table6_baselines"
 LABEL = "TPAMI 2019 Table 6 (ten operators)"
@@ -261,8 +260,10 @@ def write(experiment, results_dir: Path, df: pd.DataFrame, crops: pd.DataFrame |
     runs = [method_run(m, o, experiment.scale) for o in df.operator if o not in MEANS
             for m in trained_methods(experiment.scale)
             if m in ("hdrnet", "realtime") or operators.get(o).has_gamma]
-    meta = experiment.provenance(
-        started, list(dict.fromkeys(runs)), table=LABEL,
+    write_scored(
+        experiment, results_dir, NAME, df, crops, started, list(dict.fromkeys(runs)), facts,
+        caption=CAPTION + (CAPTION_INTERVALS if len(crops) else ""),
+        summary=summary_text(df[~df.operator.isin(MEANS)], experiment.scale), table=LABEL,
         gamma="the middle of each operator's five test γ; fixed-effect operators: their effect",
         budget=budget_note(experiment),
         bgu="operator on a box-downsampled input (bgu_factor: 4x, less for crops too small for "
@@ -274,10 +275,7 @@ def write(experiment, results_dir: Path, df: pd.DataFrame, crops: pd.DataFrame |
                "network per operator",
         realtime="TPAMI 2019 §3.3 real-time model (only the last InstanceNorm's affine "
                  "depends on the code), trained once jointly on the ten operators over their "
-                 "full γ ranges, as the paper's 'ours'",
-        summary=summary_text(df[~df.operator.isin(MEANS)], experiment.scale), **facts)
-    write_table(df, NAME, results_dir, meta, crops=crops,
-                caption=CAPTION + (CAPTION_INTERVALS if len(crops) else ""))
+                 "full γ ranges, as the paper's 'ours'")
 
 
 TABLES = (Table(NAME, "table6", "TPAMI 2019 Table 6", runs="table6", units=units,
