@@ -203,8 +203,8 @@ def wls_enhance(image, *, lam0: float = 0.125, lam1: float = 0.5, alpha: float =
     rounding (max abs difference 3e-8). Cost at 1024x1024 on 2 cores, about 1.45 s (estimated
     from single-thread CPU times on an AMD EPYC VM; the same estimate gave 1.63 s for the code
     measured at 1.64 s before issue 28's last changes): the two systems are factored and refined
-    side by side, one per core (about 1.2 and 1.3 s of CPU, the float32 factorisation 1.1 s of
-    each), and the Lab conversion, the weights and the tone maps take about 0.33 s of CPU split
+    side by side, one per core (about 1.3 and 1.35 s of CPU, the float32 factorisation 1.1 s of
+    each), and the Lab conversion, the weights and the tone maps take about 0.30 s of CPU split
     over both.
 
     References
