@@ -266,3 +266,19 @@ def test_recipe_is_made_from_the_registry_and_the_committed_table(tmp_path, caps
     assert "python -m benchmarks run retune_speed --scale small" in speed and "None (" in speed
     assert main(["recipe", "nope"]) == 2
     assert capsys.readouterr().err.startswith("error: unknown table 'nope'")
+
+
+def test_explore_speed_sidecar_names_the_model_it_timed(monkeypatch):
+    """The explorer's speed table says in its sidecar whether it timed the zoo's real-time model
+    or the untrained stand-in of the scale's width (the CSV's model column is only an id)."""
+    from benchmarks.tables import explore_speed
+    from model import zoo
+
+    monkeypatch.setattr(explore_speed, "_EXPLORERS", {})
+    monkeypatch.setattr(zoo, "names", lambda *a, **k: ["l0"])
+    note = explore_speed.model_note("small")
+    assert note.startswith("ckpt1: an untrained real-time network (width 16,") and "l0, wls" in note
+    monkeypatch.setattr(zoo, "names", lambda *a, **k: ["l0", "realtime-tpami10"])
+    assert explore_speed.model_note("small").startswith("realtime-tpami10: the zoo's")
+    monkeypatch.setattr(explore_speed, "_EXPLORERS", {"small": (None, "ckpt1", object())})
+    assert explore_speed.model_note("small").startswith("ckpt1: an untrained")

@@ -138,8 +138,23 @@ def write(experiment, results_dir, df, crops, started: float, **facts) -> None:
 
     write_table(df, NAME, results_dir,
                 provenance(experiment.scale, started, side=SIDE, target_ms=TARGET_MS,
-                           torch=torch.__version__, threads=torch.get_num_threads(), **facts),
+                           torch=torch.__version__, threads=torch.get_num_threads(),
+                           model=model_note(experiment.scale), **facts),
                 caption=CAPTION)
+
+
+def model_note(scale: str) -> str:
+    """What the ``model`` column names, for the sidecar: the zoo's real-time model, or the
+    untrained stand-in of the scale's width when the zoo has none."""
+    from model import zoo
+
+    entry = _EXPLORERS.get(scale)
+    if (entry[2] is None) if entry else ("realtime-tpami10" in zoo.names()):
+        return "realtime-tpami10: the zoo's real-time model"
+    width, dilations, _ = SETTINGS[scale]
+    return (f"ckpt1: an untrained real-time network (width {width}, dilations "
+            f"{list(dilations)}, operators {', '.join(OPS)}; the zoo has no realtime-tpami10 "
+            "yet); the time does not depend on the weights")
 
 
 TABLES = (Table(NAME, "explore_speed", units=units, measure=measure, check=check, write=write,
