@@ -391,3 +391,15 @@ def test_readme_summary_is_the_committed_csv():
     joint_s = s[~s.model.isin(["identity", "decouple, 1 operator"])]
     assert (joint_s.max_step.to_numpy() - own[joint_s.operator].to_numpy()).max() < 1
     assert rows["the joint models stay s"] == ["yes", "yes", "agrees"]
+
+
+def test_explore_speed_figures_are_the_committed_csv():
+    """docs/zoo.md's explorer times are results/explore_speed.csv's (median release to image
+    and the operator's own time, rounded to the ms), and within the 150 ms target as it says."""
+    zoo_doc = (REPO / "docs" / "zoo.md").read_text()
+    t = pd.read_csv(RESULTS / "explore_speed.csv").set_index("operator")
+    for op in ("l0", "wls"):
+        assert f"**{t.release_to_image_ms[op]:.0f} ms** (`{op}`)" in zoo_doc, op
+        assert t.within_target[op]
+    assert (f"own {t.operator_ms['l0']:.0f} ms and {t.operator_ms['wls']:.0f} ms"
+            in " ".join(zoo_doc.split()))
