@@ -169,3 +169,16 @@ def test_the_readme_shows_the_zoo_as_it_is(shipped):
     """README's zoo table is ``python -m model zoo --markdown`` (re-make it after an export)."""
     readme = (ROOT / "README.md").read_text()
     assert zoo.format_markdown(zoo.table()) in readme
+
+
+def test_default_names_drop_integer_and_decimal_budget_suffixes():
+    """The medium scale's joint runs carry the authors' ×1.3 budget (``-b1.3``): exported, they
+    become ``realtime-tpami10`` / ``decouple-tpami10``, the names the explorer's benchmark and
+    docs look for; a suffix after the budget (``-w32``) keeps the folder's name."""
+    from model.zoo import default_name
+
+    assert default_name("realtime-tpami10-b2") == "realtime-tpami10"
+    assert default_name("realtime-tpami10-b1.3") == "realtime-tpami10"
+    assert default_name("decouple-tpami10-b1.3") == "decouple-tpami10"
+    assert default_name("decouple-l0") == "l0"
+    assert default_name("decouple-tpami10-b1.3-w32") == "decouple-tpami10-b1.3-w32"

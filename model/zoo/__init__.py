@@ -314,9 +314,10 @@ def verify(name: str, device: str | None = None) -> list[str]:
 # ------------------------------------------------------------------------------- export
 def default_name(run_name: str) -> str:
     """The zoo name of a benchmark run folder: ``decouple-l0`` → ``l0``; a budget suffix is
-    dropped (``realtime-tpami10-b2`` → ``realtime-tpami10``); otherwise the folder's name."""
+    dropped (``realtime-tpami10-b2`` → ``realtime-tpami10``, the medium scale's
+    ``decouple-tpami10-b1.3`` → ``decouple-tpami10``); otherwise the folder's name."""
     n = run_name.strip().lower()
-    n = re.sub(r"-b\d+(of\d+)?$", "", n)
+    n = re.sub(r"-b\d+(\.\d+)?(of\d+)?$", "", n)
     m = re.fullmatch(r"decouple-([a-z0-9_]+)", n)
     if m and m.group(1) in operators.ALL:
         return m.group(1)
