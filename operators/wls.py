@@ -142,7 +142,10 @@ def _wls(img: np.ndarray, lam: float, alpha: float, small_num: float,
     """WLS on float64 HxWxC ``img`` (already validated); ``backend`` as in ``solve_grid_spd``."""
     systems = [s for c in range(img.shape[2])
                for s in _systems(img[:, :, c], (lam,), alpha, small_num)]
-    return np.stack(_solve_all(img.shape[:2], systems, backend), axis=2)
+    # one copy of the column-major solutions into a row-major HxWxC result (np.stack alone
+    # would keep their layout: a result that is not C-contiguous)
+    out = np.empty(img.shape, np.float64)
+    return np.stack(_solve_all(img.shape[:2], systems, backend), axis=2, out=out)
 
 
 def wls_filter(image, lam=1.0, *, alpha=1.2, small_num=1e-4) -> np.ndarray:
