@@ -14,6 +14,11 @@ architectures (:mod:`model.registry`), trained, evaluated and applied through th
 from datagen import require as _require  # noqa: F401
 
 from operators import __version__  # one version for the project, kept in the lowest package
+from operators import _numba_cache as _numba_cache
+
+# before model.bgu's kernels are compiled: an edit of any file of model or operators (whose
+# solver BGU uses) recompiles them (operators._numba_cache)
+_numba_cache.register(__path__[0], _numba_cache.PACKAGE)
 
 from .predict import Predictor, UnfinishedWarning, load
 

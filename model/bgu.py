@@ -58,7 +58,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-from numba import njit, prange
+from operators._jit import njit, prange
 
 import operators
 from operators import _sparse_solve, as_float_image

@@ -14,7 +14,7 @@ they do. These kernels compute exactly the same arithmetic as :mod:`operators._c
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from ._jit import njit, prange
 
 from ._color import RGB2GRAY, YCBCR_OFFSET, YCBCR_T
 from ._validate import image_array

@@ -24,7 +24,7 @@ import numbers
 from functools import lru_cache
 
 import numpy as np
-from numba import njit, prange
+from ._jit import njit, prange
 
 __all__ = ["imresize", "contributions", "cubic"]
 

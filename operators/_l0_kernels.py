@@ -7,7 +7,7 @@ full-image passes; both are parallel over blocks of rows.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from ._jit import njit, prange
 
 
 @njit(cache=True, parallel=True)

@@ -23,7 +23,7 @@ outputs were made with exactly these semantics.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from ._jit import njit, prange
 
 __all__ = ["SRGB_D50", "SRGB_D50_INV", "WHITE_ICC", "srgb2lab", "lab2srgb"]
 

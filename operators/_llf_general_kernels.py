@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from ._jit import njit, prange
 
 from ._llf_kernels import _hat, _hdown_row, _vdown_row
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from ._jit import njit, prange
 
 #: The pyramid's 1-D filter (its outer product with itself is the 5x5 kernel).
 FILTER = np.array([0.05, 0.25, 0.4, 0.25, 0.05])

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from ._jit import njit, prange
 
 __all__ = ["imrotate_bilinear_crop", "line_kernel", "stroke_taps", "medfilt3_zero",
            "edge_magnitude", "direction_index", "stroke_scatter", "box_filter_zero",

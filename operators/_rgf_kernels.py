@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from ._jit import njit, prange
 
 #: Weight of the neighbouring cell in the grid blur: exp(-r²/2) at r = 1.
 K1 = math.exp(-0.5)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from ._jit import njit, prange
 
 #: Fixed number of chunks of the parallel loops and reductions (thread-count independent).
 NCHUNK = 64

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from ._jit import njit, prange
 
 
 @njit(cache=True, inline="always")

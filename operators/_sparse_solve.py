@@ -45,7 +45,7 @@ from collections import OrderedDict
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit, prange
+from ._jit import njit, prange
 import scipy.sparse.linalg as spla
 
 __all__ = ["grid_pattern", "solve_grid_spd", "solve_grid_spd_many", "pardiso_available",

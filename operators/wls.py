@@ -6,7 +6,7 @@ smoothed on its own, guided by its own log intensity, by solving one sparse SPD 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from ._jit import njit, prange
 
 from ._memory import available_bytes, check_memory, tune_malloc
 from ._sparse_solve import grid_pattern, pardiso_threads, solve_grid_spd_many

@@ -14,7 +14,7 @@ settings (fine, medium, coarse) averaged. Implemented from the written descripti
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from ._jit import njit, prange
 
 from . import _lab
 from ._validate import as_positive, image_array

@@ -27,7 +27,7 @@ import threading
 
 import cv2
 import numpy as np
-from numba import get_num_threads, njit, prange
+from ._jit import get_num_threads, njit, prange
 
 from ._memory import check_memory, tune_malloc
 from ._validate import as_float_image, as_gamma, as_positive, restore_shape
