@@ -14,7 +14,7 @@ architectures (:mod:`model.registry`), trained, evaluated and applied through th
 from datagen import require as _require  # noqa: F401
 
 from operators import __version__  # one version for the project, kept in the lowest package
-from operators import _numba_cache as _numba_cache
+from operators import _numba_cache
 
 # before model.bgu's kernels are compiled: an edit of any file of model or operators (whose
 # solver BGU uses) recompiles them (operators._numba_cache)

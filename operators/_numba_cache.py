@@ -11,10 +11,11 @@ BGU's kernels sit beside the operators' solver, and ``tox`` keeps one Numba cach
 
 :func:`install` (called by :mod:`operators._jit`, where every cached kernel gets ``njit``)
 puts locators in front of Numba's own for the files of the packages given to :func:`register`
-(``operators``, here; ``model``, by its ``__init__``, with ``operators`` as a source it builds on): the same cache folders as Numba's own locators (user-provided, in-tree,
-user-wide, in that order), but the freshness stamp of a kernel is the SHA-256 of every ``.py``
-file of its package and of the packages it builds on, so an edit anywhere in them recompiles
-the package's kernels on their next call (once; about a minute for all of ``operators``).
+(``operators``, here; ``model``, by its ``__init__``, with ``operators`` as a source it builds
+on): the same cache folders as Numba's own locators (user-provided, in-tree, user-wide, in that
+order), but the freshness stamp of a kernel is the SHA-256 of every ``.py`` file of its package
+and of the packages it builds on, so an edit anywhere in them recompiles the package's kernels
+once, on their next call.
 Numba's private locator API is pinned with Numba itself (``constraints.txt``); where it is
 missing (another Numba) nothing is installed and Numba's per-file stamp applies
 (:func:`installed` says which; a test checks it is installed with the pinned Numba).
@@ -25,7 +26,7 @@ import hashlib
 import threading
 from pathlib import Path
 
-#: the ``operators`` package's folder (registered by its ``__init__``)
+#: the ``operators`` package's folder (registered at the end of this module)
 PACKAGE = Path(__file__).resolve().parent
 #: package folder -> the folders whose ``.py`` files make its kernels' stamp (itself first)
 _ROOTS: dict[Path, tuple[Path, ...]] = {}

@@ -327,7 +327,6 @@ def test_solutions_come_back_as_views_without_a_copy(rng):
         np.testing.assert_allclose(x, _wls(img, lam, 1.2, 1e-4)[:, :, 0], rtol=0, atol=1e-13)
 
 
-
 def test_wls_results_are_row_major(rng):
     """The solutions come back column-major (above), but ``wls_filter`` returns C-contiguous arrays,
     gray and RGB, as before that change: one copy into a row-major result."""
@@ -338,6 +337,7 @@ def test_wls_results_are_row_major(rng):
     for img in (gray, rgb):
         out = wls_filter(img, lam=1.0)
         assert out.shape == img.shape and out.flags.c_contiguous, img.shape
+
 
 @pytest.mark.skipif("pardiso" not in BACKENDS, reason="MKL PARDISO unavailable")
 def test_workers_keep_the_caller_s_numba_threads(monkeypatch):
