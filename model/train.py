@@ -88,12 +88,21 @@ def _ours(path: Path, name: str) -> bool:
     return isinstance(d, dict) and "arch" in d and "ops" in d
 
 
+def _empty_log_of_a_run(out: Path) -> bool:
+    """Whether ``out`` holds an empty regular ``log.csv`` beside a ``config.json`` of ours: what
+    a run killed in its first moments leaves (the log is created before its header is written)."""
+    log = out / "log.csv"
+    return (not log.is_symlink() and log.is_file() and log.stat().st_size == 0
+            and _ours(out / "config.json", "config.json"))
+
+
 def check_run_folder(out) -> None:
     """Refuse (ValueError) an ``--out`` whose files a training would overwrite and that is not a
     run folder: a file; a folder with a ``config.json`` or ``log.csv`` that model train did not
     write; a non-empty folder without a checkpoint or config of a training. A new or empty
-    folder, a run folder (with or without its checkpoint: one interrupted before its first is
-    started again), and one holding only :data:`RUN_ENTRIES` are fine."""
+    folder, a run folder (with or without its checkpoint or its log's header: one interrupted
+    before its first checkpoint is started again), and one holding only :data:`RUN_ENTRIES` are
+    fine."""
     out = Path(out)
     if not os.path.lexists(out):
         return
@@ -102,6 +111,8 @@ def check_run_folder(out) -> None:
     if (out / "last.pt").exists():
         return  # a run: resumed, or refused without --resume
     for name in ("config.json", "log.csv"):
+        if name == "log.csv" and _empty_log_of_a_run(out):
+            continue  # a run killed before it wrote its log's header: started again
         if os.path.lexists(out / name) and not _ours(out / name, name):
             raise ValueError(f"{out} holds a {name} that model train did not write (a training "
                              "would overwrite it): use a new or empty folder as --out")

@@ -366,6 +366,25 @@ def test_train_takes_an_empty_folder_and_its_own_interrupted_run(data, tmp_path,
     assert (run / "config.json").is_file() and not (run / "last.pt").exists()
     (run / "eval.csv").write_text("operator,gamma\n")  # a file of the user's beside ours
     assert train(data, ["l0"], run, preset=TINY, progress=False)["iteration"] == 6
+    # killed before the log's header was written: an empty log.csv beside our config.json
+    (run / "last.pt").unlink()
+    (run / "log.csv").write_bytes(b"")
+    assert train(data, ["l0"], run, preset=TINY, progress=False)["iteration"] == 6
+    assert (run / "log.csv").read_text().startswith("iteration,")
+    # ...but not beside a config.json of someone else's, nor a log that is a link
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "config.json").write_text('{"my": "settings"}\n')
+    (theirs / "log.csv").write_bytes(b"")
+    with pytest.raises(ValueError, match="config.json that model train did not write"):
+        train(data, ["l0"], theirs, preset=TINY, progress=False)
+    (run / "last.pt").unlink()
+    (run / "log.csv").unlink()
+    (tmp_path / "elsewhere.csv").write_bytes(b"")
+    (run / "log.csv").symlink_to(tmp_path / "elsewhere.csv")
+    with pytest.raises(ValueError, match="log.csv that model train did not write"):
+        train(data, ["l0"], run, preset=TINY, progress=False)
+    assert (tmp_path / "elsewhere.csv").read_bytes() == b""
 
 
 # --------------------------------------------------------------------- small: messages
