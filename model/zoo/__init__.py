@@ -175,7 +175,7 @@ def table() -> list[dict]:
 
 
 def format_markdown(rows: list[dict]) -> str:
-    """:func:`table` as the README's Markdown table (``python -m model zoo --markdown``)."""
+    """:func:`table` as docs/zoo.md's Markdown table (``python -m model zoo --markdown``)."""
     out = ["| name | arch | operators | γ range | scale | test PSNR (input) | size |",
            "|---|---|---|---|---|---|---|"]
     for r in rows:
