@@ -35,7 +35,7 @@ def add_parsers(sub) -> None:
                                    "the package", formatter_class=HelpFormatter, epilog=ZOO_EPILOG)
     _threads(z)
     z.add_argument("--markdown", action="store_true",
-                   help="list the models as the README's Markdown table")
+                   help="list the models as docs/zoo.md's Markdown table")
     zs = z.add_subparsers(dest="zoo_command", metavar="ACTION",
                           help="list (default), check or export")
     zs.add_parser("list", help="the models (the default action)", formatter_class=HelpFormatter)
