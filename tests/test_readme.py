@@ -393,6 +393,36 @@ def test_readme_summary_is_the_committed_csv():
     assert rows["the joint models stay s"] == ["yes", "yes", "agrees"]
 
 
+def test_readme_medium_summary_is_the_committed_csv():
+    """The README's medium-scale rows (Table 6: real-time − BGU with its interval) and the
+    sentence below them: every figure, interval and verdict word from results/medium's CSV."""
+    table = _table_after("Medium scale ([results/medium]", README)
+    t6 = pd.read_csv(RESULTS / "medium" / "table6_baselines.csv").set_index("operator")
+    sign = lambda v: f"{v:+.2f}".replace("-", "−")
+    ival = lambda r, c: f"{sign(r[c])} [{sign(r[c + '_lo'])}, {sign(r[c + '_hi'])}]"
+    assert len(table) == 2
+    for row, mean in zip(table, ("mean", "mean γ")):
+        r = t6.loc[mean]
+        assert row[1:] == [ival(r, "realtime_vs_bgu_psnr"),
+                           sign(r.paper_ours_psnr - r.paper_bgu_psnr),
+                           r.realtime_vs_bgu_psnr_verdict], row
+    text = _prose("Medium scale ([results/medium]", "The discussion", README)
+    ops = t6.drop(["mean", "mean γ"])
+    above = (ops.realtime_gain_psnr_verdict == "supported").sum()
+    gain = ival(t6.loc["mean"], "realtime_gain_psnr").replace(" [", " dB [")
+    assert f"above its input on {above} of the ten filters (mean {gain})" in text
+    counts = ops.realtime_vs_bgu_psnr_verdict.value_counts()
+    names = {"llf": "LLF", "wls_enhance": "WLS enhancement", "style": "style", "l0": "L0",
+             "rtv": "RTV"}
+    listed = lambda v: ", ".join(names[o] for o in ops.index[ops.realtime_vs_bgu_psnr_verdict == v])
+    assert (f"supported on {counts['supported']}, contradicted on {counts['contradicted']} "
+            f"({listed('contradicted')}) and inconclusive on {counts['inconclusive']} "
+            f"({listed('inconclusive')}, where the model is not above its input)") in text
+    # inconclusive per filter only where the model has not learnt it
+    assert (ops.realtime_gain_psnr_verdict[ops.realtime_vs_bgu_psnr_verdict == "inconclusive"]
+            != "supported").all()
+
+
 def test_explore_speed_figures_are_the_committed_csv():
     """docs/zoo.md's explorer times are results/explore_speed.csv's (median release to image
     and the operator's own time, rounded to the ms), and within the 150 ms target as it says."""
