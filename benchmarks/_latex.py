@@ -388,6 +388,8 @@ def table6(name: str, df: pd.DataFrame) -> str:
                     col = f"{key}_{metric}"
                     if col not in d or (key == "identity" and len(blocks) > 1):
                         continue  # two blocks: the input's figures stay in the CSV
+                    if d[col].isna().all():
+                        continue  # a method this run did not make (e.g. at the medium scale)
                     vals = d[col].astype(float)
                     cells = [label] + [number(vals.loc[op], dec) for op in block]
                     if not last:
@@ -399,7 +401,8 @@ def table6(name: str, df: pd.DataFrame) -> str:
                 if metric == "psnr" and group is _T6_METHODS and means:
                     rows += [[label] + [_ci_cell(d.loc[op], key, pm=False) for op in block]
                              + ([_ci_cell(d.loc[m], key) for m in means] if last else [])
-                             for key, label in _T6_DIFFS if _has_interval(df, key)]
+                             for key, label in _T6_DIFFS
+                             if _has_interval(df, key) and not d[key].isna().all()]
         parts.append(tabular(cols, rows))
     fixed = any(_is_missing(g) for g in d["gamma"])
     joint = "realtime_psnr" in d
@@ -952,7 +955,8 @@ PAPER_SETTING = "paper: width 64, GPU"
 def scale_sentence(meta: dict, df: pd.DataFrame) -> str:
     """The sentence a caption gets when the table prints the paper's figures beside ours (a
     ``paper_*`` column in the CSV): the scale ours were made at, from the sidecar (``scale``,
-    the ``preset``'s width, iterations, batch and crop, CPU or GPU from ``hardware``), beside
+    the ``preset``'s width, iterations, batch and crop, CPU or GPU from ``hardware``; the models'
+    own iterations where the sidecar's ``iterations`` lists longer ones: the joint budget), beside
     the paper's (:data:`PAPER_SETTING`), since ours are 5–10 dB lower at a small scale. ""
     for other tables, and for a sidecar without a scale."""
     scale = meta.get("scale")
@@ -963,9 +967,14 @@ def scale_sentence(meta: dict, df: pd.DataFrame) -> str:
     if "width" in p:
         parts.append(f"width {p['width']}")
     if "iterations" in p:
-        parts.append(f"{p['iterations']} iterations"
+        runs = meta.get("iterations") if isinstance(meta.get("iterations"), dict) else {}
+        longest = max((v for v in runs.values() if isinstance(v, (int, float))), default=0)
+        only_joint = runs and all(v == longest for v in runs.values())
+        parts.append(f"{int(longest) if only_joint else p['iterations']} iterations"
                      + (f" of batch {p['batch']}" if "batch" in p else "")
-                     + (f" on {p['crop']}² crops" if "crop" in p else ""))
+                     + (f" on {p['crop']}² crops" if "crop" in p else "")
+                     + (f" (joint models: {int(longest)})"
+                        if not only_joint and longest > p["iterations"] else ""))
     parts.append("GPU" if "GPU" in str(meta.get("hardware", "")) else "CPU")
     return latex_text(f"Ours at the {scale} scale ({', '.join(parts)}); {PAPER_SETTING}.")
 

@@ -258,6 +258,17 @@ def test_caption_states_the_sidecars_scale_beside_the_papers_figures(tmp_path):
     assert _caption((tmp_path / "t.tex").read_text()).endswith(
         "Ours at the paper scale (width 64, 100000 iterations of batch 8 on 64$^2$ crops, "
         "GPU); paper: width 64, GPU.")
+    # the models' own iterations (the sidecar's run -> iterations): joint ones trained longer
+    mixed = {**META, "scale": "small", "preset": preset,
+             "iterations": {"decouple-l0": 3000, "realtime-tpami10-b2": 6000}}
+    write_table(df, "t", tmp_path, mixed, caption="T.")
+    assert _caption((tmp_path / "t.tex").read_text()).endswith(
+        "(width 16, 3000 iterations of batch 8 on 64$^2$ crops (joint models: 6000), CPU); "
+        "paper: width 64, GPU.")
+    joint = {**mixed, "iterations": {"realtime-tpami10-b1.3": 24000}}
+    write_table(df, "t", tmp_path, joint, caption="T.")
+    assert "(width 16, 24000 iterations of batch 8 on 64$^2$ crops, CPU)" in \
+        _caption((tmp_path / "t.tex").read_text())
     write_table(df.drop(columns="paper_psnr"), "u", tmp_path, {**META, "preset": preset},
                 caption="U.")
     assert _caption((tmp_path / "u.tex").read_text()) == "U."  # no paper figures: no sentence

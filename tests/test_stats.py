@@ -481,6 +481,13 @@ def test_table6_means_are_over_one_operator_set_and_carry_intervals():
     tex = render("table6_baselines", t6.reset_index(), "c")
     assert "real-time $-$ BGU" in tex and "real-time $-$ input" in tex
     assert "& mean & mean \\\\" in tex and "& all & $\\gamma$ ops \\\\" in tex and "\\pm$" in tex
+    assert "HDRNet (DBL) &" in tex and "real-time $-$ HDRNet &" in tex
+    # a method the run did not make (the medium scale trains the real-time model only): no row
+    medium = t6.reset_index().assign(**{c: np.nan for c in t6.columns
+                                        if c.startswith(("hdrnet_", "realtime_vs_hdrnet"))})
+    tex = render("table6_baselines", medium, "c")
+    assert "HDRNet (DBL) &" not in tex and "real-time $-$ HDRNet" not in tex
+    assert "real-time $-$ BGU &" in tex and "paper: DBL &" in tex  # the paper's row stays
     old = render("table6_baselines", pd.DataFrame(rows).assign(
         **{f"paper_{k}_{x}": 1.0 for k in ("bgu", "dbl", "ours") for x in ("psnr", "ssim")}),
         "c")
