@@ -239,6 +239,17 @@ class ForeignFileError(ValueError):
 INDEX_HEADER = "# Results\n\nGenerated from the tables' sidecars by "
 
 
+def _is_index(path: Path) -> bool:
+    """Whether ``path`` is a regular file (not a link) that begins as a results index."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(INDEX_HEADER.encode())) == INDEX_HEADER.encode()
+    except OSError:
+        return False
+
+
 def check_results_folder(results_dir: Path) -> None:
     """Raise :class:`ForeignFileError` when writing tables into ``results_dir`` would replace a
     file the tool did not write: a ``README.md`` that is not a results index (it does not begin
@@ -420,6 +431,9 @@ def update_index(results_dir: Path) -> bool:
         if meta.get("figure"):
             lines += ["", f"![{name}]({meta['figure']})"]
         lines.append("")
+    scales = [p.parent.name for p in sorted(results_dir.glob("*/README.md")) if _is_index(p)]
+    if scales:  # tables of another scale, one folder each (results/medium)
+        lines += ["## Other scales", ""] + [f"- [`{n}/`]({n}/README.md)" for n in scales] + [""]
     others = sorted(p.name for p in results_dir.glob("*.md") if p.name != "README.md")
     if others:  # reports written by other tools (e.g. mutation testing)
         lines += ["## Other reports", ""] + [f"- [`{n}`]({n})" for n in others] + [""]

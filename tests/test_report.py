@@ -655,3 +655,20 @@ def test_render_version(capsys):
         render.main(["--version"])
     assert exc.value.code == 0
     assert capsys.readouterr().out.strip() == f"decouple-ops benchmarks.render {code_version()}"
+
+
+def test_index_links_the_results_of_other_scales(tmp_path):
+    """results/README.md lists the sub-folders holding a results index (results/medium, one
+    scale per folder); a sub-folder whose README.md is someone else's, or a link, is not."""
+    df = pd.DataFrame({"operator": ["l0"], "psnr": [25.0]})
+    write_table(df, "t", tmp_path, META, caption="T.")
+    assert "## Other scales" not in (tmp_path / "README.md").read_text()
+    write_table(df, "t", tmp_path / "medium", {**META, "scale": "medium"}, caption="T.")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "README.md").write_text("# My notes\n")
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / "README.md").symlink_to(tmp_path / "medium" / "README.md")
+    write_table(df, "t", tmp_path, META, caption="T.")
+    index = (tmp_path / "README.md").read_text()
+    assert "## Other scales\n\n- [`medium/`](medium/README.md)\n" in index
+    assert "notes" not in index and "linked" not in index
