@@ -202,17 +202,25 @@ def test_table2_rows_are_the_committed_csv():
     ave = t[t.gamma == "ave."].set_index("operator")
     rows = _table_after("**Table 2**")
     assert [r[0] for r in rows] == list(ave.index)
-    for task, single, decouple, diff, paper, identity in rows:
+    for task, single, decouple, diff, interval, paper, identity in rows:
         r = ave.loc[task]
         assert _num(single) == pytest.approx(r.single_psnr, abs=0.005), task
         assert _num(decouple) == pytest.approx(r.decouple_psnr, abs=0.005), task
         assert _num(diff) == pytest.approx(r.diff_psnr, abs=0.005), task
+        assert interval == f"[{r.diff_psnr_lo:.2f}, {r.diff_psnr_hi:.2f}]", task
         assert _num(paper) == pytest.approx(r.paper_diff_psnr, abs=0.005), task
         assert _num(identity) == pytest.approx(r.identity_psnr, abs=0.005), task
     text = _prose("**Table 2**", "**Table 3**")
     for g in ("15", "25", "50"):  # the per-σ gaps the discussion quotes
         d = t[(t.operator == "denoise") & (t.gamma == g)].diff_psnr.iloc[0]
         assert f"σ {g}: {d:+.2f}".replace("-", "−") in text, g
+    # "the paper's Δ lies inside our interval for both" (SR, deblocking), not for denoising;
+    # "the decouple network beats its degraded input at every γ by more than its interval"
+    assert ave.paper_diff_inside["sr"] and ave.paper_diff_inside["jpeg"]
+    assert not ave.paper_diff_inside["denoise"]
+    assert (t.gain_psnr_verdict == "supported").all() and (t.gain_psnr_lo > 0).all()
+    assert "the paper's Δ lies inside our interval for both" in text
+    assert "beats its degraded input at every γ by more than its interval" in text
 
 
 def test_dataset_throughput_figures_are_the_committed_results():
@@ -332,7 +340,7 @@ def test_readme_summary_is_the_committed_csv():
             return row
 
     rows = Rows()
-    assert len(table) == 9
+    assert len(table) == 10
     dash = lambda v: f"{v:.2f}".replace("-", "−")
     t1 = pd.read_csv(RESULTS / "table1_single_vs_decouple.csv")
     t1 = t1[t1.gamma == "ave."]
@@ -340,11 +348,15 @@ def test_readme_summary_is_the_committed_csv():
                                             dash(t1.paper_diff_psnr.mean()), "agrees"]
     t2 = pd.read_csv(RESULTS / "table2_restoration.csv")
     t2 = t2[t2.gamma == "ave."].set_index("operator")
-    assert rows["Table 2: the same per"] == [
-        f"{dash(t2.diff_psnr['sr'])}, {dash(t2.diff_psnr['jpeg'])}",
-        f"{dash(t2.paper_diff_psnr['sr'])}, {dash(t2.paper_diff_psnr['jpeg'])}", "agrees"]
-    assert rows["Table 2: the same for"] == [dash(t2.diff_psnr["denoise"]),
-                                             dash(t2.paper_diff_psnr["denoise"]), "larger gap"]
+    for key, task in (("Table 2: the same for SR", "sr"), ("Table 2: the same for deb", "jpeg"),
+                      ("Table 2: the same for den", "denoise")):
+        r = t2.loc[task]
+        # agrees: the paper's Δ inside our interval; larger gap: ours below it, beyond its end
+        verdict = ("agrees" if r.paper_diff_inside else
+                   "larger gap" if r.diff_psnr_hi < r.paper_diff_psnr else None)
+        assert rows[key] == [
+            f"{dash(r.diff_psnr)} [{dash(r.diff_psnr_lo)}, {dash(r.diff_psnr_hi)}]",
+            dash(r.paper_diff_psnr), verdict], key
     t3 = pd.read_csv(RESULTS / "table3_joint.csv")
     t3 = t3[t3.operator == "avg"]
     for key, variant, row, verdict in (("Table 3: one network", "tpami", "10 ops", "agrees"),
