@@ -175,9 +175,11 @@ def test_table3_rows_are_the_committed_csv():
         rows = _table_after(heading)
         assert [r[0] for r in rows] == list(d.row)
         one, pone = d.psnr.iloc[0], d.paper_psnr.iloc[0]
-        for (row, psnr, diff, ssim, paper, pdiff), r in zip(rows, d.itertuples()):
+        for (row, psnr, diff, interval, ssim, paper, pdiff), r in zip(rows, d.itertuples()):
             assert _num(psnr) == pytest.approx(r.psnr, abs=0.005), row
             assert _num(diff) == pytest.approx(r.psnr - one, abs=0.005), row
+            assert interval == ("–" if r.row == "1 op" else
+                                f"[{r.diff_psnr_lo:.2f}, {r.diff_psnr_hi:.2f}]"), row
             assert float(ssim) == pytest.approx(r.ssim, abs=0.0005), row
             if r.paper_psnr == r.paper_psnr:
                 assert _num(paper) == pytest.approx(r.paper_psnr, abs=0.005), row
@@ -253,6 +255,15 @@ def test_table4_shock_figures_are_the_committed_csv():
         d = t[(t.variant == variant) & ~t.operator.isin(["avg", left_out])]
         g = d.groupby("row", sort=False).psnr.mean()
         assert f"{g['10 ops'] - g['1 op']:+.2f}".replace("-", "−") in text, variant
+
+
+def test_table12_compares_adafm_and_dni_with_table3s_one_operator_networks():
+    t = pd.read_csv(RESULTS / "table3_joint.csv")
+    six = t[(t.variant == "tpami") & (t.row == "1 op")
+            & t.operator.isin(["l0", "wls", "rtv", "rgf", "wmf", "llf"])]
+    assert len(six) == 6
+    assert (f"one-operator decouple networks of Table 3 ({six.psnr.mean():.2f} dB over the same "
+            "six") in _prose("**Table 12**", None)
 
 
 def _cell(v: float, digits: int = 2) -> str:
