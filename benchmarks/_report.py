@@ -239,15 +239,19 @@ class ForeignFileError(ValueError):
 INDEX_HEADER = "# Results\n\nGenerated from the tables' sidecars by "
 
 
-def _is_index(path: Path) -> bool:
-    """Whether ``path`` is a regular file (not a link) that begins as a results index."""
-    if path.is_symlink() or not path.is_file():
-        return False
+def _why_not_an_index(path: Path) -> str | None:
+    """None when ``path`` is a regular file (not a link) that begins as a results index
+    (:data:`INDEX_HEADER`); else why it is not."""
+    if path.is_symlink():
+        return "a symbolic link"
+    if not path.is_file():
+        return "not a regular file"
     try:
         with open(path, "rb") as fh:
-            return fh.read(len(INDEX_HEADER.encode())) == INDEX_HEADER.encode()
-    except OSError:
-        return False
+            head = fh.read(len(INDEX_HEADER.encode()))
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    return None if head == INDEX_HEADER.encode() else "not a results index"
 
 
 def check_results_folder(results_dir: Path) -> None:
@@ -258,16 +262,7 @@ def check_results_folder(results_dir: Path) -> None:
     path = Path(results_dir) / "README.md"
     if not os.path.lexists(path):
         return
-    how = ("a symbolic link" if path.is_symlink() else
-           None if path.is_file() else "not a regular file")
-    if how is None:
-        try:
-            with open(path, "rb") as fh:
-                head = fh.read(len(INDEX_HEADER.encode()))
-        except OSError as exc:
-            how = f"unreadable ({exc.strerror})"
-        else:
-            how = None if head == INDEX_HEADER.encode() else "not a results index"
+    how = _why_not_an_index(path)
     if how is not None:
         raise ForeignFileError(
             f"{path} was not written by this tool ({how}; the index it writes begins with "
@@ -431,7 +426,7 @@ def update_index(results_dir: Path) -> bool:
         if meta.get("figure"):
             lines += ["", f"![{name}]({meta['figure']})"]
         lines.append("")
-    scales = [p.parent.name for p in sorted(results_dir.glob("*/README.md")) if _is_index(p)]
+    scales = [p.parent.name for p in sorted(results_dir.glob("*/README.md")) if _why_not_an_index(p) is None]
     if scales:  # tables of another scale, one folder each (results/medium)
         lines += ["## Other scales", ""] + [f"- [`{n}/`]({n}/README.md)" for n in scales] + [""]
     others = sorted(p.name for p in results_dir.glob("*.md") if p.name != "README.md")
