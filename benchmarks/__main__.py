@@ -22,7 +22,8 @@ import sys
 
 from operators import __version__
 
-from ._report import SCALES
+from ._experiments import models_option
+from ._report import MODELS_HELP, SCALES
 
 
 def parser() -> argparse.ArgumentParser:
@@ -58,6 +59,8 @@ def parser() -> argparse.ArgumentParser:
                    help="dataset (python -m datagen build) instead of the scale's default build")
     r.add_argument("--device", default=None,
                    help="cpu or cuda for training and evaluation (default: cuda when available)")
+    r.add_argument("--models", default="default", metavar="DIR|none",
+                   help=MODELS_HELP)
     r.add_argument("--no-figures", action="store_true",
                    help="skip the figures drawn from the models (the CSV's figure is drawn)")
     return p
@@ -84,7 +87,8 @@ def main(argv=None) -> int:
     try:
         done = tables.run_table(args.table, scale=args.scale, ops=args.ops,
                                 results=args.results, cache=args.cache, data=args.data,
-                                device=args.device, figures=not args.no_figures)
+                                device=args.device, figures=not args.no_figures,
+                                models=models_option(args.models))
     except (ValueError, KeyError, FileNotFoundError) as exc:  # bad name, scale, folder, ops
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"error: {message}", file=sys.stderr)

@@ -8,9 +8,12 @@ Layout of the cache (``--cache``, default ``~/.cache/decouple``)::
     <cache>/<scale>/runs-<digest>/...          models trained on a dataset given with --data
 
 A run that is missing is trained, one that stopped early is resumed (exactly, see
-:func:`model.train.train`), one that is complete is only loaded. So a second ``pytest benchmarks``
-only re-evaluates, and ``python -m benchmarks.prepare --jobs 2`` can fill the cache in parallel
-before it.
+:func:`model.train.train`), one that is complete is only loaded. A model exported beside a
+scale's committed tables (``results/medium/models/<run>.json`` and its ``.safetensors``: see
+:meth:`Experiment.stored`) is loaded from there instead of being trained, so the committed tables
+can be re-evaluated, and completed a model at a time, without hours of training. So a second
+``pytest benchmarks`` only re-evaluates, and ``python -m benchmarks.prepare --jobs 2`` can fill
+the cache in parallel before it.
 """
 from __future__ import annotations
 
@@ -440,12 +443,50 @@ class DataChoice:
     why: str
 
 
-class Experiment:
-    """Dataset and models of one scale, in ``cache/scale``; ``data`` overrides the dataset."""
+#: the folder of exported models beside a scale's committed tables (``<results>/models``)
+MODELS_FOLDER = "models"
 
-    def __init__(self, scale: str, cache, data=None, device: str | None = None):
+
+def _repo_relative(path: Path) -> str:
+    """``path`` relative to the checkout (``results/medium/models``), else its name only: a
+    sidecar records no machine path."""
+    from ._report import REPO
+
+    try:
+        return Path(path).resolve().relative_to(REPO.resolve()).as_posix()
+    except ValueError:
+        return Path(path).name
+
+
+def models_option(value) -> Path | str | None:
+    """``--models``'s value for :class:`Experiment`: 'default', None ('none') or a folder."""
+    if value is None or value == "default":
+        return "default"
+    return None if str(value).strip().lower() == "none" else Path(value)
+
+
+def default_models(scale: str) -> Path | None:
+    """The models behind ``scale``'s committed tables: ``results/medium/models`` at the medium
+    scale, ``results/models`` at the small and paper scales (used where they exist); none at
+    the smoke scale."""
+    if scale == "smoke":
+        return None
+    from ._report import results_folder
+
+    return results_folder(scale, None) / MODELS_FOLDER
+
+
+class Experiment:
+    """Dataset and models of one scale, in ``cache/scale``; ``data`` overrides the dataset;
+    ``models``: the folder of exported models to use before training (default:
+    :func:`default_models`; None: train everything in the cache)."""
+
+    def __init__(self, scale: str, cache, data=None, device: str | None = None,
+                 models="default"):
         if scale not in DATA_OPTIONS:
             raise ValueError(f"unknown scale {scale!r}")
+        self.models = (default_models(scale) if isinstance(models, str) and models == "default"
+                       else None if models is None else Path(models))
         self.scale = scale
         self.cache = Path(cache)
         self.root = self.cache / scale
@@ -614,7 +655,54 @@ class Experiment:
         preset's, ``--iterations`` (see :meth:`run_preset`)."""
         return run.train_args(self.preset)
 
+    def stored(self, run: Run) -> Path | None:
+        """The exported card of ``run`` in :attr:`models` (``<models>/<run name>.json``, written
+        by ``python -m model zoo export ... RUN=RUN``), when it is usable here: the card is a
+        regular file naming this run, its operators, this dataset's digest (a model of another
+        build is never evaluated on this one) and at least the run's iterations; else None
+        (:meth:`store_note` says why)."""
+        return self._stored(run)[0]
+
+    def store_note(self, run: Run) -> str:
+        """Why :meth:`stored` uses or ignores ``run``'s exported card ('' when there is none)."""
+        return self._stored(run)[1]
+
+    def _stored(self, run: Run) -> tuple[Path | None, str]:
+        if self.models is None:
+            return None, ""
+        path = self.models / f"{run.name}.json"
+        if not os.path.lexists(path):
+            return None, ""
+        from model.zoo import read_card_file
+
+        try:
+            card = read_card_file(path)
+        except ValueError as exc:
+            return None, f"ignored: {exc}"
+        trained = card.get("trained") or {}
+        dataset = card.get("dataset") or {}
+        why = None
+        if trained.get("run") != run.name:
+            why = f"it was exported from run {trained.get('run')!r}, not {run.name!r}"
+        elif list(card.get("operators") or []) != list(run.operators):
+            why = f"its operators {card.get('operators')} are not {list(run.operators)}"
+        elif dataset.get("digest") != self.digest():
+            why = (f"it was trained on dataset {str(dataset.get('digest'))[:12]}, not this "
+                   f"one ({self.digest()[:12]})")
+        elif int(card.get("iteration") or 0) < run.iterations(self.preset):
+            why = (f"it is from iteration {card.get('iteration')} of "
+                   f"{run.iterations(self.preset)}")
+        if why is not None:
+            return None, f"{path} ignored: {why}"
+        return path, f"exported in {path}"
+
     def is_done(self, run: Run) -> bool:
+        """A usable exported model (:meth:`stored`), or a finished run folder in the cache."""
+        if self.stored(run) is not None:
+            return True
+        return self._trained(run)
+
+    def _trained(self, run: Run) -> bool:
         from model.checkpoint import load
 
         path = self.run_dir(run) / "last.pt"
@@ -646,18 +734,21 @@ class Experiment:
 
     def training_facts(self, runs: list[Run]) -> dict:
         """Provenance of the trained models behind a table: how many, their training wall time
-        (as each checkpoint recorded it) and the code versions they were trained with."""
-        from model.checkpoint import load
-
+        (as each checkpoint or exported card recorded it), the code versions they were trained
+        with, and which were loaded from the exported models (:meth:`stored`)."""
         from ._report import portable_path
 
         done = [r for r in runs if self.is_done(r)]
-        states = [load(self.run_dir(r) / "last.pt") for r in done]
+        states = [self._state_facts(r) for r in done]
         facts = {"models": len(states),
                  "training_wall_s_total": round(sum(s.get("elapsed_s", 0.0) for s in states), 1),
                  "training_code": sorted({str(s["config"].get("code")) for s in states}),
                  "models_dir": portable_path(self.run_dir(Run("decouple", "l0")).parent,
                                              self.cache)}
+        exported = [r.name for r in done if self.stored(r) is not None]
+        if exported:  # loaded from the exported models beside the committed tables
+            facts["exported_models"] = {"folder": _repo_relative(self.models),
+                                        "runs": exported}
         if any(r.budget != 1 or r.share != 1 for r in runs):  # tables with joint models
             ratio = joint_budget(2, self.scale)
             facts["budget_rule"] = (
@@ -675,6 +766,22 @@ class Experiment:
             facts["iterations"] = {r.name: state["iteration"] for r, state in zip(done, states)}
         return facts
 
+    def _state_facts(self, run: Run) -> dict:
+        """What :meth:`training_facts` reads of a done run: its checkpoint, or the card of its
+        exported model (iteration, the training's wall time and code version)."""
+        from model.checkpoint import load
+
+        card_path = self.stored(run)
+        if card_path is None:
+            return load(self.run_dir(run) / "last.pt")
+        from model.zoo import read_card_file
+
+        card = read_card_file(card_path)
+        trained = card.get("trained") or {}
+        return {"iteration": int(card["iteration"]),
+                "elapsed_s": float(trained.get("elapsed_s") or 0.0),
+                "config": {"code": trained.get("code")}}
+
     def train_command(self, run: Run, quiet: bool = True, threads: int | None = None) -> list[str]:
         """The ``python -m model train`` command of ``run`` (``threads``: its ``--threads``)."""
         cmd = [sys.executable, "-m", "model", "train", "--data", str(self.data()),
@@ -689,8 +796,12 @@ class Experiment:
         return cmd + (["--quiet"] if quiet else [])
 
     def ensure(self, run: Run, progress: bool = False) -> Path:
-        """The run's checkpoint folder, trained or resumed to the end first if needed."""
-        if not self.is_done(run):
+        """The run's exported card (:meth:`stored`), else its checkpoint folder, trained or
+        resumed to the end first if needed."""
+        card = self.stored(run)
+        if card is not None:
+            return card
+        if not self._trained(run):
             from model.train import train
 
             preset = self.run_preset(run)

@@ -180,6 +180,14 @@ def collect_rows(write):
 #: the benchmark scales from the cheapest up (``--scale``)
 SCALES = ("smoke", "small", "medium", "paper")
 
+#: the help of the ``--models`` option of ``python -m benchmarks run``, ``benchmarks.prepare``
+#: and ``pytest benchmarks``
+MODELS_HELP = ("exported models to load instead of training them (per run RUN.json and "
+               "RUN.safetensors, from python -m model zoo export --out DIR RUN=RUN); none: "
+               "train every model in the cache (default: those beside the scale's committed "
+               "tables, results/medium/models at the medium scale, results/models at the "
+               "small and paper scales, where they exist)")
+
 
 def default_cache() -> Path:
     """``$DECOUPLE_CACHE``, else ``~/.cache/decouple``: where the benchmarks keep datasets and

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ._report import SCALES, default_cache, results_folder
+from ._report import MODELS_HELP, SCALES, default_cache, results_folder
 
 
 def pytest_addoption(parser):
@@ -26,6 +26,7 @@ def pytest_addoption(parser):
                          "the scale's default build in the cache")
     group.addoption("--device", default=None,
                     help="cpu or cuda for training and evaluation (default: cuda when available)")
+    group.addoption("--models", default="default", help=MODELS_HELP)
 
 
 @pytest.fixture(scope="session")
@@ -87,10 +88,11 @@ def cache_dir(request) -> Path:
 @pytest.fixture(scope="session")
 def experiment(request, scale, cache_dir):
     """The scale's dataset and trained models (see benchmarks/_experiments.py)."""
-    from ._experiments import Experiment
+    from ._experiments import Experiment, models_option
 
     return Experiment(scale, cache_dir, request.config.getoption("--data"),
-                      request.config.getoption("--device"))
+                      request.config.getoption("--device"),
+                      models_option(request.config.getoption("--models")))
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,8 @@ from datagen import code_version
 from datagen.cli_common import HelpFormatter
 from datagen.lock import LockedError
 
-from ._experiments import TABLES, Experiment, job_threads
+from ._experiments import TABLES, Experiment, job_threads, models_option
+from ._report import MODELS_HELP
 
 
 def main(argv=None) -> int:
@@ -49,6 +50,7 @@ def main(argv=None) -> int:
                         "table keeps those it reports (Table 1: the six filters, Table 2: sr, "
                         "denoise, jpeg, ...). Default: every table's own operators, the same "
                         "as all")
+    p.add_argument("--models", default="default", metavar="DIR|none", help=MODELS_HELP)
     p.add_argument("--jobs", type=int, default=2, help="trainings at a time")
     p.add_argument("--threads", type=int, default=None,
                    help="threads of each training (--threads of python -m model train; "
@@ -81,10 +83,14 @@ def main(argv=None) -> int:
         if not runs:
             raise ValueError(f"no model of --tables {args.tables} is trained on --ops {args.ops} "
                              f"(at the {args.scale} scale)")
-        exp = Experiment(args.scale, args.cache, args.data, args.device)
+        exp = Experiment(args.scale, args.cache, args.data, args.device,
+                         models_option(args.models))
         if args.list:
             for r in runs:
-                print(f"{'done ' if exp.is_done(r) else 'to do'}  {exp.run_dir(r)}")
+                note = exp.store_note(r)
+                where = exp.stored(r) or exp.run_dir(r)
+                print(f"{'done ' if exp.is_done(r) else 'to do'}  {where}"
+                      + (f"  ({note})" if "ignored" in note else ""))
             return 0
         if args.dry_run:
             dry_run(exp, runs, steps=args.estimate_steps, threads=args.threads,

@@ -345,13 +345,17 @@ class Predictor:
 
 def load(ckpt, device: str | None = None) -> Predictor:
     """Load a checkpoint (a ``.pt`` file or a run folder) for inference (weights only: nothing
-    in the file is executed; its checksum is verified), or a model of the zoo by name (``"l0"``
-    or ``"zoo:l0"``; an existing path of that name wins over a bare name: :mod:`model.zoo`)."""
+    in the file is executed; its checksum is verified), a model of the zoo by name (``"l0"``
+    or ``"zoo:l0"``; an existing path of that name wins over a bare name: :mod:`model.zoo`), or
+    an exported model's card (``FOLDER/NAME.json`` beside ``NAME.safetensors``, as written by
+    ``python -m model zoo export``: e.g. ``results/medium/models/norm_1-tpami10-b1.3.json``)."""
     from . import zoo
 
     name = zoo.name_of(ckpt)
     if name is not None:
         return zoo.load(name, device)
+    if str(ckpt).endswith(".json"):
+        return zoo.load_card_file(ckpt, device)
     device = devices.resolve(device)
     predictor = Predictor(load_state(ckpt, map_location="cpu"), device)
     if predictor.finished is False:

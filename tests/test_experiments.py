@@ -241,3 +241,68 @@ def test_a_quick_start_dataset_of_the_scale_is_used_not_rebuilt(tmp_path, monkey
         given = Experiment("smoke", cache, data=quick)
         assert not given.locate_data().scale_build
         assert given.run_dir(run).parent.name == f"runs-{given.digest()[:12]}"
+
+
+def test_exported_models_are_loaded_instead_of_trained(data, tmp_path):
+    """A run's model exported beside the committed tables (``results/medium/models``: card and
+    safetensors, ``python -m model zoo export ... RUN=RUN``) is used as the run: nothing is
+    trained, the table's predictor gives the run folder's outputs, the provenance says where it
+    came from; a card of another run, dataset or iteration is ignored and says why."""
+    import json
+    import os
+
+    import numpy as np
+
+    from benchmarks.tables._common import predictor
+    from model import zoo
+    from model.predict import load as load_model
+
+    run, preset = Run("decouple", "l0"), get_preset("smoke")
+    trained = Experiment("smoke", tmp_path / "a", data=data, models=None)
+    folder = trained.run_dir(run)  # the smoke run's iterations, at a tiny width (seconds)
+    train(data, ["l0"], folder, preset=preset.with_(width=4, dilations=(2,)), progress=False,
+          residual=preset.residual)
+    assert trained.is_done(run)
+    models = tmp_path / "models"
+    zoo.export_run(folder, run.name, models, data, command="test", log=lambda *a: None)
+    card = models / f"{run.name}.json"
+
+    exp = Experiment("smoke", tmp_path / "b", data=data, models=models)
+    assert exp.stored(run) == card and exp.is_done(run) and "exported in" in exp.store_note(run)
+    assert exp.ensure(run) == card and not exp.run_dir(run).exists()  # nothing trained
+    img = np.random.default_rng(3).integers(0, 256, (18, 22, 3), dtype=np.uint8)
+    want = load_model(folder).apply(img, "l0", 0.05)
+    assert np.array_equal(predictor(exp, run).apply(img, "l0", 0.05), want)
+    assert np.array_equal(load_model(str(card)).apply(img, "l0", 0.05), want)
+    facts = exp.training_facts([run])
+    state = load(folder)
+    assert facts["models"] == 1
+    assert facts["exported_models"]["runs"] == [run.name]
+    assert facts["training_code"] == [state["config"]["code"]]
+    assert facts["training_wall_s_total"] == round(state["elapsed_s"], 1)
+    # switched off: the cache alone (empty: to train)
+    assert not Experiment("smoke", tmp_path / "b", data=data, models=None).is_done(run)
+
+    # ignored, with the reason: another dataset, fewer iterations, another run's export, a link
+    original = card.read_text()
+    for change, why in ((lambda c: c["dataset"].update(digest="0" * 64), "trained on dataset"),
+                        (lambda c: c.update(iteration=preset.iterations - 1), "from iteration"),
+                        (lambda c: c["trained"].update(run="decouple-wmf"), "exported from run")):
+        c = json.loads(original)
+        change(c)
+        card.write_text(json.dumps(c))
+        assert exp.stored(run) is None and not exp.is_done(run)
+        assert why in exp.store_note(run)
+    card.unlink()
+    (tmp_path / "elsewhere.json").write_text(original)
+    os.symlink(tmp_path / "elsewhere.json", card)
+    assert exp.stored(run) is None and "not a regular file" in exp.store_note(run)
+    card.unlink()
+    card.write_text(original)
+    # damaged weights: the card is taken, loading them is a clear refusal
+    weights = models / f"{run.name}.safetensors"
+    blob = bytearray(weights.read_bytes())
+    blob[-3] ^= 0xFF
+    weights.write_bytes(bytes(blob))
+    with pytest.raises(ValueError, match="corrupt"):
+        load_model(str(card))

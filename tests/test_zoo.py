@@ -109,6 +109,36 @@ def test_a_corrupt_or_non_finite_weight_file_is_refused(shipped, tmp_path, monke
         model.load(name)
 
 
+def test_a_card_file_outside_the_zoo_loads_only_its_own_weights(shipped, tmp_path):
+    """model.load(FOLDER/NAME.json) (the models beside a committed table) gives the zoo model's
+    predictor; a card naming another file (a path out of its folder), another name, a link or
+    a file that is not a card is refused before any weights are read."""
+    name = shipped[0]
+    c = zoo.card(name)
+    for f in (f"{name}.json", c["weights"]["file"]):
+        shutil.copy(ZOO_DIR / f, tmp_path / f)
+    img = np.random.default_rng(2).integers(0, 256, (18, 22, 3), dtype=np.uint8)
+    op = c["operators"][0]
+    g = c["gamma"][op]["test_gammas"][0] if c["gamma"][op]["range"] else None
+    got = model.load(str(tmp_path / f"{name}.json"))
+    assert np.array_equal(got.apply(img, op, g), model.load(name).apply(img, op, g))
+    bad = dict(c, weights=dict(c["weights"], file=f"../{name}.safetensors"))
+    (tmp_path / f"{name}.json").write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="names weights"):
+        model.load(str(tmp_path / f"{name}.json"))
+    (tmp_path / "other.json").write_text(json.dumps(c))  # a card of another name
+    with pytest.raises(ValueError, match="not a decouple-ops zoo v1 card of 'other'"):
+        zoo.read_card_file(tmp_path / "other.json")
+    (tmp_path / "junk.json").write_text("[1, 2")
+    with pytest.raises(ValueError, match="cannot be read"):
+        zoo.read_card_file(tmp_path / "junk.json")
+    (tmp_path / "link.json").symlink_to(ZOO_DIR / f"{name}.json")
+    with pytest.raises(ValueError, match="not a regular file"):
+        zoo.read_card_file(tmp_path / "link.json")
+    with pytest.raises(ValueError, match="not a model card"):
+        zoo.read_card_file(tmp_path / "Bad Name.json")
+
+
 def test_cli_lists_the_zoo_and_applies_a_model_by_name(shipped, tmp_path, capsys):
     assert main(["zoo"]) == 0
     out = capsys.readouterr().out

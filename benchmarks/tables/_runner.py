@@ -70,14 +70,14 @@ class RunResult:
         return [self.results / f"{self.name}{s}" for s in (".csv", ".tex", ".meta.json")]
 
 
-def _command(table, scale, ops, units, results, cache, data, device) -> str:
+def _command(table, scale, ops, units, results, cache, data, device, models="default") -> str:
     """The command line that makes the same table: ``python -m benchmarks run ...``, or for a
     run of chosen ``units`` (which the command line cannot select) the :func:`run_table` call
     as ``python -c``."""
     if units is not None:
         given = {"scale": scale, "ops": ops, "units": list(units), "results": str(results),
                  "cache": str(cache), "data": None if data is None else str(data),
-                 "device": device}
+                 "device": device, "models": None if models == "default" else str(models)}
         args = "".join(f", {k}={v!r}" for k, v in given.items() if v is not None)
         return shlex.join(["python", "-c", "from benchmarks import run_table; "
                                            f"run_table({table.alias!r}{args})"])
@@ -86,12 +86,13 @@ def _command(table, scale, ops, units, results, cache, data, device) -> str:
         + ([] if ops is None else ["--ops", ops if isinstance(ops, str) else ",".join(ops)])
         + ["--results", str(results), "--cache", str(cache)]
         + ([] if data is None else ["--data", str(data)])
-        + ([] if device is None else ["--device", device]))
+        + ([] if device is None else ["--device", device])
+        + ([] if models == "default" else ["--models", "none" if models is None else str(models)]))
 
 
 def run_table(name: str, *, scale: str = "smoke", ops=None, units=None, results=None,
               cache=None, data=None, device: str | None = None, figures: bool = True,
-              command: str | None = None) -> RunResult:
+              command: str | None = None, models="default") -> RunResult:
     """Make table ``name`` (CSV name or alias, e.g. ``"table1"``) without pytest: train what is
     missing in ``cache`` (default: :func:`benchmarks._report.default_cache`), measure every unit
     (``ops``: only these operators, names or groups; ``units``: only these of the units
@@ -133,8 +134,8 @@ def run_table(name: str, *, scale: str = "smoke", ops=None, units=None, results=
                              f"at the {scale} scale" + ("" if ops is None else f" among {ops}"))
         units = [u for u in units if u in chosen]
     if command is None:
-        command = _command(table, scale, ops, chosen, results, cache, data, device)
-    experiment = Experiment(scale, cache, data, device)
+        command = _command(table, scale, ops, chosen, results, cache, data, device, models)
+    experiment = Experiment(scale, cache, data, device, models)
     started = time.perf_counter()
     got, failed = Collected(table.begin(experiment) if table.begin is not None else None), []
     for unit in units:

@@ -100,42 +100,90 @@ def card(name: str) -> dict:
         name = name[len(PREFIX):]
     if not _NAME.match(name) or name not in names():
         raise ValueError(f"no model {name!r} in the zoo; it has: {', '.join(names()) or 'none'}")
-    data = json.loads(folder().joinpath(f"{name}.json").read_text(encoding="utf-8"))
+    return _read_card(folder(), name, "zoo card")
+
+
+def _read_card(root, name: str, what: str) -> dict:
+    """The card ``NAME.json`` in ``root`` (a folder or a traversable), checked to be a
+    :data:`ZOO_FORMAT` card of ``name``."""
+    where = f"{what} {name}.json"
+    try:
+        data = json.loads(root.joinpath(f"{name}.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{where} cannot be read: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != ZOO_FORMAT or data.get("name") != name:
-        raise ValueError(f"zoo card {name}.json is not a {ZOO_FORMAT} card of {name!r}")
+        raise ValueError(f"{where} is not a {ZOO_FORMAT} card of {name!r}")
     return data
+
+
+def _read_weights(root, c: dict, what: str) -> dict:
+    """The weights named by card ``c`` in ``root`` as a state dict of tensors, after checking
+    the file's SHA-256 against the card and that every value is finite."""
+    from safetensors.torch import load as st_load
+
+    name = c["name"]
+    file = str(c.get("weights", {}).get("file", ""))
+    if file != f"{name}.safetensors":  # a card names its own weights beside it, nothing else
+        raise ValueError(f"{what} {name}: its card names weights {file!r}, not "
+                         f"{name}.safetensors")
+    path = root.joinpath(file)
+    if isinstance(path, Path) and (path.is_symlink() or not path.is_file()):
+        raise ValueError(f"{what} {name}: {path} is not a regular file (links are not followed)")
+    blob = path.read_bytes()
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != c["weights"]["sha256"]:
+        raise ValueError(f"{what} {name}: {file} is corrupt (its SHA-256 "
+                         f"{digest[:12]}... is not the card's {c['weights']['sha256'][:12]}...)"
+                         + ("; reinstall the package" if what == "zoo model" else ""))
+    tensors = st_load(blob)
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not v.isfinite().all()]
+    if bad:
+        raise ValueError(f"{what} {name}: non-finite weights in {', '.join(bad[:3])}")
+    return {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
 
 
 def weights(name: str) -> dict:
     """The weights of zoo model ``name`` as a state dict of tensors, after checking the file's
     SHA-256 against its card and that every value is finite."""
-    from safetensors.torch import load as st_load
+    return _read_weights(folder(), card(name), "zoo model")
 
-    c = card(name)
-    blob = folder().joinpath(c["weights"]["file"]).read_bytes()
-    digest = hashlib.sha256(blob).hexdigest()
-    if digest != c["weights"]["sha256"]:
-        raise ValueError(f"zoo model {name}: {c['weights']['file']} is corrupt (its SHA-256 "
-                         f"{digest[:12]}... is not the card's {c['weights']['sha256'][:12]}...); "
-                         "reinstall the package")
-    tensors = st_load(blob)
-    bad = [k for k, v in tensors.items() if v.is_floating_point() and not v.isfinite().all()]
-    if bad:
-        raise ValueError(f"zoo model {name}: non-finite weights in {', '.join(bad[:3])}")
-    return {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+
+def _predictor(c: dict, tensors: dict, device):
+    from .. import device as devices
+    from ..predict import Predictor
+
+    state = {"config": c["config"], "model": tensors, "iteration": c["iteration"]}
+    predictor = Predictor(state, devices.resolve(device))
+    predictor.zoo = c["name"]
+    return predictor
 
 
 def load(name: str, device: str | None = None):
     """Zoo model ``name`` (or ``zoo:name``) as a :class:`model.predict.Predictor`, the same
     type :func:`model.load` returns for a run folder."""
-    from .. import device as devices
-    from ..predict import Predictor
-
     c = card(name)
-    state = {"config": c["config"], "model": weights(c["name"]), "iteration": c["iteration"]}
-    predictor = Predictor(state, devices.resolve(device))
-    predictor.zoo = c["name"]
-    return predictor
+    return _predictor(c, weights(c["name"]), device)
+
+
+def read_card_file(path) -> dict:
+    """The card at ``path`` (``FOLDER/NAME.json`` of a folder written by :func:`export`, e.g.
+    the models behind a committed table: ``results/medium/models``); a link, a file that is not
+    a :data:`ZOO_FORMAT` card of its own name, or a bad name is a ValueError."""
+    path = Path(path)
+    name = path.name[:-5] if path.name.endswith(".json") else ""
+    if not _NAME.match(name):
+        raise ValueError(f"{path} is not a model card (NAME.json, NAME in lower-case letters, "
+                         "digits, '.', '_', '-')")
+    if path.is_symlink() or not path.is_file():
+        raise ValueError(f"{path} is not a regular file (links are not followed)")
+    return _read_card(path.parent, name, "model card")
+
+
+def load_card_file(path, device: str | None = None):
+    """The model of the card at ``path`` (:func:`read_card_file`) as a Predictor: its weights
+    beside it, checked against the card's SHA-256, nothing executed (safetensors)."""
+    c = read_card_file(path)
+    return _predictor(c, _read_weights(Path(path).parent, c, "model card"), device)
 
 
 def size_bytes(name: str) -> int:
