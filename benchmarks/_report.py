@@ -419,6 +419,11 @@ def update_index(results_dir: Path) -> bool:
         if meta.get("dataset"):
             lines.append(f"- dataset: `{meta['dataset']}` (digest "
                          f"`{str(meta.get('dataset_digest', ''))[:12]}`)")
+        exported = meta.get("exported_models")
+        if isinstance(exported, dict) and exported.get("runs"):  # Experiment.training_facts
+            lines.append(f"- models: {len(exported['runs'])} of {meta.get('models', '?')} "
+                         f"loaded from the exported models in `{exported.get('folder')}` "
+                         "(committed; not retrained)")
         if meta.get("summary"):
             lines += ["", meta["summary"]]
         if csv.is_file():

@@ -672,3 +672,16 @@ def test_index_links_the_results_of_other_scales(tmp_path):
     index = (tmp_path / "README.md").read_text()
     assert "## Other scales\n\n- [`medium/`](medium/README.md)\n" in index
     assert "notes" not in index and "linked" not in index
+
+
+def test_index_says_which_models_were_loaded_from_the_exported_ones(tmp_path):
+    """A table whose models came from the exported folder beside the committed tables
+    (Experiment.training_facts: exported_models) says so, with how many, in the index."""
+    df = pd.DataFrame({"operator": ["l0"], "psnr": [25.0]})
+    meta = {**META, "models": 3,
+            "exported_models": {"folder": "results/medium/models", "runs": ["a", "b"]}}
+    write_table(df, "t", tmp_path, meta, caption="T.")
+    assert ("- models: 2 of 3 loaded from the exported models in `results/medium/models` "
+            "(committed; not retrained)\n") in (tmp_path / "README.md").read_text()
+    write_table(df, "t", tmp_path, META, caption="T.")
+    assert "- models:" not in (tmp_path / "README.md").read_text()
