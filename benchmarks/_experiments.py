@@ -681,14 +681,17 @@ class Experiment:
             return None, f"ignored: {exc}"
         trained = card.get("trained") or {}
         dataset = card.get("dataset") or {}
+        # the dataset's digest, or, before the scale's dataset is built, the one its build
+        # will record (nothing is built to decide)
+        digest = self.digest() if self.locate_data().exists else self.scale_digest()
         why = None
         if trained.get("run") != run.name:
             why = f"it was exported from run {trained.get('run')!r}, not {run.name!r}"
         elif list(card.get("operators") or []) != list(run.operators):
             why = f"its operators {card.get('operators')} are not {list(run.operators)}"
-        elif dataset.get("digest") != self.digest():
+        elif dataset.get("digest") != digest:
             why = (f"it was trained on dataset {str(dataset.get('digest'))[:12]}, not this "
-                   f"one ({self.digest()[:12]})")
+                   f"one ({digest[:12]})")
         elif int(card.get("iteration") or 0) < run.iterations(self.preset):
             why = (f"it is from iteration {card.get('iteration')} of "
                    f"{run.iterations(self.preset)}")

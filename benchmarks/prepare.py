@@ -235,6 +235,8 @@ def _estimate(exp, runs, preset, device, data, steps, jobs, choice, out) -> list
                     done = 0
         ops = tuple(getattr(r, "operators", (r.op,)))  # a joint run trains several
         total = r.iterations(exp.preset)  # (run_preset would read the dataset)
+        if exp.stored(r) is not None:  # its exported model is loaded, never trained
+            done = total
         left = max(0, total - done)
         key = (r.arch, getattr(r, "width", None))
         rp = preset.with_(width=key[1])
