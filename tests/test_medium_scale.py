@@ -74,6 +74,16 @@ def test_prepare_medium_dry_run_lists_the_ten_models(tmp_path, capsys):
     rows = [line for line in out.splitlines() if "-tpami10-b1.3" in line]
     assert len(rows) == 10 and all(" 24000 " in line for line in rows)
     assert str(Path(tmp_path) / "small" / "data.h5") in out
+    # the runs exported beside the committed tables are done (loaded, not trained), matched
+    # to the digest the dataset's build will record, before it is built
+    from benchmarks._report import REPO
+
+    exported = {p.stem for p in (REPO / "results" / "medium" / "models").glob("*.json")}
+    assert exported
+    for line in rows:
+        name = line.split()[0]
+        assert line.rstrip().endswith("done") == (name in exported), line
+    assert not (tmp_path / "small" / "data.h5").exists()
 
 
 def test_pytest_benchmarks_at_the_medium_scale_runs_tables_6_and_12_only(tmp_path):
@@ -93,3 +103,36 @@ def test_pytest_benchmarks_at_the_medium_scale_runs_tables_6_and_12_only(tmp_pat
     assert "the medium scale is Tables 6 and 12 only" in proc.stdout
     assert " passed" not in proc.stdout and "skipped" in proc.stdout
     assert not (tmp_path / "cache" / "small" / "data.h5").exists()
+
+
+def test_the_exported_medium_models_are_usable_cards_of_its_runs():
+    """results/medium/models (committed): each card is readable, its weights match its SHA-256
+    (nothing executed: safetensors), it names a medium run of Tables 6 or 12 trained to that
+    run's iterations, and its dataset is the one the committed medium tables record that used
+    it; the folder holds nothing but cards, their weights and its README."""
+    import json
+
+    from benchmarks._report import REPO
+    from model import zoo
+
+    folder = REPO / "results" / "medium" / "models"
+    cards = sorted(folder.glob("*.json"))
+    assert cards, f"no exported models in {folder}"
+    runs = {r.name: r for r in table6_runs(None, "medium") + table12_runs(None, "medium")}
+    used = {}
+    for meta in (REPO / "results" / "medium").glob("*.meta.json"):
+        m = json.loads(meta.read_text())
+        for name in (m.get("exported_models") or {}).get("runs", []):
+            used[name] = m["dataset_digest"]
+    for path in cards:
+        c = zoo.read_card_file(path)
+        tensors = zoo._read_weights(folder, c, "model card")  # SHA-256 and finite values
+        assert sum(v.numel() for v in tensors.values()) == c["parameters"]
+        run = runs[c["trained"]["run"]]
+        assert path.stem == run.name and c["operators"] == list(run.operators)
+        assert c["iteration"] >= run.iterations("medium") and c["scale"] == "medium"
+        if run.name in used:
+            assert c["dataset"]["digest"] == used[run.name]
+    names = {p.name for p in folder.iterdir()}
+    assert names == {"README.md"} | {p.name for p in cards} | {p.stem + ".safetensors"
+                                                                for p in cards}
