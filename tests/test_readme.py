@@ -428,7 +428,7 @@ def test_readme_medium_summary_is_the_committed_csv():
     t6 = pd.read_csv(RESULTS / "medium" / "table6_baselines.csv").set_index("operator")
     sign = lambda v: f"{v:+.2f}".replace("-", "−")
     ival = lambda r, c: f"{sign(r[c])} [{sign(r[c + '_lo'])}, {sign(r[c + '_hi'])}]"
-    assert len(table) == 2
+    assert len(table) == 5
     for row, mean in zip(table, ("mean", "mean γ")):
         r = t6.loc[mean]
         assert row[1:] == [ival(r, "realtime_vs_bgu_psnr"),
@@ -449,6 +449,31 @@ def test_readme_medium_summary_is_the_committed_csv():
     # inconclusive per filter only where the model has not learnt it
     assert (ops.realtime_gain_psnr_verdict[ops.realtime_vs_bgu_psnr_verdict == "inconclusive"]
             != "supported").all()
+    # Table 12: the variant − conv(all) with its interval; a gap's verdict (agrees: the paper's
+    # Δ inside our interval; larger / smaller gap: beyond its end), inconclusive where the
+    # variant is not above its input; the paper gives ten-operator averages only
+    t12 = pd.read_csv(RESULTS / "medium" / "table12_ablation.csv")
+    key = lambda v, o: t12[(t12.variant == v) & (t12.operator == o)].iloc[0]
+    conv = key("conv(all)", "avg")
+    for row, (variant, scope) in zip(table[2:], (("norm(1)", "avg"), ("norm(1)", "avg γ"),
+                                                 ("norm(all)", "avg"))):
+        r = key(variant, scope)
+        paper = r.paper_psnr - conv.paper_psnr if scope == "avg" else None
+        if r.gain_psnr_verdict != "supported":
+            verdict = "inconclusive"
+        else:
+            verdict = ("agrees" if r.vs_conv_all_psnr_lo <= paper <= r.vs_conv_all_psnr_hi else
+                       "larger gap" if r.vs_conv_all_psnr_hi < paper else "smaller gap")
+        assert row[1:] == [ival(r, "vs_conv_all_psnr"),
+                           "—" if paper is None else sign(paper), verdict], row
+    gain = lambda v, o: ival(key(v, o), "gain_psnr").replace(" [", " dB [")
+    assert (t12[(t12.variant == "conv(all)") & ~t12.operator.str.startswith("avg")]
+            .gain_psnr_verdict == "supported").all()
+    assert (t12[(t12.variant == "norm(all)") & ~t12.operator.str.startswith("avg")]
+            .gain_psnr_verdict == "supported").all()
+    assert f"each of the ten filters (mean {gain('conv(all)', 'avg')}" in text
+    assert (f"norm(1) is below its input on the six filters with a γ "
+            f"({gain('norm(1)', 'avg γ').lstrip('+')}") in text
 
 
 def test_explore_speed_figures_are_the_committed_csv():
