@@ -447,17 +447,6 @@ class DataChoice:
 MODELS_FOLDER = "models"
 
 
-def _repo_relative(path: Path) -> str:
-    """``path`` relative to the checkout (``results/medium/models``), else its name only: a
-    sidecar records no machine path."""
-    from ._report import REPO
-
-    try:
-        return Path(path).resolve().relative_to(REPO.resolve()).as_posix()
-    except ValueError:
-        return Path(path).name
-
-
 def models_option(value) -> Path | str | None:
     """``--models``'s value for :class:`Experiment`: 'default', None ('none') or a folder."""
     if value is None or value == "default":
@@ -741,16 +730,17 @@ class Experiment:
         with, and which were loaded from the exported models (:meth:`stored`)."""
         from ._report import portable_path
 
-        done = [r for r in runs if self.is_done(r)]
-        states = [self._state_facts(r) for r in done]
+        cards = {r.name: self.stored(r) for r in runs}  # each exported card looked up once
+        done = [r for r in runs if cards[r.name] is not None or self._trained(r)]
+        states = [self._state_facts(r, cards[r.name]) for r in done]
         facts = {"models": len(states),
                  "training_wall_s_total": round(sum(s.get("elapsed_s", 0.0) for s in states), 1),
                  "training_code": sorted({str(s["config"].get("code")) for s in states}),
                  "models_dir": portable_path(self.run_dir(Run("decouple", "l0")).parent,
                                              self.cache)}
-        exported = [r.name for r in done if self.stored(r) is not None]
+        exported = [r.name for r in done if cards[r.name] is not None]
         if exported:  # loaded from the exported models beside the committed tables
-            facts["exported_models"] = {"folder": _repo_relative(self.models),
+            facts["exported_models"] = {"folder": portable_path(self.models, self.cache),
                                         "runs": exported}
         if any(r.budget != 1 or r.share != 1 for r in runs):  # tables with joint models
             ratio = joint_budget(2, self.scale)
@@ -769,12 +759,12 @@ class Experiment:
             facts["iterations"] = {r.name: state["iteration"] for r, state in zip(done, states)}
         return facts
 
-    def _state_facts(self, run: Run) -> dict:
+    def _state_facts(self, run: Run, card_path: Path | None) -> dict:
         """What :meth:`training_facts` reads of a done run: its checkpoint, or the card of its
-        exported model (iteration, the training's wall time and code version)."""
+        exported model at ``card_path`` (:meth:`stored`: iteration, the training's wall time and
+        code version)."""
         from model.checkpoint import load
 
-        card_path = self.stored(run)
         if card_path is None:
             return load(self.run_dir(run) / "last.pt")
         from model.zoo import read_card_file
