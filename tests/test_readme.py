@@ -422,8 +422,9 @@ def test_readme_summary_is_the_committed_csv():
 
 
 def test_readme_medium_summary_is_the_committed_csv():
-    """The README's medium-scale rows (Table 6: real-time − BGU with its interval) and the
-    sentence below them: every figure, interval and verdict word from results/medium's CSV."""
+    """The README's medium-scale rows (Table 6: real-time − BGU, Table 12: variant − conv(all),
+    with their intervals) and docs/paper_results.md's paragraph on them: every figure, interval
+    and verdict word from results/medium's CSVs."""
     table = _table_after("Medium scale ([results/medium]", README)
     t6 = pd.read_csv(RESULTS / "medium" / "table6_baselines.csv").set_index("operator")
     sign = lambda v: f"{v:+.2f}".replace("-", "−")
@@ -434,7 +435,8 @@ def test_readme_medium_summary_is_the_committed_csv():
         assert row[1:] == [ival(r, "realtime_vs_bgu_psnr"),
                            sign(r.paper_ours_psnr - r.paper_bgu_psnr),
                            r.realtime_vs_bgu_psnr_verdict], row
-    text = _prose("Medium scale ([results/medium]", "The discussion", README)
+    # the per-filter sentences: docs/paper_results.md's paragraph on the README's rows
+    text = _prose("**The medium scale, per filter**", "**Table 12 at the medium scale**")
     ops = t6.drop(["mean", "mean γ"])
     above = (ops.realtime_gain_psnr_verdict == "supported").sum()
     gain = ival(t6.loc["mean"], "realtime_gain_psnr").replace(" [", " dB [")
