@@ -191,7 +191,13 @@ class LogUniform(Law):
         return super().__new__(cls, "log-uniform", low, high, domain, min_open=True)
 
     def sample(self, rng, size=None):
-        return self.low * np.exp(rng.uniform(0.0, math.log(self.high / self.low), size))
+        """The same γ on every CPU: the exponential is the C library's (``math.exp``), not
+        numpy's ``np.exp``, which on an AVX-512 CPU runs its own vector code and can differ in
+        the last bit, so that one seed drew two sets of γ and two dataset digests."""
+        u = rng.uniform(0.0, math.log(self.high / self.low), size)
+        if np.ndim(u) == 0:
+            return self.low * math.exp(u)
+        return self.low * np.array([math.exp(x) for x in u.ravel()]).reshape(u.shape)
 
     def normalize(self, gamma):
         g = np.asarray(gamma, dtype=np.float64)

@@ -319,3 +319,17 @@ def test_a_failing_task_keeps_finished_work(image_dir, reference_build, tmp_path
     monkeypatch.setattr(build_mod, "run_task", real)
     assert build(plan, out, workers=1, progress=False, resume=True).resumed_pairs > 0
     assert_same(arrays(reference_build), arrays(out))
+
+
+def test_the_default_plan_is_the_one_the_zoo_was_trained_on():
+    """The default build (``python -m datagen build --ops all``) draws the same crops, pixels and
+    γ on every machine: its plan digest is the one every zoo card records. (It once differed on
+    AVX-512 CPUs, where numpy's exp rounds otherwise: see operators.LogUniform.sample.)"""
+    import json
+
+    from datagen.plan import dataset_options
+
+    zoo = Path(__file__).resolve().parents[1] / "model" / "zoo"
+    recorded = {json.loads(p.read_text())["dataset"]["digest"] for p in zoo.glob("*.json")}
+    assert len(recorded) == 1, recorded
+    assert make_plan(dataset_options()).digest() == recorded.pop()
