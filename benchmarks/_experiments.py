@@ -662,6 +662,7 @@ class Experiment:
         path = self.models / f"{run.name}.json"
         if not os.path.lexists(path):
             return None, ""
+        from datagen.plan import same_plan
         from model.zoo import read_card_file
 
         try:
@@ -678,7 +679,7 @@ class Experiment:
             why = f"it was exported from run {trained.get('run')!r}, not {run.name!r}"
         elif list(card.get("operators") or []) != list(run.operators):
             why = f"its operators {card.get('operators')} are not {list(run.operators)}"
-        elif dataset.get("digest") != digest:
+        elif not same_plan(dataset.get("digest"), digest):
             why = (f"it was trained on dataset {str(dataset.get('digest'))[:12]}, not this "
                    f"one ({digest[:12]})")
         elif int(card.get("iteration") or 0) < run.iterations(self.preset):
@@ -686,6 +687,10 @@ class Experiment:
                    f"{run.iterations(self.preset)}")
         if why is not None:
             return None, f"{path} ignored: {why}"
+        if dataset.get("digest") != digest:
+            return path, (f"exported in {path} (trained on dataset "
+                          f"{str(dataset.get('digest'))[:12]}, the same plan as {digest[:12]}: "
+                          "datagen.plan.SAME_PLAN_DIGESTS)")
         return path, f"exported in {path}"
 
     def is_done(self, run: Run) -> bool:
@@ -742,6 +747,10 @@ class Experiment:
         if exported:  # loaded from the exported models beside the committed tables
             facts["exported_models"] = {"folder": portable_path(self.models, self.cache),
                                         "runs": exported}
+            other = {r.name: s["dataset_digest"] for r, s in zip(done, states)
+                     if cards[r.name] is not None and s["dataset_digest"] != self.digest()}
+            if other:  # trained on a build of the same plan (datagen.plan.SAME_PLAN_DIGESTS)
+                facts["exported_models"]["trained_on_same_plan"] = other
         if any(r.budget != 1 or r.share != 1 for r in runs):  # tables with joint models
             ratio = joint_budget(2, self.scale)
             facts["budget_rule"] = (
@@ -773,7 +782,8 @@ class Experiment:
         trained = card.get("trained") or {}
         return {"iteration": int(card["iteration"]),
                 "elapsed_s": float(trained.get("elapsed_s") or 0.0),
-                "config": {"code": trained.get("code")}}
+                "config": {"code": trained.get("code")},
+                "dataset_digest": (card.get("dataset") or {}).get("digest")}
 
     def train_command(self, run: Run, quiet: bool = True, threads: int | None = None) -> list[str]:
         """The ``python -m model train`` command of ``run`` (``threads``: its ``--threads``)."""

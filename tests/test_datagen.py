@@ -333,3 +333,16 @@ def test_the_default_plan_is_the_one_the_zoo_was_trained_on():
     recorded = {json.loads(p.read_text())["dataset"]["digest"] for p in zoo.glob("*.json")}
     assert len(recorded) == 1, recorded
     assert make_plan(dataset_options()).digest() == recorded.pop()
+
+
+def test_same_plan_digests():
+    """Only equal digests, or a recorded build of the same plan (the default build's digest on
+    AVX-512 CPUs before the γ draw used the C library's exp), name the same plan."""
+    from datagen.plan import SAME_PLAN_DIGESTS, same_plan
+
+    old, now = next(iter(SAME_PLAN_DIGESTS.items()))
+    assert old.startswith("dee0485dfa40") and now.startswith("992de38b67cd")
+    assert same_plan(old, now) and same_plan(now, old) and same_plan(now, now)
+    assert not same_plan(old, "0" * 64) and not same_plan("0" * 64, "1" * 64)
+    assert not same_plan(None, None) and not same_plan(now, None)
+    assert all(v not in SAME_PLAN_DIGESTS for v in SAME_PLAN_DIGESTS.values())

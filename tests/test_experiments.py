@@ -243,7 +243,7 @@ def test_a_quick_start_dataset_of_the_scale_is_used_not_rebuilt(tmp_path, monkey
         assert given.run_dir(run).parent.name == f"runs-{given.digest()[:12]}"
 
 
-def test_exported_models_are_loaded_instead_of_trained(data, tmp_path):
+def test_exported_models_are_loaded_instead_of_trained(data, tmp_path, monkeypatch):
     """A run's model exported beside the committed tables (``results/medium/models``: card and
     safetensors, ``python -m model zoo export ... RUN=RUN``) is used as the run: nothing is
     trained, the table's predictor gives the run folder's outputs, the provenance says where it
@@ -293,6 +293,20 @@ def test_exported_models_are_loaded_instead_of_trained(data, tmp_path):
         card.write_text(json.dumps(c))
         assert exp.stored(run) is None and not exp.is_done(run)
         assert why in exp.store_note(run)
+    # a card of a build recorded as the same plan (datagen.plan.SAME_PLAN_DIGESTS) is used,
+    # and the provenance names its digest
+    import datagen.plan
+
+    monkeypatch.setattr(datagen.plan, "SAME_PLAN_DIGESTS", {"a" * 64: exp.digest()})
+    c = json.loads(original)
+    c["dataset"]["digest"] = "a" * 64
+    card.write_text(json.dumps(c))
+    assert exp.stored(run) == card and "the same plan as" in exp.store_note(run)
+    same = exp.training_facts([run])["exported_models"]
+    assert same["runs"] == [run.name] and same["trained_on_same_plan"] == {run.name: "a" * 64}
+    assert "trained_on_same_plan" not in facts["exported_models"]
+    monkeypatch.setattr(datagen.plan, "SAME_PLAN_DIGESTS", {"a" * 64: "b" * 64})
+    assert exp.stored(run) is None and "trained on dataset aaaaaaaaaaaa" in exp.store_note(run)
     card.unlink()
     (tmp_path / "elsewhere.json").write_text(original)
     os.symlink(tmp_path / "elsewhere.json", card)

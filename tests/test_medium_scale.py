@@ -109,10 +109,12 @@ def test_the_exported_medium_models_are_usable_cards_of_its_runs():
     """results/medium/models (committed): each card is readable, its weights match its SHA-256
     (nothing executed: safetensors), it names a medium run of Tables 6 or 12 trained to that
     run's iterations, and its dataset is the one the committed medium tables record that used
-    it; the folder holds nothing but cards, their weights and its README."""
+    it (or a build of the same plan that the table names: trained_on_same_plan); the folder
+    holds nothing but cards, their weights and its README."""
     import json
 
     from benchmarks._report import REPO
+    from datagen.plan import same_plan
     from model import zoo
 
     folder = REPO / "results" / "medium" / "models"
@@ -122,8 +124,9 @@ def test_the_exported_medium_models_are_usable_cards_of_its_runs():
     used = {}
     for meta in (REPO / "results" / "medium").glob("*.meta.json"):
         m = json.loads(meta.read_text())
-        for name in (m.get("exported_models") or {}).get("runs", []):
-            used[name] = m["dataset_digest"]
+        exported = m.get("exported_models") or {}
+        for name in exported.get("runs", []):
+            used[name] = (m["dataset_digest"], exported.get("trained_on_same_plan", {}))
     for path in cards:
         c = zoo.read_card_file(path)
         tensors = zoo._read_weights(folder, c, "model card")  # SHA-256 and finite values
@@ -131,8 +134,10 @@ def test_the_exported_medium_models_are_usable_cards_of_its_runs():
         run = runs[c["trained"]["run"]]
         assert path.stem == run.name and c["operators"] == list(run.operators)
         assert c["iteration"] >= run.iterations("medium") and c["scale"] == "medium"
-        if run.name in used:
-            assert c["dataset"]["digest"] == used[run.name]
+        if run.name in used:  # the table's dataset, or a build of the same plan it names
+            digest, same = used[run.name]
+            assert c["dataset"]["digest"] in (digest, same.get(run.name))
+            assert same_plan(c["dataset"]["digest"], digest)
     names = {p.name for p in folder.iterdir()}
     assert names == {"README.md"} | {p.name for p in cards} | {p.stem + ".safetensors"
                                                                 for p in cards}
