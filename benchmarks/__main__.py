@@ -3,12 +3,13 @@
     python -m benchmarks list                                  # the tables, by alias and name
     python -m benchmarks run table1 --scale smoke --results /tmp/t --cache /tmp/c
     python -m benchmarks run sweep --ops l0,wls --scale small  # into results/ (small scale)
+    python -m benchmarks run table12 --scale medium --units norm:1,decouple  # two of its units
     python -m benchmarks recipe table1                         # how to reproduce Table 1
 
 ``run`` trains whatever model is missing in the cache, measures the table's units (``--ops``:
-only these operators), checks its claims and writes ``NAME.csv``, ``NAME.tex`` and
-``NAME.meta.json`` (and its figures) exactly as ``pytest benchmarks`` does
-(:func:`benchmarks.tables.run_table`). A smoke run writes into ``<cache>/smoke/results`` unless
+only these operators; ``--units``: only these variants), checks its claims and writes
+``NAME.csv``, ``NAME.tex`` and ``NAME.meta.json`` (and its figures) exactly as ``pytest
+benchmarks`` does (:func:`benchmarks.tables.run_table`). A smoke run writes into ``<cache>/smoke/results`` unless
 ``--results`` says otherwise, and a folder that holds tables of a larger scale (the committed
 ``results/``) is refused before anything is trained or written. The small, medium and paper
 scales write into the checkout's ``results/`` when run from one, else (benchmarks installed with
@@ -47,6 +48,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--ops", default=None,
                    help="only these operators, names or groups, comma separated (default: all "
                         "the table reports)")
+    r.add_argument("--units", default=None, metavar="IDS",
+                   help="only these units of a table whose units are not operators, by id, "
+                        "comma separated (table3: VARIANT-OPERATOR, e.g. tpami-llf; table12: "
+                        "variant keys, e.g. norm:1,decouple; a wrong id lists them)")
     r.add_argument("--results", default=None,
                    help="folder for the table (default: <cache>/smoke/results at the smoke "
                         "scale, results/ at the small and paper scales, results/medium at the "
@@ -85,7 +90,12 @@ def main(argv=None) -> int:
             return 2
         return 0
     try:
-        done = tables.run_table(args.table, scale=args.scale, ops=args.ops,
+        units = None
+        if args.units is not None:
+            units = [u.strip() for u in args.units.split(",") if u.strip()]
+            if tables.get(args.table).unit_id is None:
+                raise ValueError(f"{args.table}'s units are operators: choose them with --ops")
+        done = tables.run_table(args.table, scale=args.scale, ops=args.ops, units=units,
                                 results=args.results, cache=args.cache, data=args.data,
                                 device=args.device, figures=not args.no_figures,
                                 models=models_option(args.models))

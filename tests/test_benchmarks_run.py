@@ -153,8 +153,9 @@ def test_a_unit_of_every_migrated_table_is_selected_by_ops():
 
 def test_run_table_measures_only_the_chosen_units(tmp_path, monkeypatch):
     """``run_table(units=[...])`` measures only those of the table's units, in the table's
-    order, and records its call as the command (the command line cannot select units: the
-    benchmark suite's one-unit check, :func:`benchmarks.conftest.same_as_run_table`); a unit
+    order, and records its call as the command (a table without unit ids cannot have its units
+    chosen on the command line: the benchmark suite's one-unit check,
+    :func:`benchmarks.conftest.same_as_run_table`); a unit
     the table does not have is refused before anything is measured or written."""
     import json
     import shlex
@@ -187,6 +188,54 @@ def test_run_table_measures_only_the_chosen_units(tmp_path, monkeypatch):
         "from benchmarks import run_table; run_table('mine', scale='smoke', "
         "units=[('c', 3), ('a', 1)], results="), command
     compile(words[2], "command", "exec")  # Python as written
+
+
+def test_units_are_chosen_by_their_ids_on_the_command_line(tmp_path, monkeypatch, capsys):
+    """A table whose units have ids (:attr:`Table.unit_id`: Table 12's variant keys, Table 3's
+    variant-operator) takes ``--units ID,ID``: only those are measured, the sidecar's command
+    is that command line (re-runnable as it is), an unknown id is refused listing the ids,
+    and a table whose units are operators refuses ``--units`` (exit 2, nothing written)."""
+    import json
+    import shlex
+
+    from benchmarks.__main__ import main
+
+    measured = []
+
+    def measure(experiment, unit):
+        measured.append(unit)
+        return tables.Measured([{"unit": unit[0], "n": unit[1]}])
+
+    def write(experiment, results_dir, df, crops, started, **facts):
+        write_table(df, "my_table", results_dir, {**META, **facts}, caption="mine")
+
+    entry = tables.Table("my_table", "mine", units=lambda scale=None, ops=None: [
+        ("a:1", 1), ("b:2", 2), ("c:3", 3)], unit_id=lambda u: u[0], measure=measure,
+        write=write, suite="benchmarks/test_paper_tables.py")
+    monkeypatch.setitem(tables.registry(), "my_table", entry)
+    out = tmp_path / "r"
+    assert main(["run", "mine", "--units", "c:3, a:1", "--results", str(out),
+                 "--cache", str(tmp_path / "c")]) == 0
+    assert measured == [("a:1", 1), ("c:3", 3)]
+    command = json.loads((out / "my_table.meta.json").read_text())["command"]
+    words = shlex.split(command)
+    assert words[:7] == ["python", "-m", "benchmarks", "run", "mine", "--scale", "smoke"]
+    assert words[words.index("--units") + 1] == "c:3,a:1", command
+    # the same call from Python, with the units themselves, records the same command line
+    out2 = tmp_path / "r2"
+    done = tables.run_table("mine", units=[("c:3", 3), ("a:1", 1)], results=out2,
+                            cache=tmp_path / "c")
+    assert done.failed == [] and measured[2:] == [("a:1", 1), ("c:3", 3)]
+    again = shlex.split(json.loads((out2 / "my_table.meta.json").read_text())["command"])
+    at = words.index("--results") + 1
+    assert again[:at] + again[at + 1:] == words[:at] + words[at + 1:]
+    assert main(["run", "mine", "--units", "d:4", "--results", str(tmp_path / "s"),
+                 "--cache", str(tmp_path / "c")]) == 2
+    assert "no unit 'd:4' at the smoke scale; its units: a:1, b:2, c:3" in capsys.readouterr().err
+    assert main(["run", "table1", "--units", "l0", "--results", str(tmp_path / "t"),
+                 "--cache", str(tmp_path / "c")]) == 2
+    assert "choose them with --ops" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists() and not (tmp_path / "t").exists()
 
 
 def test_speed_tables_run_without_pytest(tmp_path, monkeypatch, capsys):

@@ -49,6 +49,8 @@ class Table:
     - ``runs``: the key of its run list in :data:`benchmarks._experiments.TABLES` (the models
       it trains), or None (no trained model).
     - ``units(scale, ops)``: the units it measures, one benchmark test each (operators, ...);
+      ``unit_id(unit)``: a unit's test id, by which ``python -m benchmarks run --units``
+      chooses units (None: units are operators, chosen with ``--ops``);
       ``measure(experiment, unit)`` -> :class:`Measured`; ``check(measured, scale)`` raises
       :class:`AssertionError` when a claim the table makes does not hold for the unit;
       ``check_table(rows, scale)``, the claims about the whole table (its rows as a DataFrame,
@@ -73,6 +75,7 @@ class Table:
     label: str = ""
     runs: str | None = None
     units: Callable[[str | None, Any], list] | None = None
+    unit_id: Callable[[Any], str] | None = None
     measure: Callable[[Any, Any], Measured] | None = None
     check: Callable[[Measured, str], None] | None = None
     check_table: Callable[[pd.DataFrame, str], str | None] | None = None

@@ -71,10 +71,12 @@ class RunResult:
 
 
 def _command(table, scale, ops, units, results, cache, data, device, models="default") -> str:
-    """The command line that makes the same table: ``python -m benchmarks run ...``, or for a
-    run of chosen ``units`` (which the command line cannot select) the :func:`run_table` call
-    as ``python -c``."""
-    if units is not None:
+    """The command line that makes the same table: ``python -m benchmarks run ...`` (chosen
+    ``units`` as ``--units`` with their ids, :attr:`Table.unit_id`), or for chosen units the
+    command line cannot name (a table without ids) the :func:`run_table` call as
+    ``python -c``."""
+    ids = None if units is None or table.unit_id is None else [table.unit_id(u) for u in units]
+    if units is not None and (ids is None or any("," in i or not i for i in ids)):
         given = {"scale": scale, "ops": ops, "units": list(units), "results": str(results),
                  "cache": str(cache), "data": None if data is None else str(data),
                  "device": device, "models": None if models == "default" else str(models)}
@@ -84,6 +86,7 @@ def _command(table, scale, ops, units, results, cache, data, device, models="def
     return shlex.join(
         ["python", "-m", "benchmarks", "run", table.alias, "--scale", scale]
         + ([] if ops is None else ["--ops", ops if isinstance(ops, str) else ",".join(ops)])
+        + ([] if ids is None else ["--units", ",".join(ids)])
         + ["--results", str(results), "--cache", str(cache)]
         + ([] if data is None else ["--data", str(data)])
         + ([] if device is None else ["--device", device])
@@ -96,7 +99,8 @@ def run_table(name: str, *, scale: str = "smoke", ops=None, units=None, results=
     """Make table ``name`` (CSV name or alias, e.g. ``"table1"``) without pytest: train what is
     missing in ``cache`` (default: :func:`benchmarks._report.default_cache`), measure every unit
     (``ops``: only these operators, names or groups; ``units``: only these of the units
-    ``Table.units(scale, ops)`` lists, in its order, e.g. one to debug it or to check it against
+    ``Table.units(scale, ops)`` lists, or their ids (:attr:`Table.unit_id`, e.g.
+    ``"norm:1"``), measured in the table's order, e.g. one to debug it or to check it against
     the suite's, :func:`benchmarks.conftest.same_as_run_table`), check its claims and write
     ``NAME.csv``/``.tex``/``.meta.json`` into ``results`` (default: the suite's folder for the
     scale, :func:`benchmarks._report.results_folder`) exactly as ``pytest benchmarks`` does;
@@ -127,11 +131,15 @@ def run_table(name: str, *, scale: str = "smoke", ops=None, units=None, results=
     if not units:
         raise ValueError(f"{table.name} measures none of the operators {ops}")
     if chosen is not None:
-        chosen = list(chosen)
+        by_id = {} if table.unit_id is None else {table.unit_id(u): u for u in units}
+        chosen = [u if u in units else by_id.get(u, u) if isinstance(u, str) else u
+                  for u in chosen]
         unknown = [u for u in chosen if u not in units]
         if unknown or not chosen:
+            known = f"; its units: {', '.join(by_id)}" if by_id else ""
             raise ValueError(f"{table.name} has no unit {unknown[0] if unknown else chosen!r} "
-                             f"at the {scale} scale" + ("" if ops is None else f" among {ops}"))
+                             f"at the {scale} scale" + ("" if ops is None else f" among {ops}")
+                             + known)
         units = [u for u in units if u in chosen]
     if command is None:
         command = _command(table, scale, ops, chosen, results, cache, data, device, models)

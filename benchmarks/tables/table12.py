@@ -288,7 +288,7 @@ def write(experiment, results_dir: Path, df: pd.DataFrame, crops: pd.DataFrame |
 
 
 TABLES = (Table(NAME, "table12", "TPAMI 2019 Table 12", runs="table12", units=units,
-                measure=measure, check=check, check_table=check_table, frame=frame,
+                unit_id=unit_id, measure=measure, check=check, check_table=check_table, frame=frame,
                 write=write, layout=_latex.table12_ablation,
                 summary=_latex.table12_summary_rows, paper=PAPER_TABLE12,
                 scales=("smoke", "small", "medium", "paper"),

@@ -247,7 +247,8 @@ def write(experiment, results_dir: Path, df: pd.DataFrame, crops: pd.DataFrame |
                  "gray for denoising (model.metrics.score)")
 
 
-TABLES = (Table(NAME, "table3", LABEL, runs="table3", units=units, measure=measure,
-                check=check, frame=frame, write=write, layout=_latex.table3_joint,
+TABLES = (Table(NAME, "table3", LABEL, runs="table3", units=units, unit_id=unit_id,
+                measure=measure, check=check, frame=frame, write=write,
+                layout=_latex.table3_joint,
                 summary=_latex.table3_summary_rows, paper=PAPER_TABLE3,
                 suite="benchmarks/test_joint_tables.py"),)
