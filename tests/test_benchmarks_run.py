@@ -151,15 +151,9 @@ def test_a_unit_of_every_migrated_table_is_selected_by_ops():
     assert tables.get("sweep_joint").units("small", "denoise") == []
 
 
-def test_run_table_measures_only_the_chosen_units(tmp_path, monkeypatch):
-    """``run_table(units=[...])`` measures only those of the table's units, in the table's
-    order, and records its call as the command (a table without unit ids cannot have its units
-    chosen on the command line: the benchmark suite's one-unit check,
-    :func:`benchmarks.conftest.same_as_run_table`); a unit
-    the table does not have is refused before anything is measured or written."""
-    import json
-    import shlex
-
+def _my_table(monkeypatch, units, unit_id=None) -> list:
+    """Register a table ``mine`` (``my_table``) of ``units`` (``(name, n)``: one row each) for
+    this test; returns the list of the units it measures, in order."""
     measured = []
 
     def measure(experiment, unit):
@@ -169,10 +163,23 @@ def test_run_table_measures_only_the_chosen_units(tmp_path, monkeypatch):
     def write(experiment, results_dir, df, crops, started, **facts):
         write_table(df, "my_table", results_dir, {**META, **facts}, caption="mine")
 
-    entry = tables.Table("my_table", "mine", units=lambda scale=None, ops=None: [
-        ("a", 1), ("b", 2), ("c", 3)], measure=measure, write=write,
-        suite="benchmarks/test_paper_tables.py")
+    entry = tables.Table("my_table", "mine", units=lambda scale=None, ops=None: list(units),
+                         unit_id=unit_id, measure=measure, write=write,
+                         suite="benchmarks/test_paper_tables.py")
     monkeypatch.setitem(tables.registry(), "my_table", entry)
+    return measured
+
+
+def test_run_table_measures_only_the_chosen_units(tmp_path, monkeypatch):
+    """``run_table(units=[...])`` measures only those of the table's units, in the table's
+    order, and records its call as the command (a table without unit ids cannot have its units
+    chosen on the command line: the benchmark suite's one-unit check,
+    :func:`benchmarks.conftest.same_as_run_table`); a unit the table does not have is refused
+    before anything is measured or written."""
+    import json
+    import shlex
+
+    measured = _my_table(monkeypatch, [("a", 1), ("b", 2), ("c", 3)])
     with pytest.raises(ValueError, match=r"^my_table has no unit \('d', 4\) at the smoke scale$"):
         tables.run_table("mine", units=[("a", 1), ("d", 4)], results=tmp_path / "r",
                          cache=tmp_path / "c")
@@ -200,19 +207,8 @@ def test_units_are_chosen_by_their_ids_on_the_command_line(tmp_path, monkeypatch
 
     from benchmarks.__main__ import main
 
-    measured = []
-
-    def measure(experiment, unit):
-        measured.append(unit)
-        return tables.Measured([{"unit": unit[0], "n": unit[1]}])
-
-    def write(experiment, results_dir, df, crops, started, **facts):
-        write_table(df, "my_table", results_dir, {**META, **facts}, caption="mine")
-
-    entry = tables.Table("my_table", "mine", units=lambda scale=None, ops=None: [
-        ("a:1", 1), ("b:2", 2), ("c:3", 3)], unit_id=lambda u: u[0], measure=measure,
-        write=write, suite="benchmarks/test_paper_tables.py")
-    monkeypatch.setitem(tables.registry(), "my_table", entry)
+    measured = _my_table(monkeypatch, [("a:1", 1), ("b:2", 2), ("c:3", 3)],
+                         unit_id=lambda u: u[0])
     out = tmp_path / "r"
     assert main(["run", "mine", "--units", "c:3, a:1", "--results", str(out),
                  "--cache", str(tmp_path / "c")]) == 0
