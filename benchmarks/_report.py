@@ -424,6 +424,12 @@ def update_index(results_dir: Path) -> bool:
             lines.append(f"- models: {len(exported['runs'])} of {meta.get('models', '?')} "
                          f"loaded from the exported models in `{exported.get('folder')}` "
                          "(committed; not retrained)")
+            same = exported.get("trained_on_same_plan")
+            if isinstance(same, dict) and same:  # datagen.plan.SAME_PLAN_DIGESTS
+                digests = sorted({str(d)[:12] for d in same.values()})
+                lines.append(f"  - {len(same)} of them trained on dataset "
+                             f"{', '.join(digests)}: the same plan as this one's (γ one ulp "
+                             "apart; `datagen.plan.SAME_PLAN_DIGESTS`)")
         if meta.get("summary"):
             lines += ["", meta["summary"]]
         if csv.is_file():

@@ -676,12 +676,20 @@ def test_index_links_the_results_of_other_scales(tmp_path):
 
 def test_index_says_which_models_were_loaded_from_the_exported_ones(tmp_path):
     """A table whose models came from the exported folder beside the committed tables
-    (Experiment.training_facts: exported_models) says so, with how many, in the index."""
+    (Experiment.training_facts: exported_models) says so, with how many, in the index, and
+    how many of them were trained on a build of the same plan (trained_on_same_plan)."""
     df = pd.DataFrame({"operator": ["l0"], "psnr": [25.0]})
     meta = {**META, "models": 3,
             "exported_models": {"folder": "results/medium/models", "runs": ["a", "b"]}}
     write_table(df, "t", tmp_path, meta, caption="T.")
+    text = (tmp_path / "README.md").read_text()
     assert ("- models: 2 of 3 loaded from the exported models in `results/medium/models` "
-            "(committed; not retrained)\n") in (tmp_path / "README.md").read_text()
+            "(committed; not retrained)\n") in text
+    assert "same plan" not in text
+    meta["exported_models"]["trained_on_same_plan"] = {"a": "dee0485dfa40" + "0" * 52}
+    write_table(df, "t", tmp_path, meta, caption="T.")
+    assert ("  - 1 of them trained on dataset dee0485dfa40: the same plan as this one's (γ one "
+            "ulp apart; `datagen.plan.SAME_PLAN_DIGESTS`)\n"
+            ) in (tmp_path / "README.md").read_text()
     write_table(df, "t", tmp_path, META, caption="T.")
     assert "- models:" not in (tmp_path / "README.md").read_text()
