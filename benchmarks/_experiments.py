@@ -671,9 +671,7 @@ class Experiment:
             return None, f"ignored: {exc}"
         trained = card.get("trained") or {}
         dataset = card.get("dataset") or {}
-        # the dataset's digest, or, before the scale's dataset is built, the one its build
-        # will record (nothing is built to decide)
-        digest = self.digest() if self.locate_data().exists else self.scale_digest()
+        digest = self._known_digest()
         why = None
         if trained.get("run") != run.name:
             why = f"it was exported from run {trained.get('run')!r}, not {run.name!r}"
@@ -692,6 +690,117 @@ class Experiment:
                           f"{str(dataset.get('digest'))[:12]}, the same plan as {digest[:12]}: "
                           "datagen.plan.SAME_PLAN_DIGESTS)")
         return path, f"exported in {path}"
+
+    @property
+    def unfinished(self) -> Path | None:
+        """``<models>/../unfinished`` (``results/medium/unfinished``): the committed training
+        states of runs that take more than one sitting, ``RUN/last.pt`` and ``RUN/log.csv``
+        (:meth:`save_unfinished`), which a later sitting resumes (:meth:`carry_in`) instead of
+        starting again; None without a models folder (``--models none``)."""
+        return None if self.models is None else self.models.parent / "unfinished"
+
+    def _unfinished_state(self, run: Run) -> tuple[dict | None, str]:
+        """The committed training state of ``run`` (:attr:`unfinished`), checked, or None and
+        why it is not used ('' when there is none)."""
+        import stat
+
+        from model.checkpoint import load
+
+        if self.unfinished is None:
+            return None, ""
+        path = self.unfinished / run.name / "last.pt"
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            return None, ""
+        if not stat.S_ISREG(mode):
+            return None, f"{path} ignored: not a regular file"
+        try:
+            state = load(path)  # checksum checked, tensors only
+        except ValueError as exc:
+            return None, f"{path} ignored: {exc}"
+        config = state["config"]
+        if config.get("arch") != run.arch or list(config.get("ops") or []) != list(run.operators):
+            return None, f"{path} ignored: it is a state of {config.get('arch')} on " \
+                         f"{config.get('ops')}, not of {run.name}"
+        digest = self._known_digest()
+        if config.get("data_digest") != digest:
+            return None, (f"{path} ignored: it was trained on dataset "
+                          f"{str(config.get('data_digest'))[:12]}, not this one "
+                          f"({digest[:12]})")
+        return state, f"{path} (iteration {state['iteration']})"
+
+    def carry_in(self, run: Run) -> str:
+        """Start ``run`` from its committed training state (:attr:`unfinished`) when its run
+        folder has no checkpoint of its own (one there is never replaced): the state is copied
+        in, its dataset path made this machine's, with its log, and the training resumes from
+        it (``--resume``; the resume is recorded in its config). The state must be a regular
+        file with a valid checksum, of this run's architecture and operators, trained on this
+        dataset. Returns what was done ('' when nothing)."""
+        from datagen.fs import atomic_write_bytes
+        from model.checkpoint import save
+
+        folder = self.run_dir(run)
+        if os.path.lexists(folder / "last.pt"):
+            return ""
+        state, note = self._unfinished_state(run)
+        if state is None:
+            return note
+        state["config"]["data"] = str(self.data())
+        folder.mkdir(parents=True, exist_ok=True)
+        log = self.unfinished / run.name / "log.csv"
+        if log.is_file() and not log.is_symlink() and not os.path.lexists(folder / "log.csv"):
+            atomic_write_bytes(folder / "log.csv", log.read_bytes())
+        save(folder / "last.pt", state)
+        return f"{run.name}: resumed from {note}"
+
+    def save_unfinished(self, runs: list[Run]) -> list[str]:
+        """Copy the training state of each run that is started but not done (its checkpoint
+        and log) into :attr:`unfinished` ``/RUN/``, this machine's paths made portable
+        (``<cache>/...``), for a later sitting on any machine to resume (:meth:`carry_in`).
+        A state saved there at the same or a later iteration is kept. Returns one line per
+        run saved."""
+        import stat
+
+        from datagen.fs import atomic_write_bytes
+        from model.checkpoint import load, save
+
+        from ._report import portable_path
+
+        if self.unfinished is None:
+            raise ValueError("no folder for unfinished runs: it lies beside the models folder "
+                             "(--models DIR), not with --models none")
+        saved = []
+        for run in runs:
+            src = self.run_dir(run) / "last.pt"
+            try:
+                if not stat.S_ISREG(os.lstat(src).st_mode):
+                    continue
+            except FileNotFoundError:
+                continue
+            if self.is_done(run):
+                continue
+            state = load(src)
+            kept, _ = self._unfinished_state(run)
+            if kept is not None and kept["iteration"] >= state["iteration"]:
+                continue
+            config = state["config"]
+            config["data"] = portable_path(config.get("data", ""), self.cache)
+            for resume in config.get("resumes", []):
+                resume["data"] = portable_path(resume.get("data", ""), self.cache)
+            out = self.unfinished / run.name
+            save(out / "last.pt", state)
+            log = self.run_dir(run) / "log.csv"
+            if log.is_file() and not log.is_symlink():
+                atomic_write_bytes(out / "log.csv", log.read_bytes())
+            saved.append(f"{run.name}: iteration {state['iteration']} of "
+                         f"{run.iterations(self.preset)} -> {portable_path(out, self.cache)}")
+        return saved
+
+    def _known_digest(self) -> str:
+        """The dataset's digest, or, before the scale's dataset is built, the one its build
+        will record (nothing is built to decide)."""
+        return self.digest() if self.locate_data().exists else self.scale_digest()
 
     def is_done(self, run: Run) -> bool:
         """A usable exported model (:meth:`stored`), or a finished run folder in the cache."""
@@ -807,6 +916,7 @@ class Experiment:
         if not self._trained(run):
             from model.train import train
 
+            self.carry_in(run)
             preset = self.run_preset(run)
             train(self.data(), run.operators, self.run_dir(run), preset=preset, arch=run.arch,
                   gamma=run.gamma, resume=True, device=self.device, progress=progress,
@@ -847,6 +957,10 @@ class Experiment:
             print(f"dataset: {located.path} ({located.why})", file=sys.stderr, flush=True)
         self.data(progress=progress)
         todo = [r for r in runs if not self.is_done(r)]
+        for run in todo:  # a committed unfinished state goes on where it stopped
+            note = self.carry_in(run)
+            if note and progress:
+                print(note, file=sys.stderr, flush=True)
         env = dict(os.environ)
         threads = job_threads(jobs, threads)
         if threads is not None:

@@ -9,6 +9,7 @@ estimates each one's training time on this device from a few timed training step
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -57,6 +58,11 @@ def main(argv=None) -> int:
                         "default: 1 when --jobs > 1, else torch's default)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--list", action="store_true", help="only list the runs and whether they are done")
+    p.add_argument("--save-unfinished", action="store_true",
+                   help="train nothing: copy the training state (checkpoint and log) of each run "
+                        "started but not done into the unfinished/ folder beside --models "
+                        "(results/medium/unfinished), to commit; a later prepare on any machine "
+                        "resumes from it when its cache has no state of its own")
     p.add_argument("--dry-run", action="store_true",
                    help="train and build nothing: list the models that would be trained (name, "
                         "preset, iterations) with an estimate of each one's training time on "
@@ -89,8 +95,20 @@ def main(argv=None) -> int:
             for r in runs:
                 note = exp.store_note(r)
                 where = exp.stored(r) or exp.run_dir(r)
-                print(f"{'done ' if exp.is_done(r) else 'to do'}  {where}"
-                      + (f"  ({note})" if "ignored" in note else ""))
+                done = exp.is_done(r)
+                if not done and not os.path.lexists(exp.run_dir(r) / "last.pt"):
+                    state = exp._unfinished_state(r)[1]
+                    note = note if not state else (
+                        state if "ignored" in state else f"resumes from {state}")
+                print(f"{'done ' if done else 'to do'}  {where}"
+                      + (f"  ({note})" if "ignored" in note or "resumes" in note else ""))
+            return 0
+        if args.save_unfinished:
+            saved = exp.save_unfinished(runs)
+            for line in saved:
+                print(line)
+            print(f"saved {len(saved)} unfinished run(s)" if saved else
+                  "no unfinished run to save (none started, or saved at this iteration already)")
             return 0
         if args.dry_run:
             dry_run(exp, runs, steps=args.estimate_steps, threads=args.threads,

@@ -320,3 +320,68 @@ def test_exported_models_are_loaded_instead_of_trained(data, tmp_path, monkeypat
     weights.write_bytes(bytes(blob))
     with pytest.raises(ValueError, match="corrupt"):
         load_model(str(card))
+
+
+def test_an_unfinished_run_is_saved_and_resumed_on_another_machine(data, tmp_path):
+    """A run that takes more than one sitting: ``save_unfinished`` copies its checkpoint and
+    log beside the models folder (``unfinished/RUN/``, this machine's paths made portable), and
+    a later ``ensure``/``prepare`` with another cache and another path to the same dataset
+    resumes from it: the model it ends with is the one the first cache's own resume gives,
+    and the resume is recorded. A state is saved once per iteration, never replaces a cache's
+    own checkpoint, and is ignored, saying why, when it is a link, damaged, or of another run."""
+    import os
+    import shutil
+
+    import torch
+
+    from model.train import train as train_run
+
+    run = Run("decouple", "l0")
+    models = tmp_path / "results" / "models"
+    a = Experiment("smoke", tmp_path / "a", data=data, models=models)
+    preset = a.run_preset(run)
+    half = preset.iterations // 2
+    train_run(a.data(), run.operators, a.run_dir(run), preset=preset, arch=run.arch,
+              resume=True, progress=False, init=preset.init, residual=preset.residual,
+              stop_at=half)
+    assert not a.is_done(run)
+    saved = a.save_unfinished([run])
+    assert len(saved) == 1 and f"iteration {half} of {preset.iterations}" in saved[0]
+    assert a.save_unfinished([run]) == []  # already saved at this iteration
+    kept = tmp_path / "results" / "unfinished" / run.name
+    assert sorted(p.name for p in kept.iterdir()) == ["last.pt", "log.csv"]
+    state = load(kept / "last.pt")
+    assert state["iteration"] == half and state["config"]["data"] == Path(data).name
+    a.ensure(run)  # the first cache's own resume, to the end
+    want = load(a.run_dir(run) / "last.pt")
+
+    moved = tmp_path / "elsewhere" / "tiny.h5"  # the same dataset, at another path
+    moved.parent.mkdir()
+    shutil.copyfile(data, moved)
+    b = Experiment("smoke", tmp_path / "b", data=moved, models=models)
+    assert "resumed from" in b.carry_in(run) and not b.is_done(run)
+    assert b.carry_in(run) == ""  # the cache's own checkpoint now: never replaced
+    b.ensure(run)
+    got = load(b.run_dir(run) / "last.pt")
+    assert got["iteration"] == preset.iterations
+    assert got["config"]["data"] == str(moved)
+    assert [r["iteration"] for r in got["config"]["resumes"]] == [half]
+    assert got["model"].keys() == want["model"].keys()
+    for k in want["model"]:
+        assert torch.equal(got["model"][k], want["model"][k]), k
+
+    # ignored, saying why: another run's state, a link, a damaged file
+    other = Run("concat", "l0")
+    shutil.copytree(kept, kept.parent / other.name)
+    c = Experiment("smoke", tmp_path / "c", data=data, models=models)
+    assert "is a state of decouple" in c.carry_in(other)
+    assert not os.path.lexists(c.run_dir(other) / "last.pt")
+    (kept.parent / "elsewhere.pt").write_bytes((kept / "last.pt").read_bytes())
+    (kept / "last.pt").unlink()
+    os.symlink(kept.parent / "elsewhere.pt", kept / "last.pt")
+    assert "not a regular file" in c.carry_in(run)
+    (kept / "last.pt").unlink()
+    blob = bytearray((kept.parent / "elsewhere.pt").read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    (kept / "last.pt").write_bytes(bytes(blob))
+    assert "ignored" in c.carry_in(run) and not os.path.lexists(c.run_dir(run) / "last.pt")
