@@ -730,6 +730,20 @@ class Experiment:
                           f"({digest[:12]})")
         return state, f"{path} (iteration {state['iteration']})"
 
+    def progress_note(self, run: Run) -> str:
+        """How far the run's own checkpoint in the cache is ('' without one; a damaged one
+        says so)."""
+        from model.checkpoint import load
+
+        path = self.run_dir(run) / "last.pt"
+        if not path.is_file():
+            return ""
+        try:
+            done = load(path)["iteration"]
+        except ValueError as exc:
+            return f"{path} unreadable: {exc}"
+        return f"at iteration {done} of {run.iterations(self.preset)} in the cache"
+
     def carry_in(self, run: Run) -> str:
         """Start ``run`` from its committed training state (:attr:`unfinished`) when its run
         folder has no checkpoint of its own (one there is never replaced): the state is copied

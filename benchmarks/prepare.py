@@ -96,12 +96,15 @@ def main(argv=None) -> int:
                 note = exp.store_note(r)
                 where = exp.stored(r) or exp.run_dir(r)
                 done = exp.is_done(r)
-                if not done and not os.path.lexists(exp.run_dir(r) / "last.pt"):
+                if not done and os.path.lexists(exp.run_dir(r) / "last.pt"):
+                    note = exp.progress_note(r)
+                elif not done:
                     state = exp._unfinished_state(r)[1]
                     note = note if not state else (
                         state if "ignored" in state else f"resumes from {state}")
+                shown = any(w in note for w in ("ignored", "resumes", "iteration", "unreadable"))
                 print(f"{'done ' if done else 'to do'}  {where}"
-                      + (f"  ({note})" if "ignored" in note or "resumes" in note else ""))
+                      + (f"  ({note})" if shown else ""))
             return 0
         if args.save_unfinished:
             saved = exp.save_unfinished(runs)

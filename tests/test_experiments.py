@@ -322,7 +322,7 @@ def test_exported_models_are_loaded_instead_of_trained(data, tmp_path, monkeypat
         load_model(str(card))
 
 
-def test_an_unfinished_run_is_saved_and_resumed_on_another_machine(data, tmp_path):
+def test_an_unfinished_run_is_saved_and_resumed_on_another_machine(data, tmp_path, capsys):
     """A run that takes more than one sitting: ``save_unfinished`` copies its checkpoint and
     log beside the models folder (``unfinished/RUN/``, this machine's paths made portable), and
     a later ``ensure``/``prepare`` with another cache and another path to the same dataset
@@ -345,6 +345,7 @@ def test_an_unfinished_run_is_saved_and_resumed_on_another_machine(data, tmp_pat
               resume=True, progress=False, init=preset.init, residual=preset.residual,
               stop_at=half)
     assert not a.is_done(run)
+    assert a.progress_note(run) == f"at iteration {half} of {preset.iterations} in the cache"
     saved = a.save_unfinished([run])
     assert len(saved) == 1 and f"iteration {half} of {preset.iterations}" in saved[0]
     assert a.save_unfinished([run]) == []  # already saved at this iteration
@@ -359,6 +360,17 @@ def test_an_unfinished_run_is_saved_and_resumed_on_another_machine(data, tmp_pat
     moved.parent.mkdir()
     shutil.copyfile(data, moved)
     b = Experiment("smoke", tmp_path / "b", data=moved, models=models)
+    # what prepare --list says of it in each cache, and --save-unfinished from the command line
+    from benchmarks.prepare import main as prepare
+
+    args = ["--scale", "smoke", "--tables", "table1", "--ops", "l0", "--models", str(models)]
+    assert prepare([*args, "--cache", str(tmp_path / "b"), "--data", str(moved), "--list"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.endswith(
+        f"{run.name}  (resumes from {kept / 'last.pt'} (iteration {half}))"))
+    assert line.startswith("to do")
+    assert prepare([*args, "--cache", str(tmp_path / "a"), "--data", str(data),
+                    "--save-unfinished"]) == 0
+    assert "no unfinished run to save" in capsys.readouterr().out  # a's run is done now
     assert "resumed from" in b.carry_in(run) and not b.is_done(run)
     assert b.carry_in(run) == ""  # the cache's own checkpoint now: never replaced
     b.ensure(run)
