@@ -147,7 +147,12 @@ def same_as_run_table(request, experiment, scale, tmp_path):
         tex = [render._body((d / f"{table.name}.tex").read_text()) for d in (suite, lib)]
         assert tex[0] == tex[1] and "\\toprule" in tex[0]
         words = shlex.split(json.loads((lib / f"{table.name}.meta.json").read_text())["command"])
-        assert words[:2] == ["python", "-c"] and len(words) == 3, words
-        assert f"run_table({table.alias!r}, scale={scale!r}, units={[unit]!r}, " in words[2]
+        if table.unit_id is not None:  # the command line names the unit by its id
+            assert words[:7] == ["python", "-m", "benchmarks", "run", table.alias, "--scale",
+                                 scale], words
+            assert words[words.index("--units") + 1] == table.unit_id(unit), words
+        else:
+            assert words[:2] == ["python", "-c"] and len(words) == 3, words
+            assert f"run_table({table.alias!r}, scale={scale!r}, units={[unit]!r}, " in words[2]
 
     return check
