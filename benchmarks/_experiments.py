@@ -747,7 +747,8 @@ class Experiment:
     def carry_in(self, run: Run) -> str:
         """Start ``run`` from its committed training state (:attr:`unfinished`) when its run
         folder has no checkpoint of its own (one there is never replaced): the state is copied
-        in, its dataset path made this machine's, with its log, and the training resumes from
+        in, its dataset path made this machine's, with its log (replacing the log of a start
+        that left no checkpoint), and the training resumes from
         it (``--resume``; the resume is recorded in its config). The state must be a regular
         file with a valid checksum, of this run's architecture and operators, trained on this
         dataset. Returns what was done ('' when nothing)."""
@@ -763,7 +764,8 @@ class Experiment:
         state["config"]["data"] = str(self.data())
         folder.mkdir(parents=True, exist_ok=True)
         log = self.unfinished / run.name / "log.csv"
-        if log.is_file() and not log.is_symlink() and not os.path.lexists(folder / "log.csv"):
+        if log.is_file() and not log.is_symlink():  # a log here without a checkpoint is of an
+            # abandoned start, which training from scratch would have rewritten too
             atomic_write_bytes(folder / "log.csv", log.read_bytes())
         save(folder / "last.pt", state)
         return f"{run.name}: resumed from {note}"

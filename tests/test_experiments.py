@@ -371,7 +371,10 @@ def test_an_unfinished_run_is_saved_and_resumed_on_another_machine(data, tmp_pat
     assert prepare([*args, "--cache", str(tmp_path / "a"), "--data", str(data),
                     "--save-unfinished"]) == 0
     assert "no unfinished run to save" in capsys.readouterr().out  # a's run is done now
+    b.run_dir(run).mkdir(parents=True)  # a start there that died before its first checkpoint
+    (b.run_dir(run) / "log.csv").write_text("iteration,epoch,loss,lr,elapsed_s\n5,0,9,1,1\n")
     assert "resumed from" in b.carry_in(run) and not b.is_done(run)
+    assert (b.run_dir(run) / "log.csv").read_bytes() == (kept / "log.csv").read_bytes()
     assert b.carry_in(run) == ""  # the cache's own checkpoint now: never replaced
     b.ensure(run)
     got = load(b.run_dir(run) / "last.pt")
