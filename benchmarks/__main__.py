@@ -9,12 +9,13 @@
 ``run`` trains whatever model is missing in the cache, measures the table's units (``--ops``:
 only these operators; ``--units``: only these variants), checks its claims and writes
 ``NAME.csv``, ``NAME.tex`` and ``NAME.meta.json`` (and its figures) exactly as ``pytest
-benchmarks`` does (:func:`benchmarks.tables.run_table`). A smoke run writes into ``<cache>/smoke/results`` unless
-``--results`` says otherwise, and a folder that holds tables of a larger scale (the committed
-``results/``) is refused before anything is trained or written. The small, medium and paper
-scales write into the checkout's ``results/`` when run from one, else (benchmarks installed with
-pip) into ``./results`` of the folder the command runs in. Exit status: 0, 1 when a claim
-of the table did not hold (the table is written all the same), 2 on a usage error.
+benchmarks`` does (:func:`benchmarks.tables.run_table`). A smoke run writes into
+``<cache>/smoke/results`` unless ``--results`` says otherwise, and a folder that holds tables of
+a larger scale (the committed ``results/``) is refused before anything is trained or written.
+The small, medium and paper scales write into the checkout's ``results/`` when run from one,
+else (benchmarks installed with pip) into ``./results`` of the folder the command runs in.
+Exit status: 0, 1 when a claim of the table did not hold (the table is written all the same), 2
+on a usage error.
 """
 from __future__ import annotations
 

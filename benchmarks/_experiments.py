@@ -702,18 +702,14 @@ class Experiment:
     def _unfinished_state(self, run: Run) -> tuple[dict | None, str]:
         """The committed training state of ``run`` (:attr:`unfinished`), checked, or None and
         why it is not used ('' when there is none)."""
-        import stat
-
         from model.checkpoint import load
 
         if self.unfinished is None:
             return None, ""
         path = self.unfinished / run.name / "last.pt"
-        try:
-            mode = os.lstat(path).st_mode
-        except FileNotFoundError:
+        if not os.path.lexists(path):
             return None, ""
-        if not stat.S_ISREG(mode):
+        if path.is_symlink() or not path.is_file():
             return None, f"{path} ignored: not a regular file"
         try:
             state = load(path)  # checksum checked, tensors only
@@ -776,8 +772,6 @@ class Experiment:
         (``<cache>/...``), for a later sitting on any machine to resume (:meth:`carry_in`).
         A state saved there at the same or a later iteration is kept. Returns one line per
         run saved."""
-        import stat
-
         from datagen.fs import atomic_write_bytes
         from model.checkpoint import load, save
 
@@ -789,12 +783,7 @@ class Experiment:
         saved = []
         for run in runs:
             src = self.run_dir(run) / "last.pt"
-            try:
-                if not stat.S_ISREG(os.lstat(src).st_mode):
-                    continue
-            except FileNotFoundError:
-                continue
-            if self.is_done(run):
+            if src.is_symlink() or not src.is_file() or self.is_done(run):
                 continue
             state = load(src)
             kept, _ = self._unfinished_state(run)

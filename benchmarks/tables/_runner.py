@@ -132,7 +132,7 @@ def run_table(name: str, *, scale: str = "smoke", ops=None, units=None, results=
         raise ValueError(f"{table.name} measures none of the operators {ops}")
     if chosen is not None:
         by_id = {} if table.unit_id is None else {table.unit_id(u): u for u in units}
-        chosen = [u if u in units else by_id.get(u, u) if isinstance(u, str) else u
+        chosen = [by_id.get(u, u) if isinstance(u, str) and u not in units else u
                   for u in chosen]
         unknown = [u for u in chosen if u not in units]
         if unknown or not chosen:
