@@ -465,6 +465,19 @@ def default_models(scale: str) -> Path | None:
     return results_folder(scale, None) / MODELS_FOLDER
 
 
+def default_zoo(scale: str) -> Path | None:
+    """The model zoo's folder (:func:`model.zoo.folder`), whose small-scale one-operator models
+    (``decouple-<op>``, 3000 iterations) are runs of the small scale's Tables 1-3: used for
+    them where their card matches the run (:meth:`Experiment.stored`); None at the smoke scale
+    or where the zoo is not a folder on disk."""
+    if scale == "smoke":
+        return None
+    from model.zoo import folder
+
+    path = Path(str(folder()))
+    return path if path.is_dir() else None
+
+
 class Experiment:
     """Dataset and models of one scale, in ``cache/scale``; ``data`` overrides the dataset;
     ``models``: the folder of exported models to use before training (default:
@@ -474,8 +487,13 @@ class Experiment:
                  models="default"):
         if scale not in DATA_OPTIONS:
             raise ValueError(f"unknown scale {scale!r}")
-        self.models = (default_models(scale) if isinstance(models, str) and models == "default"
+        default = isinstance(models, str) and models == "default"
+        self.models = (default_models(scale) if default
                        else None if models is None else Path(models))
+        #: the model zoo's folder, whose cards stand in for the runs they were exported from
+        #: (``trained.run``) after :attr:`models`: with the default models, not at the smoke scale
+        self.zoo = default_zoo(scale) if default else None
+        self._zoo_index: dict[str, Path] | None = None
         self.scale = scale
         self.cache = Path(cache)
         self.root = self.cache / scale
@@ -657,39 +675,77 @@ class Experiment:
         return self._stored(run)[1]
 
     def _stored(self, run: Run) -> tuple[Path | None, str]:
-        if self.models is None:
-            return None, ""
-        path = self.models / f"{run.name}.json"
-        if not os.path.lexists(path):
-            return None, ""
+        notes = []
+        for path in self._card_candidates(run):
+            why = self._card_refusal(path, run)
+            if why is None:
+                return path, self._card_use(path)
+            notes.append(f"{path} ignored: {why}")
+        return None, "; ".join(notes)
+
+    def _card_candidates(self, run: Run) -> list[Path]:
+        """Where ``run``'s exported card may be: ``<models>/<run name>.json``, then the model
+        zoo's card exported from a run of that name (:attr:`zoo`)."""
+        found = []
+        if self.models is not None and os.path.lexists(self.models / f"{run.name}.json"):
+            found.append(self.models / f"{run.name}.json")
+        zoo_card = self._zoo_cards().get(run.name)
+        if zoo_card is not None:
+            found.append(zoo_card)
+        return found
+
+    def _zoo_cards(self) -> dict[str, Path]:
+        """The model zoo's cards (:attr:`zoo`) by the run they were exported from
+        (``trained.run``), read once; a card that cannot be read is left out (``python -m
+        model zoo verify`` reports it)."""
+        if self._zoo_index is None:
+            from model.zoo import read_card_file
+
+            self._zoo_index = {}
+            for path in sorted(self.zoo.glob("*.json")) if self.zoo is not None else []:
+                try:
+                    name = (read_card_file(path).get("trained") or {}).get("run")
+                except ValueError:
+                    continue
+                if isinstance(name, str):
+                    self._zoo_index.setdefault(name, path)
+        return self._zoo_index
+
+    def _card_refusal(self, path: Path, run: Run) -> str | None:
+        """Why the exported card at ``path`` cannot stand for ``run`` here, or None."""
         from datagen.plan import same_plan
         from model.zoo import read_card_file
 
         try:
             card = read_card_file(path)
         except ValueError as exc:
-            return None, f"ignored: {exc}"
+            return str(exc)
         trained = card.get("trained") or {}
-        dataset = card.get("dataset") or {}
         digest = self._known_digest()
-        why = None
         if trained.get("run") != run.name:
-            why = f"it was exported from run {trained.get('run')!r}, not {run.name!r}"
-        elif list(card.get("operators") or []) != list(run.operators):
-            why = f"its operators {card.get('operators')} are not {list(run.operators)}"
-        elif not same_plan(dataset.get("digest"), digest):
-            why = (f"it was trained on dataset {str(dataset.get('digest'))[:12]}, not this "
-                   f"one ({digest[:12]})")
-        elif int(card.get("iteration") or 0) < run.iterations(self.preset):
-            why = (f"it is from iteration {card.get('iteration')} of "
-                   f"{run.iterations(self.preset)}")
-        if why is not None:
-            return None, f"{path} ignored: {why}"
-        if dataset.get("digest") != digest:
-            return path, (f"exported in {path} (trained on dataset "
-                          f"{str(dataset.get('digest'))[:12]}, the same plan as {digest[:12]}: "
-                          "datagen.plan.SAME_PLAN_DIGESTS)")
-        return path, f"exported in {path}"
+            return f"it was exported from run {trained.get('run')!r}, not {run.name!r}"
+        if card.get("scale") not in (None, self.preset):
+            return f"it was trained at the {card.get('scale')} scale, not {self.preset}"
+        if list(card.get("operators") or []) != list(run.operators):
+            return f"its operators {card.get('operators')} are not {list(run.operators)}"
+        dataset = card.get("dataset") or {}
+        if not same_plan(dataset.get("digest"), digest):
+            return (f"it was trained on dataset {str(dataset.get('digest'))[:12]}, not this "
+                    f"one ({digest[:12]})")
+        if int(card.get("iteration") or 0) < run.iterations(self.preset):
+            return f"it is from iteration {card.get('iteration')} of {run.iterations(self.preset)}"
+        return None
+
+    def _card_use(self, path: Path) -> str:
+        """:meth:`store_note` for a usable card."""
+        from model.zoo import read_card_file
+
+        where = "the model zoo" if path.parent == self.zoo else "exported"
+        digest = str((read_card_file(path).get("dataset") or {}).get("digest"))
+        if digest != self._known_digest():
+            return (f"{where} in {path} (trained on dataset {digest[:12]}, the same plan as "
+                    f"{self._known_digest()[:12]}: datagen.plan.SAME_PLAN_DIGESTS)")
+        return f"{where} in {path}"
 
     @property
     def unfinished(self) -> Path | None:
@@ -857,14 +913,17 @@ class Experiment:
                  "training_code": sorted({str(s["config"].get("code")) for s in states}),
                  "models_dir": portable_path(self.run_dir(Run("decouple", "l0")).parent,
                                              self.cache)}
-        exported = [r.name for r in done if cards[r.name] is not None]
-        if exported:  # loaded from the exported models beside the committed tables
-            facts["exported_models"] = {"folder": portable_path(self.models, self.cache),
-                                        "runs": exported}
+        for key, folder in (("exported_models", self.models), ("zoo_models", self.zoo)):
+            # loaded from the exported models beside the committed tables, or from the zoo
+            exported = [r.name for r in done
+                        if cards[r.name] is not None and cards[r.name].parent == folder]
+            if not exported:
+                continue
+            facts[key] = {"folder": portable_path(folder, self.cache), "runs": exported}
             other = {r.name: s["dataset_digest"] for r, s in zip(done, states)
-                     if cards[r.name] is not None and s["dataset_digest"] != self.digest()}
+                     if r.name in exported and s["dataset_digest"] != self.digest()}
             if other:  # trained on a build of the same plan (datagen.plan.SAME_PLAN_DIGESTS)
-                facts["exported_models"]["trained_on_same_plan"] = other
+                facts[key]["trained_on_same_plan"] = other
         if any(r.budget != 1 or r.share != 1 for r in runs):  # tables with joint models
             ratio = joint_budget(2, self.scale)
             facts["budget_rule"] = (

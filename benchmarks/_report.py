@@ -419,10 +419,13 @@ def update_index(results_dir: Path) -> bool:
         if meta.get("dataset"):
             lines.append(f"- dataset: `{meta['dataset']}` (digest "
                          f"`{str(meta.get('dataset_digest', ''))[:12]}`)")
-        exported = meta.get("exported_models")
-        if isinstance(exported, dict) and exported.get("runs"):  # Experiment.training_facts
+        for key, what in (("exported_models", "the exported models"),
+                          ("zoo_models", "the model zoo")):
+            exported = meta.get(key)  # Experiment.training_facts
+            if not (isinstance(exported, dict) and exported.get("runs")):
+                continue
             lines.append(f"- models: {len(exported['runs'])} of {meta.get('models', '?')} "
-                         f"loaded from the exported models in `{exported.get('folder')}` "
+                         f"loaded from {what} in `{exported.get('folder')}` "
                          "(committed; not retrained)")
             same = exported.get("trained_on_same_plan")
             if isinstance(same, dict) and same:  # datagen.plan.SAME_PLAN_DIGESTS

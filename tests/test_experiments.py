@@ -322,6 +322,55 @@ def test_exported_models_are_loaded_instead_of_trained(data, tmp_path, monkeypat
         load_model(str(card))
 
 
+def test_the_model_zoo_stands_in_for_the_runs_it_was_exported_from(data, tmp_path,
+                                                                   monkeypatch):
+    """The zoo's one-operator models are small-scale runs (``decouple-<op>``, Tables 1-3): at
+    a scale whose models are the default, a zoo card exported from a run of that name, scale,
+    dataset and iterations stands in for it (nothing trained, the provenance says so under
+    ``zoo_models``); a folder given with ``--models`` (or none) leaves the zoo out, and a card
+    of another scale is ignored, saying why."""
+    import json
+
+    import numpy as np
+
+    from benchmarks.tables._common import predictor
+    from model import zoo
+    from model.predict import load as load_model
+
+    run, preset = Run("decouple", "l0"), get_preset("smoke")
+    folder = Experiment("smoke", tmp_path / "a", data=data, models=None).run_dir(run)
+    train(data, ["l0"], folder, preset=preset.with_(width=4, dilations=(2,)), progress=False,
+          residual=preset.residual)
+    shelf = tmp_path / "zoo"
+    zoo.export_run(folder, "l0", shelf, data, command="test", log=lambda *a: None)
+    card = shelf / "l0.json"
+    c = json.loads(card.read_text())  # as if trained at the small scale (its 3000 iterations)
+    c.update(scale="small", iteration=get_preset("small").iterations)
+    card.write_text(json.dumps(c))
+    monkeypatch.setenv(zoo.ENV, str(shelf))
+
+    exp = Experiment("small", tmp_path / "b", data=data)
+    assert exp.zoo == shelf and exp.stored(run) == card and exp.is_done(run)
+    assert exp.store_note(run).startswith(f"the model zoo in {card}")
+    assert not exp.is_done(Run("decouple", "wls"))  # no card of that run
+    assert exp.ensure(run) == card and not exp.run_dir(run).exists()  # nothing trained
+    img = np.random.default_rng(5).integers(0, 256, (18, 22, 3), dtype=np.uint8)
+    assert np.array_equal(predictor(exp, run).apply(img, "l0", 0.05),
+                          load_model(folder).apply(img, "l0", 0.05))
+    facts = exp.training_facts([run])
+    assert facts["zoo_models"]["runs"] == [run.name] and "exported_models" not in facts
+    # the smoke scale, --models FOLDER and --models none: the zoo is not looked at
+    assert Experiment("smoke", tmp_path / "b", data=data).zoo is None
+    for models in (tmp_path / "elsewhere", None):
+        other = Experiment("small", tmp_path / "b", data=data, models=models)
+        assert other.zoo is None and other.stored(run) is None
+    # a card of another scale: ignored, with the reason
+    c["scale"] = "medium"
+    card.write_text(json.dumps(c))
+    exp = Experiment("small", tmp_path / "b", data=data)
+    assert exp.stored(run) is None and "trained at the medium scale" in exp.store_note(run)
+
+
 def test_an_unfinished_run_is_saved_and_resumed_on_another_machine(data, tmp_path, capsys):
     """A run that takes more than one sitting: ``save_unfinished`` copies its checkpoint and
     log beside the models folder (``unfinished/RUN/``, this machine's paths made portable), and

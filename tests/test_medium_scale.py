@@ -74,11 +74,15 @@ def test_prepare_medium_dry_run_lists_the_ten_models(tmp_path, capsys):
     rows = [line for line in out.splitlines() if "-tpami10-b1.3" in line]
     assert len(rows) == 10 and all(" 24000 " in line for line in rows)
     assert str(Path(tmp_path) / "small" / "data.h5") in out
-    # the runs exported beside the committed tables are done (loaded, not trained), matched
-    # to the digest the dataset's build will record, before it is built
+    # the runs exported beside the committed tables or in the model zoo are done (loaded, not
+    # trained), matched to the digest the dataset's build will record, before it is built
+    import json
+
     from benchmarks._report import REPO
 
     exported = {p.stem for p in (REPO / "results" / "medium" / "models").glob("*.json")}
+    zoo = [json.loads(p.read_text()) for p in (REPO / "model" / "zoo").glob("*.json")]
+    exported |= {c["trained"]["run"] for c in zoo if c["scale"] == "medium"}
     assert exported
     for line in rows:
         name = line.split()[0]

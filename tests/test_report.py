@@ -691,5 +691,9 @@ def test_index_says_which_models_were_loaded_from_the_exported_ones(tmp_path):
     assert ("  - 1 of them trained on dataset dee0485dfa40: the same plan as this one's (γ one "
             "ulp apart; `datagen.plan.SAME_PLAN_DIGESTS`)\n"
             ) in (tmp_path / "README.md").read_text()
+    meta["zoo_models"] = {"folder": "model/zoo", "runs": ["c"]}  # Experiment.zoo
+    write_table(df, "t", tmp_path, meta, caption="T.")
+    assert ("- models: 1 of 3 loaded from the model zoo in `model/zoo` (committed; not "
+            "retrained)\n") in (tmp_path / "README.md").read_text()
     write_table(df, "t", tmp_path, META, caption="T.")
     assert "- models:" not in (tmp_path / "README.md").read_text()
