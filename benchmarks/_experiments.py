@@ -803,9 +803,12 @@ class Experiment:
         that left no checkpoint), and the training resumes from
         it (``--resume``; the resume is recorded in its config). The state must be a regular
         file with a valid checksum, of this run's architecture and operators, trained on this
-        dataset. Returns what was done ('' when nothing)."""
+        dataset. It is done holding the run folder's lock (:class:`model.train.RunLock`), so a
+        training started by hand on the folder meanwhile is never written under: such a run is
+        left as it is, saying who trains it. Returns what was done ('' when nothing)."""
         from datagen.fs import atomic_write_bytes
         from model.checkpoint import save
+        from model.train import RunLock, RunLockedError
 
         folder = self.run_dir(run)
         if os.path.lexists(folder / "last.pt"):
@@ -814,12 +817,17 @@ class Experiment:
         if state is None:
             return note
         state["config"]["data"] = str(self.data())
-        folder.mkdir(parents=True, exist_ok=True)
-        log = self.unfinished / run.name / "log.csv"
-        if log.is_file() and not log.is_symlink():  # a log here without a checkpoint is of an
-            # abandoned start, which training from scratch would have rewritten too
-            atomic_write_bytes(folder / "log.csv", log.read_bytes())
-        save(folder / "last.pt", state)
+        try:
+            with RunLock(folder):
+                if os.path.lexists(folder / "last.pt"):  # written before the lock was ours
+                    return ""
+                log = self.unfinished / run.name / "log.csv"
+                if log.is_file() and not log.is_symlink():  # a log here without a checkpoint
+                    # is of an abandoned start, which training from scratch would rewrite too
+                    atomic_write_bytes(folder / "log.csv", log.read_bytes())
+                save(folder / "last.pt", state)
+        except RunLockedError as exc:
+            return f"{run.name}: not resumed from {note}: {exc}"
         return f"{run.name}: resumed from {note}"
 
     def save_unfinished(self, runs: list[Run]) -> list[str]:

@@ -434,10 +434,20 @@ def test_an_unfinished_run_is_saved_and_resumed_on_another_machine(data, tmp_pat
     for k in want["model"]:
         assert torch.equal(got["model"][k], want["model"][k]), k
 
+    # a run folder being trained (by hand, its lock held) is never written under
+    from model.train import RunLock
+
+    c = Experiment("smoke", tmp_path / "c", data=data, models=models)
+    with RunLock(c.run_dir(run)):
+        note = c.carry_in(run)
+    assert "not resumed from" in note and "is being trained by" in note, note
+    assert not os.path.lexists(c.run_dir(run) / "last.pt")
+    assert "resumed from" in c.carry_in(run)  # the lock released: carried in
+    shutil.rmtree(c.run_dir(run))
+
     # ignored, saying why: another run's state, a link, a damaged file
     other = Run("concat", "l0")
     shutil.copytree(kept, kept.parent / other.name)
-    c = Experiment("smoke", tmp_path / "c", data=data, models=models)
     assert "is a state of decouple" in c.carry_in(other)
     assert not os.path.lexists(c.run_dir(other) / "last.pt")
     (kept.parent / "elsewhere.pt").write_bytes((kept / "last.pt").read_bytes())
