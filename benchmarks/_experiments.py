@@ -866,6 +866,39 @@ class Experiment:
                          f"{run.iterations(self.preset)} -> {portable_path(out, self.cache)}")
         return saved
 
+    def export_finished(self, runs: list[Run], command: str, log=print) -> list[str]:
+        """Export each finished run of the cache that :attr:`models` lacks into that folder
+        (``RUN.json`` and ``RUN.safetensors``, as ``python -m model zoo export ... RUN=RUN``:
+        evaluated on the test split; ``command`` is recorded in its card), and delete the run's
+        committed unfinished state (``unfinished/RUN/last.pt`` and ``log.csv``), which the
+        export supersedes. A run whose card path exists (used, or ignored for a reason
+        :meth:`store_note` gives) is left alone, never overwritten; so is one the zoo holds.
+        Returns one line per run exported."""
+        from model import zoo
+
+        from ._report import portable_path
+
+        if self.models is None:
+            raise ValueError("no folder to export into: --models none")
+        done = []
+        for run in runs:
+            card = self.models / f"{run.name}.json"
+            if self.stored(run) is not None or os.path.lexists(card) or not self._trained(run):
+                continue
+            zoo.export_run(self.run_dir(run), run.name, self.models, self.data(),
+                           command=command, log=log)
+            done.append(f"{run.name}: exported -> {portable_path(card, self.cache)}")
+            if self.unfinished is not None and (self.unfinished / run.name).is_dir():
+                state = self.unfinished / run.name
+                for name in ("last.pt", "log.csv"):
+                    if os.path.lexists(state / name):
+                        (state / name).unlink()  # a link is removed itself, never followed
+                if not any(state.iterdir()):
+                    state.rmdir()
+                done[-1] += f" (its unfinished state in {portable_path(state, self.cache)} " \
+                            "deleted)"
+        return done
+
     def _known_digest(self) -> str:
         """The dataset's digest, or, before the scale's dataset is built, the one its build
         will record (nothing is built to decide)."""

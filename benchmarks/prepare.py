@@ -24,6 +24,17 @@ from ._experiments import TABLES, Experiment, job_threads, models_option
 from ._report import MODELS_HELP
 
 
+def _command(argv, cache) -> str:
+    """This command line as a card records it: ``python -m benchmarks.prepare`` and its
+    arguments, this machine's paths made portable (``<cache>/...``, ``~/...``)."""
+    import shlex
+
+    from ._report import _portable_command
+
+    words = sys.argv[1:] if argv is None else list(argv)
+    return _portable_command("python -m benchmarks.prepare " + shlex.join(words), cache)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.prepare", description=__doc__,
                                 formatter_class=HelpFormatter)
@@ -63,6 +74,12 @@ def main(argv=None) -> int:
                         "started but not done into the unfinished/ folder beside --models "
                         "(results/medium/unfinished), to commit; a later prepare on any machine "
                         "resumes from it when its cache has no state of its own")
+    p.add_argument("--export-finished", action="store_true",
+                   help="train nothing: export each finished run that the models folder "
+                        "(--models; results/medium/models) lacks into it, as python -m model zoo "
+                        "export does (card and safetensors, evaluated on the test split), and "
+                        "delete its state in unfinished/, to commit; with --save-unfinished, "
+                        "both: the hand-over at the end of a sitting")
     p.add_argument("--dry-run", action="store_true",
                    help="train and build nothing: list the models that would be trained (name, "
                         "preset, iterations) with an estimate of each one's training time on "
@@ -106,12 +123,19 @@ def main(argv=None) -> int:
                 print(f"{'done ' if done else 'to do'}  {where}"
                       + (f"  ({note})" if shown else ""))
             return 0
+        if args.export_finished:
+            exported = exp.export_finished(runs, command=_command(argv, exp.cache))
+            for line in exported:
+                print(line)
+            print(f"exported {len(exported)} finished run(s)" if exported else
+                  "no finished run to export (none finished, or exported already)")
         if args.save_unfinished:
             saved = exp.save_unfinished(runs)
             for line in saved:
                 print(line)
             print(f"saved {len(saved)} unfinished run(s)" if saved else
                   "no unfinished run to save (none started, or saved at this iteration already)")
+        if args.export_finished or args.save_unfinished:
             return 0
         if args.dry_run:
             dry_run(exp, runs, steps=args.estimate_steps, threads=args.threads,

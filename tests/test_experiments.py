@@ -459,3 +459,26 @@ def test_an_unfinished_run_is_saved_and_resumed_on_another_machine(data, tmp_pat
     blob[len(blob) // 2] ^= 0xFF
     (kept / "last.pt").write_bytes(bytes(blob))
     assert "ignored" in c.carry_in(run) and not os.path.lexists(c.run_dir(run) / "last.pt")
+
+    # the hand-over at the end of a sitting: the finished run is exported into the models
+    # folder (its card records the command) and its unfinished state, now superseded, deleted
+    import json
+
+    assert prepare([*args, "--cache", str(tmp_path / "b"), "--data", str(moved),
+                    "--export-finished", "--save-unfinished"]) == 0
+    out = capsys.readouterr().out
+    assert f"{run.name}: exported -> " in out and "deleted" in out, out
+    assert "exported 1 finished run(s)" in out and "no unfinished run to save" in out
+    assert not kept.exists() and (kept.parent / other.name).is_dir()  # only the run's own
+    card = models / f"{run.name}.json"
+    shipped = json.loads(card.read_text())
+    assert shipped["trained"]["run"] == run.name and shipped["iteration"] == preset.iterations
+    command = shipped["exported"]["command"]
+    assert command.startswith("python -m benchmarks.prepare --scale smoke") and (
+        "--cache <cache>" in command), command
+    assert b.stored(run) == card
+    before = card.read_bytes()
+    assert prepare([*args, "--cache", str(tmp_path / "b"), "--data", str(moved),
+                    "--export-finished"]) == 0
+    assert "no finished run to export" in capsys.readouterr().out
+    assert card.read_bytes() == before  # never written again
