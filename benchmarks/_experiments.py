@@ -384,8 +384,10 @@ def stop_jobs(active, grace: float = STOP_GRACE_S) -> None:
 
     Why: a training left running after its ``prepare`` stopped keeps its run folder's lock, so a
     restarted ``prepare`` would count that model as failed, and it would go on using the
-    machine's cores unseen. Killing one is safe: a checkpoint is replaced atomically and the
-    lock is released by the kernel, so the next ``prepare`` resumes it from its last checkpoint.
+    machine's cores unseen. SIGTERM makes a training finish its step and checkpoint it
+    (:class:`model.train.TrainingStopped`), so nothing trained is lost; killing one after the
+    grace is safe too: a checkpoint is replaced atomically and the lock is released by the
+    kernel, so the next ``prepare`` resumes it from its last checkpoint.
     """
     import time
 

@@ -13,7 +13,7 @@ from datagen.cli_common import HelpFormatter
 
 from .device import AMP, command_threads, distributed_env
 from .predict import ExtrapolationWarning, OutOfRangeError
-from .train import DivergedError, RunLockedError
+from .train import DivergedError, RunLockedError, TrainingStopped
 
 EPILOG = """\
 examples:
@@ -297,6 +297,9 @@ def main(argv=None) -> int:
             from .cli_zoo import run
 
             return run(args)
+    except TrainingStopped as exc:  # SIGINT/SIGTERM during train: checkpointed, then stopped
+        print(f"{exc}", file=sys.stderr)
+        return 128 + exc.signum
     except OutOfRangeError as exc:
         msg = str(exc).replace("pass strict=False to extrapolate on purpose",
                                "add --extrapolate to extrapolate on purpose")

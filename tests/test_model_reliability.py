@@ -179,6 +179,47 @@ def test_a_diverging_training_stops_with_an_error_and_saves_nothing(data, tmp_pa
     assert "nan" not in (run / "log.csv").read_text()
 
 
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_a_stopped_training_checkpoints_the_step_it_was_in(data, tmp_path, monkeypatch, capsys,
+                                                           signame):
+    """Ctrl-C (SIGINT) or ``kill``/``prepare`` ending it (SIGTERM) during a training: the step
+    in progress finishes, a checkpoint of that iteration is written (not the last periodic
+    one: nothing trained is lost), the command says so and exits 128 + the signal; the signal
+    handlers are put back; ``--resume`` then ends where an uninterrupted training ends."""
+    import signal
+
+    real, calls = train_module._step, []
+    sig = getattr(signal, signame)
+
+    def stopped_at_4(*a, **k):  # the signal arrives during the 4th step (checkpoints: 3, 6)
+        calls.append(1)
+        if len(calls) == 4:
+            os.kill(os.getpid(), sig)
+        return real(*a, **k)
+
+    before = {s_: signal.getsignal(s_) for s_ in (signal.SIGINT, signal.SIGTERM)}
+    monkeypatch.setattr(train_module, "_step", stopped_at_4)
+    run = tmp_path / "run"
+    assert main(_train_args(data, run)) == 128 + sig
+    err = capsys.readouterr().err
+    assert f"stopped by {signame} at iteration 4 of 6" in err and "--resume" in err, err
+    assert {s_: signal.getsignal(s_) for s_ in before} == before
+    assert load(run)["iteration"] == 4
+    monkeypatch.setattr(train_module, "_step", real)
+    assert main(_train_args(data, run, "--resume")) == 0
+    whole = tmp_path / "whole"
+    assert main(_train_args(data, whole)) == 0
+    resumed, want = load(run), load(whole)
+    assert resumed["iteration"] == want["iteration"] == 6
+    for k in want["model"]:
+        assert torch.equal(resumed["model"][k], want["model"][k]), k
+    # in-process callers (benchmarks run, pytest) see an interruption, as before
+    calls.clear()
+    monkeypatch.setattr(train_module, "_step", stopped_at_4)
+    with pytest.raises(KeyboardInterrupt, match="at iteration 4"):
+        train(data, ["l0"], tmp_path / "again", preset=TINY, progress=False)
+
+
 def test_divergence_keeps_the_last_finite_checkpoint_untouched(data, tmp_path, monkeypatch):
     real, calls = train_module._step, []
 
