@@ -169,3 +169,100 @@ def plot_gamma_sweep_joint(df: pd.DataFrame, out, scale: str) -> Path:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def _table12_points(df: pd.DataFrame, reference: str = "conv(all)") -> pd.DataFrame:
+    """The numbers :func:`plot_table12` draws, each read from the CSV or, where it has no
+    interval columns (a table made before them), computed from its PSNR columns: per variant
+    and average row (``avg``: the ten filters, ``avg γ``: the six with a γ) the difference to
+    ``reference`` (``diff``, ``diff_lo``/``diff_hi``) and to the input (``gain``, ...), and the
+    paper's difference of the averages (``paper_diff``)."""
+    rows = []
+    ref = df[df.variant == reference].set_index("operator")
+    for variant, d in df.groupby("variant", sort=False):
+        d = d.set_index("operator")
+        for avg in ("avg", "avg γ"):
+            if avg not in d.index or d.loc[avg, "psnr"] != d.loc[avg, "psnr"]:
+                continue
+            r = d.loc[avg]
+
+            def col(name, fallback):
+                v = r.get(name, float("nan"))
+                return float(v) if v == v else fallback
+
+            diff = (float(r.psnr - ref.loc[avg, "psnr"]) if avg in ref.index
+                    and variant != reference else float("nan"))
+            gain = float(r.psnr - r.identity_psnr)
+            paper = (float(r.paper_psnr - ref.loc[avg, "paper_psnr"]) if avg in ref.index
+                     and variant != reference and "paper_psnr" in r else float("nan"))
+            rows.append({"variant": variant, "row": avg,
+                         "diff": col("vs_conv_all_psnr", diff),
+                         "diff_lo": col("vs_conv_all_psnr_lo", float("nan")),
+                         "diff_hi": col("vs_conv_all_psnr_hi", float("nan")),
+                         "gain": col("gain_psnr", gain),
+                         "gain_lo": col("gain_psnr_lo", float("nan")),
+                         "gain_hi": col("gain_psnr_hi", float("nan")),
+                         "paper_diff": paper})
+    return pd.DataFrame(rows)
+
+
+def plot_table12(df: pd.DataFrame, out, scale: str) -> Path:
+    """TPAMI Table 12 (``table12_ablation.csv``) as two forest plots, one row per variant:
+    left, its PSNR minus conv(all)'s (the paper's comparison; a red cross: the paper's
+    difference of the ten-filter averages; grey dots: each filter); right, its PSNR minus the
+    input's (a model left of 0 does not beat copying its input, so its ranking says nothing).
+    Filled circles: the ten filters' average; open squares: the six with a γ; bars: their
+    paired 95 % bootstrap intervals over the test crops, where the CSV has them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = _table12_points(df)
+    variants = list(dict.fromkeys(df.variant))
+    y = {v: i for i, v in enumerate(variants)}
+    styles = {"avg": dict(marker="o", color="tab:blue", mfc="tab:blue", dy=-0.13,
+                          label="ten filters (avg)"),
+              "avg γ": dict(marker="s", color="tab:green", mfc="white", dy=0.13,
+                            label="six with a γ (avg γ)")}
+    height = 1.6 + 0.42 * len(variants)  # inches: title, panels, axis labels and legend
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11.0, height), sharey=True)
+    ref = df[df.variant == "conv(all)"].set_index("operator").psnr
+    for variant, d in df[~df.operator.isin(["avg", "avg γ"])].groupby("variant", sort=False):
+        if variant == "conv(all)" or ref.empty:
+            continue
+        diffs = [p - ref.get(o, float("nan")) for o, p in zip(d.operator, d.psnr)]
+        left.plot(diffs, [y[variant]] * len(diffs), ".", color="0.72", ms=4, zorder=1)
+    for ax, key in ((left, "diff"), (right, "gain")):
+        for row, st in styles.items():
+            p = pts[(pts.row == row) & pts[key].notna()]
+            ys = [y[v] + st["dy"] for v in p.variant]
+            err = np.array([p[key] - p[key + "_lo"], p[key + "_hi"] - p[key]])
+            has = ~np.isnan(err).any(axis=0)
+            ax.errorbar(p[key][has], np.array(ys)[has], xerr=err[:, has], fmt="none",
+                        ecolor=st["color"], elinewidth=1.4, capsize=2.5, zorder=2)
+            ax.plot(p[key], ys, st["marker"], color=st["color"], mfc=st["mfc"], ms=6,
+                    zorder=3, label=st["label"])
+        ax.axvline(0, color="0.3", lw=0.9)
+        ax.grid(axis="x", alpha=0.3)
+        ax.tick_params(labelsize=8)
+    paper = pts[(pts.row == "avg") & pts.paper_diff.notna()]
+    left.plot(paper.paper_diff, [y[v] for v in paper.variant], "x", color="crimson", ms=7,
+              mew=1.8, zorder=4, label="paper (ten filters)")
+    left.set_yticks(range(len(variants)), variants, fontsize=9)
+    left.invert_yaxis()
+    left.set_xlabel("PSNR − conv(all)'s (dB)", fontsize=9)
+    right.set_xlabel("PSNR − the input's (dB): right of 0 beats copying the input", fontsize=9)
+    left.set_title("Each variant against conv(all)", fontsize=10)
+    right.set_title("Each variant against its input", fontsize=10)
+    bars = "bars: paired 95 % bootstrap intervals over test crops" if pts.diff_lo.notna().any() \
+        else "no intervals in this CSV"
+    fig.suptitle(f"TPAMI Table 12, {scale} scale ({bars}; grey dots: each filter)", fontsize=10)
+    handles, labels = left.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.3 / height, 1, 1))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

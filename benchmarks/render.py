@@ -85,6 +85,9 @@ def render(results_dir, *, command: str, check: bool = False,
         df = pd.read_csv(results_dir / f"{name}.csv")
         unstamped = {k: v for k, v in old.items() if k != "rendered"}
         meta = portable_meta(unstamped, cache_layout=True)
+        figure = _registered_figure(name)
+        if figure is not None and "figure" not in meta:  # a table made before it had one
+            meta["figure"] = figure
         if meta == unstamped and tex_text(name, df, old) == before:  # nothing to re-make
             if not check:
                 _figures(results_dir, name, old, written)
@@ -114,6 +117,15 @@ def _body(tex: str | None) -> str | None:
     if tex is None:
         return None
     return "\n".join(line for line in tex.splitlines() if not line.startswith("%"))
+
+
+def _registered_figure(name: str) -> str | None:
+    """The default path of table ``name``'s CSV-based figure (:mod:`benchmarks.tables`), or
+    None when it has none."""
+    from .tables import registry
+
+    table = registry().get(name)
+    return None if table is None or table.figure is None else table.figure[1]
 
 
 def _figures(results_dir: Path, name: str, meta: dict, written: list) -> None:

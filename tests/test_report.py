@@ -555,6 +555,45 @@ def test_gamma_sweep_joint_figure(tmp_path):
     assert out.stat().st_size > 10_000
 
 
+def test_table12_figure_draws_the_csvs_differences_and_intervals(tmp_path):
+    """The Table 12 forest plot's numbers (benchmarks._figures._table12_points) are the CSV's
+    interval columns where it has them, and otherwise the same differences computed from its
+    PSNR columns: checked against the committed medium CSV (the average rows' PSNR
+    differences, computed here independently, equal its bootstrap point estimates), with the
+    interval columns and without them; the paper's difference is that of its averages."""
+    from benchmarks._figures import _table12_points, plot_table12
+
+    df = pd.read_csv(REPO / "results" / "medium" / "table12_ablation.csv")
+    pts = _table12_points(df).set_index(["variant", "row"])
+    bare = _table12_points(df[[c for c in df.columns if not c.endswith(
+        ("_lo", "_hi", "_lopo", "_verdict", "vs_conv_all_psnr", "gain_psnr"))]]
+    ).set_index(["variant", "row"])
+    ref = df[df.variant == "conv(all)"].set_index("operator")
+    for r in df[df.operator.isin(["avg", "avg γ"])].itertuples():
+        key = (r.variant, r.operator)
+        mine = df[(df.variant == r.variant) & ~df.operator.isin(["avg", "avg γ"])]
+        ops = list(mine.operator) if r.operator == "avg" else [
+            o for o in mine.operator if operators.get(o).has_gamma]
+        mean = mine.set_index("operator").psnr[ops].mean()
+        gain = mean - mine.set_index("operator").identity_psnr[ops].mean()
+        assert pts.loc[key, "gain"] == pytest.approx(gain, abs=1e-9)
+        assert bare.loc[key, "gain"] == pytest.approx(gain, abs=1e-9)
+        assert (pts.loc[key, "gain_lo"], pts.loc[key, "gain_hi"]) == (r.gain_psnr_lo,
+                                                                      r.gain_psnr_hi)
+        assert np.isnan(bare.loc[key, "gain_lo"]) and np.isnan(bare.loc[key, "diff_hi"])
+        if r.variant == "conv(all)":
+            assert np.isnan(pts.loc[key, "diff"]) and np.isnan(bare.loc[key, "diff"])
+            continue
+        diff = mean - ref.psnr[ops].mean()
+        assert pts.loc[key, "diff"] == pytest.approx(diff, abs=1e-9)
+        assert bare.loc[key, "diff"] == pytest.approx(diff, abs=1e-9)
+        assert pts.loc[key, "diff_lo"] == r.vs_conv_all_psnr_lo
+        paper = r.paper_psnr - ref.loc["avg", "paper_psnr"] if r.operator == "avg" else np.nan
+        assert pts.loc[key, "paper_diff"] == pytest.approx(paper, nan_ok=True)
+    for frame, name in ((df, "m.png"), (df[[c for c in df.columns if "_lo" not in c]], "b.png")):
+        assert plot_table12(frame, tmp_path / name, "medium").stat().st_size > 10_000
+
+
 # --------------------------------------------------------------------------- a user's folder
 def test_results_folder_readme_that_is_not_ours_is_kept(tmp_path, capsys):
     """``--results DIR`` with the user's own README.md: refused before anything is written

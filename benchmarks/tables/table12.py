@@ -7,7 +7,9 @@ operator between the ends of its γ range: one model per operator with a γ, eac
 joint budget); per operator (its test γ averaged) and averages (``avg``: the ten, ``avg γ``: the
 six with a γ), the paper's averages (:data:`benchmarks.paper.PAPER_TABLE12`) beside. With its
 per-crop scores (``.crops.csv``), the paired bootstrap intervals of each variant − conv(all) and
-− the input (:func:`intervals`).
+− the input (:func:`intervals`). ``figures/table12_ablation.png``: both differences per variant
+as a forest plot with those intervals (:func:`benchmarks._figures.plot_table12`, re-drawn from the
+CSV by ``python -m benchmarks.render``).
 
 At the medium scale the variants are the scale's runs (a width or loss variant after ``@``,
 :data:`benchmarks._experiments.MEDIUM`); at smoke scale three variants on four operators.
@@ -22,6 +24,7 @@ import pandas as pd
 import operators
 
 from .. import _latex
+from .._figures import plot_table12
 from .._stats import claim_columns, difference, in_scope, no_interval
 from ..paper import PAPER_TABLE12
 from . import Measured, Table, claim
@@ -36,6 +39,9 @@ LABELS = {"norm:1": "norm(1)", "norm:7": "norm(7)", "norm:14": "norm(14)",
           "cresmd": "CResMD", "adafm": "AdaFM", "dni": "DNI"}
 #: Table 12's reference variant, the decouple network (the paper's conv(all))
 REFERENCE = "decouple"
+#: the forest plot of each variant against conv(all) and against its input
+#: (:func:`benchmarks._figures.plot_table12`), drawn from the CSV
+FIGURE = "figures/table12_ablation.png"
 CAPTION = ("Which layer depends on γ: PSNR (dB) / SSIM on the test split per operator (its test "
            "γ averaged) of each variant trained on the ten TPAMI filter operators with the same "
            "budget, avg (ten operators) and avg γ (the six with a γ); paper_*: TPAMI 2019 "
@@ -284,12 +290,14 @@ def write(experiment, results_dir: Path, df: pd.DataFrame, crops: pd.DataFrame |
                "range, cannot be joint): one model per operator with a γ, each with 1/6 of "
                "the joint budget (the same total)",
         layers="K as the paper numbers N_base's 19 InstanceNorm layers; a shorter preset maps "
-               "K onto its own (benchmarks._experiments.table12_arch)")
+               "K onto its own (benchmarks._experiments.table12_arch)", figure=FIGURE)
+    plot_table12(long, Path(results_dir) / FIGURE, experiment.scale)
 
 
 TABLES = (Table(NAME, "table12", "TPAMI 2019 Table 12", runs="table12", units=units,
                 unit_id=unit_id, measure=measure, check=check, check_table=check_table, frame=frame,
                 write=write, layout=_latex.table12_ablation,
                 summary=_latex.table12_summary_rows, paper=PAPER_TABLE12,
+                figure=(plot_table12, FIGURE),
                 scales=("smoke", "small", "medium", "paper"),
                 suite="benchmarks/test_joint_tables.py"),)
