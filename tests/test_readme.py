@@ -429,7 +429,7 @@ def test_readme_medium_summary_is_the_committed_csv():
     t6 = pd.read_csv(RESULTS / "medium" / "table6_baselines.csv").set_index("operator")
     sign = lambda v: f"{v:+.2f}".replace("-", "−")
     ival = lambda r, c: f"{sign(r[c])} [{sign(r[c + '_lo'])}, {sign(r[c + '_hi'])}]"
-    assert len(table) == 6
+    assert len(table) == 7
     for row, mean in zip(table, ("mean", "mean γ")):
         r = t6.loc[mean]
         assert row[1:] == [ival(r, "realtime_vs_bgu_psnr"),
@@ -458,7 +458,8 @@ def test_readme_medium_summary_is_the_committed_csv():
     key = lambda v, o: t12[(t12.variant == v) & (t12.operator == o)].iloc[0]
     conv = key("conv(all)", "avg")
     for row, (variant, scope) in zip(table[2:], (("norm(1)", "avg"), ("norm(1)", "avg γ"),
-                                                 ("norm(19)", "avg"), ("norm(all)", "avg"))):
+                                                 ("norm(19)", "avg"), ("conv ch2(19)", "avg"),
+                                                 ("norm(all)", "avg"))):
         r = key(variant, scope)
         paper = r.paper_psnr - conv.paper_psnr if scope == "avg" else None
         if r.gain_psnr_verdict != "supported":
@@ -492,6 +493,24 @@ def test_readme_medium_summary_is_the_committed_csv():
     paper19 = key("norm(19)", "avg").paper_psnr - conv.paper_psnr
     assert (f"(the paper: {sign(paper19)}) and "
             f"{ival(key('norm(19)', 'avg γ'), 'vs_conv_all_psnr')} over the six") in t12_text
+    # conv-ch2(19): its gaps, below its input on the six with a γ (above it where the CSV
+    # says), and the three one-layer variants within the stated spread of each other
+    ch2 = "conv ch2(19)"
+    flat = " ".join(t12_text.split())
+    paper_ch2 = key(ch2, "avg").paper_psnr - conv.paper_psnr
+    assert (f"the paper's worst by far ({sign(paper_ch2)}), conv-ch2(19) − conv(all) is "
+            + ival(key(ch2, "avg"), "vs_conv_all_psnr").replace(" [", " dB [")
+            + f" over the ten and {ival(key(ch2, 'avg γ'), 'vs_conv_all_psnr')} over the six "
+            "with a γ, where it too is below its input") in flat
+    assert key(ch2, "avg γ").gain_psnr_verdict == "contradicted"
+    one_layer = [key(v, "avg").vs_conv_all_psnr for v in ("norm(1)", "norm(19)", ch2)]
+    assert max(one_layer) - min(one_layer) <= 0.3 and "end within 0.3 dB of each other" in flat
+    ch2_ops = t12[(t12.variant == ch2) & t12.operator.isin(
+        ["l0", "wls", "rtv", "rgf", "wmf", "llf"])].set_index("operator")
+    assert list(ch2_ops.index[ch2_ops.gain_psnr_verdict == "supported"]) == ["llf"]
+    assert (f"conv-ch2(19) is below its input on the six filters with a γ as well "
+            f"({gain(ch2, 'avg γ')}; above it on LLF only), and above it over the ten "
+            f"({gain(ch2, 'avg')})") in text
 
 
 def test_explore_speed_figures_are_the_committed_csv():
