@@ -62,6 +62,9 @@ def main(argv=None) -> int:
                         "table keeps those it reports (Table 1: the six filters, Table 2: sr, "
                         "denoise, jpeg, ...). Default: every table's own operators, the same "
                         "as all")
+    p.add_argument("--runs", default=None, metavar="NAME,...",
+                   help="only these of the tables' runs (their names, as --list shows them, "
+                        "comma separated), e.g. to train one model of a table first")
     p.add_argument("--models", default="default", metavar="DIR|none", help=MODELS_HELP)
     p.add_argument("--jobs", type=int, default=2, help="trainings at a time")
     p.add_argument("--threads", type=int, default=None,
@@ -106,6 +109,14 @@ def main(argv=None) -> int:
         if not runs:
             raise ValueError(f"no model of --tables {args.tables} is trained on --ops {args.ops} "
                              f"(at the {args.scale} scale)")
+        if args.runs is not None:
+            wanted = [n.strip() for n in args.runs.split(",") if n.strip()]
+            unknown = [n for n in wanted if n not in {r.name for r in runs}]
+            if unknown or not wanted:
+                raise ValueError(f"--runs {','.join(unknown) or repr(args.runs)}: not a run of "
+                                 f"--tables {args.tables} at the {args.scale} scale (its runs: "
+                                 f"{', '.join(r.name for r in runs)})")
+            runs = [r for r in runs if r.name in wanted]
         exp = Experiment(args.scale, args.cache, args.data, args.device,
                          models_option(args.models))
         if args.list:

@@ -90,6 +90,24 @@ def test_prepare_medium_dry_run_lists_the_ten_models(tmp_path, capsys):
     assert not (tmp_path / "small" / "data.h5").exists()
 
 
+def test_prepare_runs_picks_runs_of_the_tables_by_name(tmp_path, capsys):
+    """``--runs``: only the named runs of the tables (e.g. one pair of a table first); a name
+    that is not one of them is refused (exit 2) with the tables' run names."""
+    pair = "decouple-tpami10-b1.3-identitynorm,norm_1-tpami10-b1.3-identitynorm"
+    args = ["--scale", "medium", "--tables", "table12", "--cache", str(tmp_path)]
+    assert prepare.main([*args, "--runs", pair, "--dry-run", "--estimate-steps", "0"]) == 0
+    rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()
+            if "-tpami10-b1.3" in line]
+    assert rows == pair.split(",")
+    assert prepare.main([*args, "--runs", "norm_1-tpami10-b1.3", "--list"]) == 0
+    listed = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert len(listed) == 1 and listed[0].endswith("norm_1-tpami10-b1.3.json")
+    assert prepare.main([*args, "--runs", "norm_1-tpami10-b2", "--list"]) == 2
+    err = capsys.readouterr().err
+    assert "--runs norm_1-tpami10-b2: not a run of --tables table12" in err
+    assert "conv-ch2_19-tpami10-b1.3" in err  # the names it could have been
+
+
 def test_pytest_benchmarks_at_the_medium_scale_runs_tables_6_and_12_only(tmp_path):
     """Every other benchmark is skipped at the medium scale, with the reason (before any
     fixture: nothing is built or trained for them)."""
