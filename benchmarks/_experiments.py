@@ -890,15 +890,19 @@ class Experiment:
             zoo.export_run(self.run_dir(run), run.name, self.models, self.data(),
                            command=command, log=log)
             done.append(f"{run.name}: exported -> {portable_path(card, self.cache)}")
-            if self.unfinished is not None and (self.unfinished / run.name).is_dir():
-                state = self.unfinished / run.name
-                for name in ("last.pt", "log.csv"):
-                    if os.path.lexists(state / name):
-                        (state / name).unlink()  # a link is removed itself, never followed
-                if not any(state.iterdir()):
-                    state.rmdir()
-                done[-1] += f" (its unfinished state in {portable_path(state, self.cache)} " \
-                            "deleted)"
+            if self.unfinished is None or not os.path.lexists(self.unfinished / run.name):
+                continue
+            state = self.unfinished / run.name
+            where = portable_path(state, self.cache)
+            if self.unfinished.is_symlink() or state.is_symlink() or not state.is_dir():
+                done[-1] += f" (its unfinished state {where} is a link or not a folder: left)"
+                continue
+            for name in ("last.pt", "log.csv"):
+                if os.path.lexists(state / name):
+                    (state / name).unlink()  # a link is removed itself, never followed
+            if not any(state.iterdir()):
+                state.rmdir()
+            done[-1] += f" (its unfinished state in {where} deleted)"
         return done
 
     def _known_digest(self) -> str:

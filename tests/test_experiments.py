@@ -482,3 +482,15 @@ def test_an_unfinished_run_is_saved_and_resumed_on_another_machine(data, tmp_pat
                     "--export-finished"]) == 0
     assert "no finished run to export" in capsys.readouterr().out
     assert card.read_bytes() == before  # never written again
+    # an unfinished state that is a link to a folder elsewhere: that folder is never touched
+    elsewhere = tmp_path / "theirs"
+    elsewhere.mkdir()
+    (elsewhere / "last.pt").write_bytes(b"not ours")
+    os.symlink(elsewhere, kept)
+    card.unlink()
+    (models / f"{run.name}.safetensors").unlink()
+    assert prepare([*args, "--cache", str(tmp_path / "b"), "--data", str(moved),
+                    "--export-finished"]) == 0
+    assert "is a link or not a folder: left" in capsys.readouterr().out
+    assert card.is_file() and (elsewhere / "last.pt").read_bytes() == b"not ours"
+    assert kept.is_symlink()
