@@ -873,8 +873,9 @@ class Experiment:
         (``RUN.json`` and ``RUN.safetensors``, as ``python -m model zoo export ... RUN=RUN``:
         evaluated on the test split; ``command`` is recorded in its card), and delete the run's
         committed unfinished state (``unfinished/RUN/last.pt`` and ``log.csv``), which the
-        export supersedes. A run whose card path exists (used, or ignored for a reason
-        :meth:`store_note` gives) is left alone, never overwritten; so is one the zoo holds.
+        export supersedes. A run whose card or weights path exists (a card used, or ignored for
+        a reason :meth:`store_note` gives; a file of someone else's) is left alone, never
+        overwritten; so is one the zoo holds.
         Returns one line per run exported."""
         from model import zoo
 
@@ -885,7 +886,9 @@ class Experiment:
         done = []
         for run in runs:
             card = self.models / f"{run.name}.json"
-            if self.stored(run) is not None or os.path.lexists(card) or not self._trained(run):
+            ours = (card, self.models / f"{run.name}.safetensors")
+            if (self.stored(run) is not None or any(os.path.lexists(f) for f in ours)
+                    or not self._trained(run)):
                 continue
             zoo.export_run(self.run_dir(run), run.name, self.models, self.data(),
                            command=command, log=log)

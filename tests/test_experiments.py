@@ -482,6 +482,11 @@ def test_an_unfinished_run_is_saved_and_resumed_on_another_machine(data, tmp_pat
                     "--export-finished"]) == 0
     assert "no finished run to export" in capsys.readouterr().out
     assert card.read_bytes() == before  # never written again
+    card.rename(tmp_path / "card.json")  # a weights file without its card: not ours to replace
+    assert prepare([*args, "--cache", str(tmp_path / "b"), "--data", str(moved),
+                    "--export-finished"]) == 0
+    assert "no finished run to export" in capsys.readouterr().out and not card.exists()
+    (tmp_path / "card.json").rename(card)
     # an unfinished state that is a link to a folder elsewhere: that folder is never touched
     elsewhere = tmp_path / "theirs"
     elsewhere.mkdir()
