@@ -243,7 +243,23 @@ def test_a_quick_start_dataset_of_the_scale_is_used_not_rebuilt(tmp_path, monkey
         assert given.run_dir(run).parent.name == f"runs-{given.digest()[:12]}"
 
 
-def test_exported_models_are_loaded_instead_of_trained(data, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def l0_export(data, tmp_path_factory) -> tuple[Path, Path]:
+    """A smoke run of decouple on L0 at a tiny width (seconds) and its export (``zoo
+    export_run``, named as the run): (run folder, folder of the card and weights). Read-only:
+    a test that changes the export copies it first."""
+    from model import zoo
+
+    base = tmp_path_factory.mktemp("export")
+    run, preset = Run("decouple", "l0"), get_preset("smoke")
+    folder = Experiment("smoke", base / "a", data=data, models=None).run_dir(run)
+    train(data, ["l0"], folder, preset=preset.with_(width=4, dilations=(2,)), progress=False,
+          residual=preset.residual)
+    zoo.export_run(folder, run.name, base / "models", data, command="test", log=lambda *a: None)
+    return folder, base / "models"
+
+
+def test_exported_models_are_loaded_instead_of_trained(data, tmp_path, monkeypatch, l0_export):
     """A run's model exported beside the committed tables (``results/medium/models``: card and
     safetensors, ``python -m model zoo export ... RUN=RUN``) is used as the run: nothing is
     trained, the table's predictor gives the run folder's outputs, the provenance says where it
@@ -253,18 +269,15 @@ def test_exported_models_are_loaded_instead_of_trained(data, tmp_path, monkeypat
 
     import numpy as np
 
+    import shutil
+
     from benchmarks.tables._common import predictor
-    from model import zoo
     from model.predict import load as load_model
 
     run, preset = Run("decouple", "l0"), get_preset("smoke")
-    trained = Experiment("smoke", tmp_path / "a", data=data, models=None)
-    folder = trained.run_dir(run)  # the smoke run's iterations, at a tiny width (seconds)
-    train(data, ["l0"], folder, preset=preset.with_(width=4, dilations=(2,)), progress=False,
-          residual=preset.residual)
-    assert trained.is_done(run)
-    models = tmp_path / "models"
-    zoo.export_run(folder, run.name, models, data, command="test", log=lambda *a: None)
+    folder = l0_export[0]
+    assert Experiment("smoke", folder.parents[2], data=data, models=None).is_done(run)
+    models = shutil.copytree(l0_export[1], tmp_path / "models")
     card = models / f"{run.name}.json"
 
     exp = Experiment("smoke", tmp_path / "b", data=data, models=models)
@@ -323,13 +336,14 @@ def test_exported_models_are_loaded_instead_of_trained(data, tmp_path, monkeypat
 
 
 def test_the_model_zoo_stands_in_for_the_runs_it_was_exported_from(data, tmp_path,
-                                                                   monkeypatch):
+                                                                   monkeypatch, l0_export):
     """The zoo's one-operator models are small-scale runs (``decouple-<op>``, Tables 1-3): at
     a scale whose models are the default, a zoo card exported from a run of that name, scale,
     dataset and iterations stands in for it (nothing trained, the provenance says so under
     ``zoo_models``); a folder given with ``--models`` (or none) leaves the zoo out, and a card
     of another scale is ignored, saying why."""
     import json
+    import shutil
 
     import numpy as np
 
@@ -337,13 +351,10 @@ def test_the_model_zoo_stands_in_for_the_runs_it_was_exported_from(data, tmp_pat
     from model import zoo
     from model.predict import load as load_model
 
-    run, preset = Run("decouple", "l0"), get_preset("smoke")
-    folder = Experiment("smoke", tmp_path / "a", data=data, models=None).run_dir(run)
-    train(data, ["l0"], folder, preset=preset.with_(width=4, dilations=(2,)), progress=False,
-          residual=preset.residual)
-    shelf = tmp_path / "zoo"
-    zoo.export_run(folder, "l0", shelf, data, command="test", log=lambda *a: None)
-    card = shelf / "l0.json"
+    run = Run("decouple", "l0")
+    folder = l0_export[0]
+    shelf = shutil.copytree(l0_export[1], tmp_path / "zoo")
+    card = shelf / f"{run.name}.json"  # found by the run it names, whatever its file name
     c = json.loads(card.read_text())  # as if trained at the small scale (its 3000 iterations)
     c.update(scale="small", iteration=get_preset("small").iterations)
     card.write_text(json.dumps(c))
