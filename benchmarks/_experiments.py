@@ -679,9 +679,9 @@ class Experiment:
     def _stored(self, run: Run) -> tuple[Path | None, str]:
         notes = []
         for path in self._card_candidates(run):
-            why = self._card_refusal(path, run)
+            card, why = self._card_refusal(path, run)
             if why is None:
-                return path, self._card_use(path)
+                return path, self._card_use(path, card)
             notes.append(f"{path} ignored: {why}")
         return None, "; ".join(notes)
 
@@ -713,37 +713,37 @@ class Experiment:
                     self._zoo_index.setdefault(name, path)
         return self._zoo_index
 
-    def _card_refusal(self, path: Path, run: Run) -> str | None:
-        """Why the exported card at ``path`` cannot stand for ``run`` here, or None."""
+    def _card_refusal(self, path: Path, run: Run) -> tuple[dict | None, str | None]:
+        """The exported card at ``path`` (None when unreadable) and why it cannot stand for
+        ``run`` here (None when it can)."""
         from datagen.plan import same_plan
         from model.zoo import read_card_file
 
         try:
             card = read_card_file(path)
         except ValueError as exc:
-            return str(exc)
+            return None, str(exc)
         trained = card.get("trained") or {}
         digest = self._known_digest()
-        if trained.get("run") != run.name:
-            return f"it was exported from run {trained.get('run')!r}, not {run.name!r}"
-        if card.get("scale") not in (None, self.preset):
-            return f"it was trained at the {card.get('scale')} scale, not {self.preset}"
-        if list(card.get("operators") or []) != list(run.operators):
-            return f"its operators {card.get('operators')} are not {list(run.operators)}"
         dataset = card.get("dataset") or {}
-        if not same_plan(dataset.get("digest"), digest):
-            return (f"it was trained on dataset {str(dataset.get('digest'))[:12]}, not this "
-                    f"one ({digest[:12]})")
-        if int(card.get("iteration") or 0) < run.iterations(self.preset):
-            return f"it is from iteration {card.get('iteration')} of {run.iterations(self.preset)}"
-        return None
+        why = None
+        if trained.get("run") != run.name:
+            why = f"it was exported from run {trained.get('run')!r}, not {run.name!r}"
+        elif card.get("scale") not in (None, self.preset):
+            why = f"it was trained at the {card.get('scale')} scale, not {self.preset}"
+        elif list(card.get("operators") or []) != list(run.operators):
+            why = f"its operators {card.get('operators')} are not {list(run.operators)}"
+        elif not same_plan(dataset.get("digest"), digest):
+            why = (f"it was trained on dataset {str(dataset.get('digest'))[:12]}, not this "
+                   f"one ({digest[:12]})")
+        elif int(card.get("iteration") or 0) < run.iterations(self.preset):
+            why = f"it is from iteration {card.get('iteration')} of {run.iterations(self.preset)}"
+        return card, why
 
-    def _card_use(self, path: Path) -> str:
-        """:meth:`store_note` for a usable card."""
-        from model.zoo import read_card_file
-
+    def _card_use(self, path: Path, card: dict) -> str:
+        """:meth:`store_note` for the usable card ``card`` read from ``path``."""
         where = "the model zoo" if path.parent == self.zoo else "exported"
-        digest = str((read_card_file(path).get("dataset") or {}).get("digest"))
+        digest = str((card.get("dataset") or {}).get("digest"))
         if digest != self._known_digest():
             return (f"{where} in {path} (trained on dataset {digest[:12]}, the same plan as "
                     f"{self._known_digest()[:12]}: datagen.plan.SAME_PLAN_DIGESTS)")
