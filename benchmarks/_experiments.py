@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -371,6 +372,25 @@ def job_threads(jobs: int, threads: int | None = None) -> int | None:
     run times: ``threads`` when given, else one when ``jobs`` > 1 (the jobs share the cores;
     more threads each would stall one another), else None (torch's default)."""
     return threads if threads is not None else (1 if jobs > 1 else None)
+
+
+class Unfinished(list):
+    """What :meth:`Experiment.prepare` returns: the runs whose training failed, with
+    ``stopped``: those stopped by a signal from outside (a user's ``kill`` of one training)."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.stopped: list = []
+
+
+def stopped_by_signal(returncode: int | None) -> bool:
+    """Whether a training's exit status says it was stopped by SIGINT or SIGTERM rather than
+    failed: ``python -m model train`` checkpoints the step it was in and exits 128 + the signal's
+    number (:class:`model.train.TrainingStopped`); a process killed by one of them before its
+    handler was set reports minus the number."""
+    stops = (signal.SIGINT, signal.SIGTERM)
+    return returncode is not None and (returncode in {128 + int(s) for s in stops}
+                                       or returncode in {-int(s) for s in stops})
 
 
 #: seconds a stopped training gets to end after SIGTERM before it is killed (:func:`stop_jobs`)
@@ -1042,7 +1062,10 @@ class Experiment:
         """Train every missing run, ``jobs`` processes at a time, each with ``threads`` threads
         (default: one each when ``jobs`` > 1, else torch's default).
 
-        Returns the runs that failed (their output is in ``<run>/train.out``). One ``prepare``
+        Returns the runs that failed (their output is in ``<run>/train.out``), a list whose
+        ``stopped`` attribute lists the trainings stopped by SIGINT or SIGTERM from outside
+        (:func:`stopped_by_signal`: each checkpointed the step it was in, so they are neither
+        done nor failed, and the next call resumes them) while the others went on. One ``prepare``
         per scale of a cache at a time: it holds the lock ``<cache>/<scale>/prepare.lock``
         throughout, and a second one raises :class:`datagen.lock.LockedError`
         naming the first, before building or starting anything (it would otherwise build the
@@ -1085,7 +1108,7 @@ class Experiment:
 
             bar = tqdm(total=len(runs), initial=len(runs) - len(todo), unit="model",
                        desc=f"train {self.scale}", dynamic_ncols=True)
-        failed, active = [], []
+        failed, active = Unfinished(), []
         pending = list(todo)
         try:
             while pending or active:
@@ -1109,11 +1132,15 @@ class Experiment:
                         continue
                 active.remove((run, proc, log))
                 log.close()
-                if proc.returncode != 0:
+                if stopped_by_signal(proc.returncode):
+                    failed.stopped.append(run)  # checkpointed: not done, and not failed
+                elif proc.returncode != 0:
                     failed.append(run)
                 if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(last=run.name, failed=len(failed))
+                    if run not in failed.stopped:
+                        bar.update(1)
+                    bar.set_postfix(last=run.name, failed=len(failed),
+                                    stopped=len(failed.stopped))
         finally:  # stopped (SIGINT, SIGTERM via benchmarks.prepare) or failed: no orphans
             stop_jobs(active)
             if bar is not None:

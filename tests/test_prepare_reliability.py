@@ -151,6 +151,32 @@ def test_prepare_that_fails_stops_the_trainings_it_started(tmp_path, monkeypatch
             os.kill(pid, signal.SIGKILL)
 
 
+def test_a_training_stopped_from_outside_is_stopped_not_failed(tmp_path, monkeypatch):
+    """A user who stops one training (``kill`` of its pid: it checkpoints and exits 128 + the
+    signal's number, or dies of the signal before its handler was set) has not seen it fail:
+    ``prepare`` lists it as stopped, does not count it done, and trains the other runs; a
+    training that fails (exit 1) is still failed and one that ends well is neither."""
+    from benchmarks._experiments import Experiment, Run, stopped_by_signal
+
+    exits = {"decouple": "sys.exit(143)", "concat": "os.kill(os.getpid(), signal.SIGTERM)",
+             "single": "sys.exit(130)", "hdrnet": "sys.exit(1)", "realtime": "sys.exit(0)",
+             "dni": "os.kill(os.getpid(), signal.SIGKILL)"}
+    runs = [Run(arch, "l0") for arch in exits]
+    exp = Experiment("smoke", tmp_path)
+
+    def command(run, quiet=True, threads=None):
+        return [sys.executable, "-c", "import os, signal, sys; " + exits[run.arch]]
+
+    monkeypatch.setattr(exp, "data", lambda progress=False: tmp_path / "data.h5")
+    monkeypatch.setattr(exp, "is_done", lambda run: False)
+    monkeypatch.setattr(exp, "train_command", command)
+    failed = exp.prepare(runs, jobs=2, progress=False)
+    assert sorted(r.arch for r in failed.stopped) == ["concat", "decouple", "single"]
+    assert sorted(r.arch for r in failed) == ["dni", "hdrnet"]  # SIGKILL: no checkpoint
+    assert [stopped_by_signal(c) for c in (0, 1, 2, 130, 143, 137, -2, -15, -9, None)] == \
+        [False, False, False, True, True, False, True, True, False, False]
+
+
 def test_second_prepare_on_one_cache_is_refused_with_one_line(tmp_path):
     """Two ``prepare`` on one cache and scale: the second stops at once, exit 2, one line naming
     the first (its pid), and starts nothing; the first is not disturbed."""
