@@ -592,7 +592,15 @@ def table3_summary_rows(df: pd.DataFrame) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- Table 12
 #: Table 12's differences on the six operators with a γ, in its summary and LaTeX when its CSV
 #: has them: column prefix, header
-_T12_DIFFS = (("vs_conv_all_psnr", "$-$conv(all)"), ("gain_psnr", "$-$input"))
+_T12_DIFFS = (("vs_conv_all_psnr", "$-$conv(all)"), ("gain_psnr", "$-$input"),
+              ("vs_matched_psnr", "$-$its conv(all)"))
+
+
+def _t12_diffs(df: pd.DataFrame) -> list:
+    """The differences of :data:`_T12_DIFFS` a Table 12 CSV has (``vs_matched_psnr`` only
+    where a variant trained another way has its conv(all) trained the same way)."""
+    return [(p, h) for p, h in _T12_DIFFS if _has_interval(df, p)
+            and (p != "vs_matched_psnr" or df[p].notna().any())]
 
 
 def table12_summary_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -607,10 +615,9 @@ def table12_summary_rows(df: pd.DataFrame) -> pd.DataFrame:
                "psnr": a.psnr, "ssim": a.ssim, "psnr_gamma_ops": g.psnr,
                "ssim_gamma_ops": g.ssim, "paper_psnr": a.paper_psnr,
                "paper_ssim": a.paper_ssim}
-        for prefix, _ in _T12_DIFFS:
-            if _has_interval(df, prefix):
-                row.update({f"{prefix}_gamma_ops{k}": g[f"{prefix}{k}"]
-                            for k in ("", "_lo", "_hi", "_lopo", "_verdict")})
+        for prefix, _ in _t12_diffs(df):
+            row.update({f"{prefix}_gamma_ops{k}": g[f"{prefix}{k}"]
+                        for k in ("", "_lo", "_hi", "_lopo", "_verdict")})
         out.append(row)
     return pd.DataFrame(out)
 
@@ -619,7 +626,7 @@ def table12_ablation(name: str, df: pd.DataFrame) -> str:
     """TPAMI 2019 Table 12: one row per variant, its averages (ten operators; the six with a
     γ) and the paper's; per-operator figures stay in the CSV."""
     s = table12_summary_rows(df)
-    diffs = [(p, h) for p, h in _T12_DIFFS if _has_interval(df, p)]
+    diffs = _t12_diffs(df)
     cols = [Col(("", ""), "l"), Col(("", "trained"), "l"), Col(("10 operators", "PSNR"), "r"),
             Col(("", "SSIM"), "r"), Col(("6 with $\\gamma$", "PSNR"), "r"), Col(("", "SSIM"), "r")]
     cols += [Col(("", h), "r") for _, h in diffs]
@@ -643,7 +650,9 @@ def table12_ablation(name: str, df: pd.DataFrame) -> str:
             "``--''), each with its share of the budget. Per-operator figures are in the CSV.")
     if diffs:
         note += (" $-$conv(all), $-$input: the variant's PSNR on the six with a $\\gamma$ "
-                 "minus conv(all)'s, minus the input's; " + CI_NOTE)
+                 "minus conv(all)'s, minus the input's; "
+                 + ("$-$its conv(all): minus conv(all)'s trained with the same width or loss; "
+                    if len(diffs) > 2 else "") + CI_NOTE)
     return table_env(name, caption, tabular(cols, rows), note,
                      size="\\footnotesize" if diffs else "\\small")
 

@@ -222,7 +222,12 @@ def intervals(out: pd.DataFrame, row_keys: pd.Series, crops: pd.DataFrame) -> pd
       ``_verdict``: the paper's claim, the sign of its own averages' difference (Table 12 gives
       averages only; no verdict for a variant it does not have), inconclusive where the
       variant is not above its input by more than its interval;
-    - ``gain_psnr`` (the variant − the input) with ``_lo``/``_hi``/``_lopo``/``_verdict``.
+    - ``gain_psnr`` (the variant − the input) with ``_lo``/``_hi``/``_lopo``/``_verdict``;
+    - ``vs_matched_psnr``, for a medium-scale variant trained another way (``norm:1@w32``,
+      ``norm:1@identitynorm``): the variant − conv(all) trained the same way (``decouple@w32``,
+      ``decouple@identitynorm``), with the paper's claim for the variant as above. Its
+      ``vs_conv_all_psnr`` still compares it with the plain conv(all); for ``decouple@...`` that
+      is what the other width or loss did to conv(all) (no claim).
 
     Rows whose figure is NaN (an average over operators a variant lacks) get none."""
     from .._experiments import TABLE6_OPS
@@ -230,8 +235,10 @@ def intervals(out: pd.DataFrame, row_keys: pd.Series, crops: pd.DataFrame) -> pd
     found = []
     ref = REFERENCE if (crops.model == REFERENCE).any() else None
     ident = crops[crops.model == "identity"]
+    models = set(crops.model)
     for r, key in zip(out.itertuples(), row_keys):
-        cols = {**no_interval("vs_conv_all_psnr"), **no_interval("gain_psnr")}
+        cols = {**no_interval("vs_conv_all_psnr"), **no_interval("gain_psnr"),
+                **no_interval("vs_matched_psnr")}
         mine = crops[crops.model == key]
         if r.operator == "avg":
             ops = list(TABLE6_OPS)
@@ -251,6 +258,18 @@ def intervals(out: pd.DataFrame, row_keys: pd.Series, crops: pd.DataFrame) -> pd
             iv = difference(in_scope(crops, ops), key, ref)
             cols.update({"vs_conv_all_psnr_verdict": "",
                          **claim_columns("vs_conv_all_psnr", iv, sign, above_input=[gain])})
+        arch, _, extra = key.partition("@")
+        matched = f"{REFERENCE}@{extra}"
+        if extra and arch != REFERENCE and matched in models:
+            mine_paper, ref_paper = PAPER_TABLE12.get(arch), PAPER_TABLE12[REFERENCE]
+            sign = (int(np.sign(mine_paper[0] - ref_paper[0]))
+                    if mine_paper and mine_paper[0] != ref_paper[0] else None)
+            ref_gain = difference(in_scope(pd.concat([crops[crops.model == matched], ident]),
+                                           ops), matched, "identity")
+            iv = difference(in_scope(crops, ops), key, matched)
+            cols.update({"vs_matched_psnr_verdict": "",
+                         **claim_columns("vs_matched_psnr", iv, sign,
+                                         above_input=[gain, ref_gain])})
         found.append(cols)
     return pd.DataFrame(found, index=out.index)
 
