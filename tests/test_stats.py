@@ -173,6 +173,58 @@ def test_table1_latex_marks_inconclusive_differences_and_reads_old_csvs():
     assert rows[0].count("$^\\dagger$") == 6
 
 
+def test_table1_mean_row_carries_the_interval_over_every_operators_crops():
+    """Table 1's last row: the mean over the operators of their ave. rows, its decouple − single
+    interval recomputed here from the crops (per crop: the mean over each operator's γ, then
+    over the operators), ``paper_diff_inside`` on every ave. row; the LaTeX ends with it and the
+    summary's operators exclude it."""
+    import pandas as pd
+
+    from benchmarks._latex import render
+    from benchmarks.tables.table1 import MEAN, frame, summary_text
+
+    rng = np.random.default_rng(1)
+    gammas = {"l0": (0.002, 0.02), "wls": (0.1, 1.0)}
+    shift = {"l0": -1.0, "wls": -0.2}
+    crops, rows = [], []
+    for op, gs in gammas.items():
+        for g in gs:
+            cell = []
+            for c, photo, base in _scores(rng, range(12)):
+                for m, d in (("identity", -3.0), ("single", 0.0),
+                             ("decouple", shift[op] + rng.normal(0, 0.3))):
+                    cell.append({"model": m, "operator": op, "gamma": g, "crop": c,
+                                 "photo": photo, "psnr": base + d, "ssim": 0.9})
+            crops += cell
+            c = pd.DataFrame(cell)
+            mean = c.groupby("model").psnr.mean()
+            rows.append({"operator": op, "gamma": g, "single_psnr": mean.single,
+                         "decouple_psnr": mean.decouple, "single_ssim": 0.9,
+                         "decouple_ssim": 0.9, "identity_psnr": mean.identity,
+                         "identity_ssim": 0.8, "images": 12})
+    crops = pd.DataFrame(crops)
+    t = frame(pd.DataFrame(rows), crops)
+    last = t.iloc[-1]
+    ave = t[(t.gamma == "ave.") & (t.operator != MEAN)]
+    assert last.operator == MEAN and last.gamma == "ave." and list(ave.operator) == ["l0", "wls"]
+    assert last.diff_psnr == pytest.approx(ave.diff_psnr.mean(), abs=1e-12)
+    assert last.paper_diff_psnr == pytest.approx((35.25 - 36.11 + 40.91 - 41.52) / 2, abs=0.006)
+    w = crops.pivot_table(index=["crop", "photo"], columns=["model", "operator"], values="psnr")
+    per_crop = {m: (w[m]["l0"] + w[m]["wls"]) / 2 for m in ("decouple", "single")}
+    want = paired_interval(per_crop["decouple"], per_crop["single"],
+                           w.index.get_level_values("photo"))
+    assert last.diff_psnr == pytest.approx(want["diff"], abs=1e-12)
+    assert (last.diff_psnr_lo, last.diff_psnr_hi) == pytest.approx((want["lo"], want["hi"]),
+                                                                   abs=1e-9)
+    for r in t[t.gamma == "ave."].itertuples():
+        assert r.paper_diff_inside == (r.diff_psnr_lo <= r.paper_diff_psnr <= r.diff_psnr_hi)
+    assert t[t.gamma != "ave."].paper_diff_inside.isna().all()
+    tex = render("table1_single_vs_decouple", t, "c").splitlines()
+    (line,) = [x for x in tex if x.startswith("\\textbf{mean of the 2}")]
+    assert f"{abs(last.diff_psnr):.2f}" in line and f"{abs(last.paper_diff_psnr):.2f}" in line
+    assert "mean" not in summary_text(t, "small").split("ours")[1].split("(mean")[0]
+
+
 # ------------------------------------------------------------------- difference() on crop frames
 def _crop_frame(seed=5, n=12, shift=None):
     """Two models on two operators: ``op1`` at two γ (crop 11 missing at γ 0.5 for both
