@@ -440,7 +440,7 @@ def test_readme_medium_summary_is_the_committed_csv():
     t6 = pd.read_csv(RESULTS / "medium" / "table6_baselines.csv").set_index("operator")
     sign = lambda v: f"{v:+.2f}".replace("-", "−")
     ival = lambda r, c: f"{sign(r[c])} [{sign(r[c + '_lo'])}, {sign(r[c + '_hi'])}]"
-    assert len(table) == 7
+    assert len(table) == 9
     for row, mean in zip(table, ("mean", "mean γ")):
         r = t6.loc[mean]
         assert row[1:] == [ival(r, "realtime_vs_bgu_psnr"),
@@ -480,6 +480,23 @@ def test_readme_medium_summary_is_the_committed_csv():
                        "larger gap" if r.vs_conv_all_psnr_hi < paper else "smaller gap")
         assert row[1:] == [ival(r, "vs_conv_all_psnr"),
                            "—" if paper is None else sign(paper), verdict], row
+    # the diagnostic pair (each filter's loss divided by its identity MSE): norm(1) against
+    # conv(all) trained the same way, its verdict as above; and norm(1) against its input
+    one, ref = "norm(1), loss / identity MSE", "conv(all), loss / identity MSE"
+    r, row = key(one, "avg"), table[7]
+    assert r.paper_psnr != r.paper_psnr  # not a variant of the paper's: its norm(1) gap
+    paper = key("norm(1)", "avg").paper_psnr - conv.paper_psnr
+    assert r.gain_psnr_verdict == "supported" and key(ref, "avg").gain_psnr_verdict == "supported"
+    verdict = ("agrees" if r.vs_matched_psnr_lo <= paper <= r.vs_matched_psnr_hi else
+               "larger gap" if r.vs_matched_psnr_hi < paper else "smaller gap")
+    assert row[1:] == [ival(r, "vs_matched_psnr"), sign(paper), verdict], row
+    assert abs(r.vs_matched_psnr) < 1 and abs(r.vs_matched_psnr_lo) < 1
+    summary = " ".join(_prose("## Results at a glance", "## Dependencies", README).split())
+    assert ("norm(1) learns the γ filters and ends within 1 dB of conv(all) trained the same "
+            "way") in summary
+    r = key(one, "avg γ")
+    assert table[8][1:] == [ival(r, "gain_psnr"), "—", r.gain_psnr_verdict], table[8]
+    assert r.gain_psnr_verdict == "supported"
     gain = lambda v, o: ival(key(v, o), "gain_psnr").replace(" [", " dB [")
     assert (t12[(t12.variant == "conv(all)") & ~t12.operator.str.startswith("avg")]
             .gain_psnr_verdict == "supported").all()
@@ -522,6 +539,23 @@ def test_readme_medium_summary_is_the_committed_csv():
     assert (f"conv-ch2(19) is below its input on the six filters with a γ as well "
             f"({gain(ch2, 'avg γ')}; above it on LLF only), and above it over the ten "
             f"({gain(ch2, 'avg')})") in text
+    # the loss-normalised pair (Table 12 paragraph): norm(1) above its input on each filter,
+    # its gaps to conv(all) trained the same way, and what the loss did to conv(all)
+    one, ref = "norm(1), loss / identity MSE", "conv(all), loss / identity MSE"
+    per = t12[(t12.variant == one) & ~t12.operator.str.startswith("avg")]
+    assert len(per) == 10 and (per.gain_psnr_verdict == "supported").all()
+    m = lambda v, o, c: ival(key(v, o), c).replace(" [", " dB [", 1)
+    assert (f"norm(1) is above its input on each of the ten filters, by "
+            f"{m(one, 'avg γ', 'gain_psnr')} on the six with a γ, and "
+            f"{m(one, 'avg', 'vs_matched_psnr')} below conv(all) trained the same way over the "
+            "ten") in flat
+    assert (f"{ival(key(one, 'avg γ'), 'vs_matched_psnr')} over the six; the paper: "
+            f"{sign(key('norm(1)', 'avg').paper_psnr - conv.paper_psnr)})") in flat
+    assert (f"lifts conv(all) too, by {m(ref, 'avg γ', 'vs_conv_all_psnr')} on the six with a γ "
+            f"({ival(key(ref, 'avg'), 'vs_conv_all_psnr')} over the ten)") in flat
+    psnr = lambda v, o: f"{key(v, o).psnr:.2f}"
+    assert (f"away from pencil ({psnr('conv(all)', 'pencil')} → {psnr(ref, 'pencil')} dB) and "
+            f"style ({psnr('conv(all)', 'style')} → {psnr(ref, 'style')})") in flat
 
 
 def test_explore_speed_figures_are_the_committed_csv():
