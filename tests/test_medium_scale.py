@@ -163,3 +163,38 @@ def test_the_exported_medium_models_are_usable_cards_of_its_runs():
     names = {p.name for p in folder.iterdir()}
     assert names == {"README.md"} | {p.name for p in cards} | {p.stem + ".safetensors"
                                                                 for p in cards}
+
+
+def test_the_exported_small_models_are_usable_cards_of_its_runs():
+    """results/models (committed: the small-scale models a sitting exported before the tables
+    that use them could be re-run, ``prepare --scale small --export-finished``): each card is
+    readable, its weights match its SHA-256, it names a small run of one of the tables trained
+    to that run's iterations on the small scale's dataset (the build recorded for the scale),
+    and the folder holds nothing but cards, their weights and its README; a committed
+    unfinished state beside it is named as a run of the small scale."""
+    from benchmarks._report import REPO
+    from datagen.plan import same_plan
+    from model import zoo
+
+    folder = REPO / "results" / "models"
+    if not folder.is_dir():
+        pytest.skip("no small-scale models committed")
+    cards = sorted(folder.glob("*.json"))
+    assert cards, f"an empty {folder}"
+    runs = {r.name: r for table in TABLES.values() for r in table(None, "small")}
+    digest = Experiment("small", Path("/nonexistent")).scale_digest()
+    for path in cards:
+        c = zoo.read_card_file(path)
+        tensors = zoo._read_weights(folder, c, "model card")  # SHA-256 and finite values
+        assert sum(v.numel() for v in tensors.values()) == c["parameters"]
+        run = runs[c["trained"]["run"]]
+        assert path.stem == run.name and c["operators"] == list(run.operators)
+        assert c["iteration"] >= run.iterations("small") and c["scale"] == "small"
+        assert same_plan(c["dataset"]["digest"], digest), path.name  # one ulp apart on AVX-512
+    names = {p.name for p in folder.iterdir()}
+    assert names == {"README.md"} | {p.name for p in cards} | {p.stem + ".safetensors"
+                                                                for p in cards}
+    unfinished = REPO / "results" / "unfinished"
+    if unfinished.is_dir():
+        states = {p.name for p in unfinished.iterdir() if p.is_dir()}
+        assert states <= set(runs) and not states & {p.stem for p in cards}
