@@ -202,7 +202,10 @@ def _table12_points(df: pd.DataFrame, reference: str = "conv(all)") -> pd.DataFr
                          "gain": col("gain_psnr", gain),
                          "gain_lo": col("gain_psnr_lo", float("nan")),
                          "gain_hi": col("gain_psnr_hi", float("nan")),
-                         "paper_diff": paper})
+                         "paper_diff": paper,
+                         "matched": col("vs_matched_psnr", float("nan")),
+                         "matched_lo": col("vs_matched_psnr_lo", float("nan")),
+                         "matched_hi": col("vs_matched_psnr_hi", float("nan"))})
     return pd.DataFrame(rows)
 
 
@@ -212,7 +215,9 @@ def plot_table12(df: pd.DataFrame, out, scale: str) -> Path:
     difference of the ten-filter averages; grey dots: each filter); right, its PSNR minus the
     input's (a model left of 0 does not beat copying its input, so its ranking says nothing).
     Filled circles: the ten filters' average; open squares: the six with a γ; bars: their
-    paired 95 % bootstrap intervals over the test crops, where the CSV has them."""
+    paired 95 % bootstrap intervals over the test crops, where the CSV has them. Orange
+    diamonds (left): a medium-scale variant trained another way against conv(all) trained the
+    same way (``vs_matched_psnr``), where the CSV has such a pair."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -249,6 +254,13 @@ def plot_table12(df: pd.DataFrame, out, scale: str) -> Path:
     paper = pts[(pts.row == "avg") & pts.paper_diff.notna()]
     left.plot(paper.paper_diff, [y[v] for v in paper.variant], "x", color="crimson", ms=7,
               mew=1.8, zorder=4, label="paper (ten filters)")
+    same = pts[(pts.row == "avg") & pts.matched.notna()]  # a diagnostic pair's own conv(all)
+    if len(same):
+        ys = [y[v] - 0.36 for v in same.variant]
+        left.errorbar(same.matched, ys, xerr=np.array([same.matched - same.matched_lo,
+                                                        same.matched_hi - same.matched]),
+                      fmt="D", color="tab:orange", ms=5, elinewidth=1.4, capsize=2.5, zorder=3,
+                      label="ten filters, against conv(all) trained the same way")
     left.set_yticks(range(len(variants)), variants, fontsize=9)
     left.invert_yaxis()
     left.set_xlabel("PSNR − conv(all)'s (dB)", fontsize=9)

@@ -588,8 +588,16 @@ def test_table12_figure_draws_the_csvs_differences_and_intervals(tmp_path):
         assert pts.loc[key, "diff"] == pytest.approx(diff, abs=1e-9)
         assert bare.loc[key, "diff"] == pytest.approx(diff, abs=1e-9)
         assert pts.loc[key, "diff_lo"] == r.vs_conv_all_psnr_lo
+        assert pts.loc[key, "matched"] == pytest.approx(r.vs_matched_psnr, nan_ok=True)
+        assert pts.loc[key, "matched_hi"] == pytest.approx(r.vs_matched_psnr_hi, nan_ok=True)
         paper = r.paper_psnr - ref.loc["avg", "paper_psnr"] if r.operator == "avg" else np.nan
         assert pts.loc[key, "paper_diff"] == pytest.approx(paper, nan_ok=True)
+    # the diagnostic pair: norm(1) against conv(all) trained the same way, recomputed here
+    one, ref2 = "norm(1), loss / identity MSE", "conv(all), loss / identity MSE"
+    if one in set(df.variant):
+        a, b = (df[(df.variant == v) & (df.operator == "avg")].psnr.iloc[0] for v in (one, ref2))
+        assert pts.loc[(one, "avg"), "matched"] == pytest.approx(a - b, abs=1e-9)
+        assert pts.matched.notna().sum() == 2  # its avg and avg γ rows only
     for frame, name in ((df, "m.png"), (df[[c for c in df.columns if "_lo" not in c]], "b.png")):
         assert plot_table12(frame, tmp_path / name, "medium").stat().st_size > 10_000
 
