@@ -510,3 +510,23 @@ def test_an_unfinished_run_is_saved_and_resumed_on_another_machine(data, tmp_pat
     assert "is a link or not a folder: left" in capsys.readouterr().out
     assert card.is_file() and (elsewhere / "last.pt").read_bytes() == b"not ours"
     assert kept.is_symlink()
+
+
+def test_a_single_gamma_run_exports_with_check_figures_at_its_gamma(data, tmp_path):
+    """A single-γ network (Table 1's runs) exports (``zoo export_run``, what ``prepare
+    --export-finished`` calls): its check figures are at the one γ it was trained for, which
+    it accepts, instead of every test γ, which it refuses (found exporting the small scale's
+    Table 1 runs)."""
+    import operators
+    from model import zoo
+
+    g = float(operators.get("l0").test_gammas[2])
+    run, preset = Run("single", "l0", g), get_preset("smoke")
+    folder = Experiment("smoke", tmp_path / "a", data=data, models=None).run_dir(run)
+    train(data, ["l0"], folder, preset=preset.with_(width=4, dilations=(2,), batch=2),
+          progress=False, residual=preset.residual, arch="single", gamma=g)
+    zoo.export_run(folder, run.name, tmp_path / "models", data, command="test",
+                   log=lambda *a: None)
+    card = zoo.read_card_file(tmp_path / "models" / f"{run.name}.json")
+    assert [(r["operator"], r["gamma"]) for r in card["check"]["rows"]] == [("l0", g)]
+    assert {r["gamma"] for r in card["test"]["rows"]} == {g}

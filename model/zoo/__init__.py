@@ -309,14 +309,16 @@ def _test_gammas(op: str) -> list:
 def check_scores(predictor, crops: list[dict]) -> list[dict]:
     """Mean PSNR/SSIM of ``predictor`` (and of the input) against the operator over ``crops``,
     one row per operator of the model and test γ (the paper's; a fixed-effect operator: one
-    row), scored by the operator's protocol (:func:`model.metrics.score`). Degradation noise
+    row; a single-γ network: its γ), scored by the operator's protocol (:func:`model.metrics.score`). Degradation noise
     is seeded by crop and γ, so the figures are reproducible."""
     from ..metrics import score
 
     images = [_cut(c) for c in crops]
     rows = []
+    own = predictor.config.get("gamma") if predictor.arch.per_gamma else None
     for op in predictor.ops:
-        for j, g in enumerate(_test_gammas(op)):
+        # a single-γ network is checked at the one γ it was trained for (it refuses others)
+        for j, g in enumerate(_test_gammas(op) if own is None else [float(own)]):
             p, s, ip, is_ = [], [], [], []
             for k, img in enumerate(images):
                 x, y = pair_rgb(op, img, g, seed=1000 * k + j)
