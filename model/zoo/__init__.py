@@ -309,8 +309,9 @@ def _test_gammas(op: str) -> list:
 def check_scores(predictor, crops: list[dict]) -> list[dict]:
     """Mean PSNR/SSIM of ``predictor`` (and of the input) against the operator over ``crops``,
     one row per operator of the model and test γ (the paper's; a fixed-effect operator: one
-    row; a single-γ network: its γ), scored by the operator's protocol (:func:`model.metrics.score`). Degradation noise
-    is seeded by crop and γ, so the figures are reproducible."""
+    row; a single-γ network: its γ), scored by the operator's protocol
+    (:func:`model.metrics.score`). Degradation noise is seeded by crop and γ, so the figures
+    are reproducible."""
     from ..metrics import score
 
     images = [_cut(c) for c in crops]
