@@ -127,6 +127,31 @@ def test_pytest_benchmarks_at_the_medium_scale_runs_tables_6_and_12_only(tmp_pat
     assert not (tmp_path / "cache" / "small" / "data.h5").exists()
 
 
+def _exported_cards(folder, runs: dict, scale: str):
+    """The checks every committed models folder gets (``results/medium/models``,
+    ``results/models``): each card readable, its weights matching its SHA-256 (nothing executed:
+    safetensors), naming a run of ``runs`` at ``scale`` trained to that run's iterations; the
+    folder holds nothing but cards, their weights and its README. Returns ``(card path, card,
+    run)`` for the caller's dataset checks."""
+    from model import zoo
+
+    cards = sorted(folder.glob("*.json"))
+    assert cards, f"no exported models in {folder}"
+    found = []
+    for path in cards:
+        c = zoo.read_card_file(path)
+        tensors = zoo._read_weights(folder, c, "model card")  # SHA-256 and finite values
+        assert sum(v.numel() for v in tensors.values()) == c["parameters"]
+        run = runs[c["trained"]["run"]]
+        assert path.stem == run.name and c["operators"] == list(run.operators)
+        assert c["iteration"] >= run.iterations(scale) and c["scale"] == scale
+        found.append((path, c, run))
+    names = {p.name for p in folder.iterdir()}
+    assert names == {"README.md"} | {p.name for p in cards} | {p.stem + ".safetensors"
+                                                                for p in cards}
+    return found
+
+
 def test_the_exported_medium_models_are_usable_cards_of_its_runs():
     """results/medium/models (committed): each card is readable, its weights match its SHA-256
     (nothing executed: safetensors), it names a medium run of Tables 6 or 12 trained to that
@@ -137,11 +162,7 @@ def test_the_exported_medium_models_are_usable_cards_of_its_runs():
 
     from benchmarks._report import REPO
     from datagen.plan import same_plan
-    from model import zoo
 
-    folder = REPO / "results" / "medium" / "models"
-    cards = sorted(folder.glob("*.json"))
-    assert cards, f"no exported models in {folder}"
     runs = {r.name: r for r in table6_runs(None, "medium") + table12_runs(None, "medium")}
     used = {}
     for meta in (REPO / "results" / "medium").glob("*.meta.json"):
@@ -149,20 +170,11 @@ def test_the_exported_medium_models_are_usable_cards_of_its_runs():
         exported = m.get("exported_models") or {}
         for name in exported.get("runs", []):
             used[name] = (m["dataset_digest"], exported.get("trained_on_same_plan", {}))
-    for path in cards:
-        c = zoo.read_card_file(path)
-        tensors = zoo._read_weights(folder, c, "model card")  # SHA-256 and finite values
-        assert sum(v.numel() for v in tensors.values()) == c["parameters"]
-        run = runs[c["trained"]["run"]]
-        assert path.stem == run.name and c["operators"] == list(run.operators)
-        assert c["iteration"] >= run.iterations("medium") and c["scale"] == "medium"
+    for _, c, run in _exported_cards(REPO / "results" / "medium" / "models", runs, "medium"):
         if run.name in used:  # the table's dataset, or a build of the same plan it names
             digest, same = used[run.name]
             assert c["dataset"]["digest"] in (digest, same.get(run.name))
             assert same_plan(c["dataset"]["digest"], digest)
-    names = {p.name for p in folder.iterdir()}
-    assert names == {"README.md"} | {p.name for p in cards} | {p.stem + ".safetensors"
-                                                                for p in cards}
 
 
 def test_the_exported_small_models_are_usable_cards_of_its_runs():
@@ -174,27 +186,16 @@ def test_the_exported_small_models_are_usable_cards_of_its_runs():
     unfinished state beside it is named as a run of the small scale."""
     from benchmarks._report import REPO
     from datagen.plan import same_plan
-    from model import zoo
 
     folder = REPO / "results" / "models"
     if not folder.is_dir():
         pytest.skip("no small-scale models committed")
-    cards = sorted(folder.glob("*.json"))
-    assert cards, f"an empty {folder}"
     runs = {r.name: r for table in TABLES.values() for r in table(None, "small")}
     digest = Experiment("small", Path("/nonexistent")).scale_digest()
-    for path in cards:
-        c = zoo.read_card_file(path)
-        tensors = zoo._read_weights(folder, c, "model card")  # SHA-256 and finite values
-        assert sum(v.numel() for v in tensors.values()) == c["parameters"]
-        run = runs[c["trained"]["run"]]
-        assert path.stem == run.name and c["operators"] == list(run.operators)
-        assert c["iteration"] >= run.iterations("small") and c["scale"] == "small"
+    cards = _exported_cards(folder, runs, "small")
+    for path, c, _ in cards:
         assert same_plan(c["dataset"]["digest"], digest), path.name  # one ulp apart on AVX-512
-    names = {p.name for p in folder.iterdir()}
-    assert names == {"README.md"} | {p.name for p in cards} | {p.stem + ".safetensors"
-                                                                for p in cards}
     unfinished = REPO / "results" / "unfinished"
     if unfinished.is_dir():
         states = {p.name for p in unfinished.iterdir() if p.is_dir()}
-        assert states <= set(runs) and not states & {p.stem for p in cards}
+        assert states <= set(runs) and not states & {p.stem for p, _, _ in cards}
