@@ -213,6 +213,14 @@ def frame(df: pd.DataFrame, crops: pd.DataFrame | None = None) -> pd.DataFrame:
     return out
 
 
+def paper_sign(key: str) -> int | None:
+    """The sign of the paper's variant ``key`` − conv(all) (its ten-operator averages), the
+    direction its Table 12 claims; None where the paper lacks the variant or shows no
+    difference."""
+    mine, ref = PAPER_TABLE12.get(key), PAPER_TABLE12[REFERENCE]
+    return int(np.sign(mine[0] - ref[0])) if mine and mine[0] != ref[0] else None
+
+
 def intervals(out: pd.DataFrame, row_keys: pd.Series, crops: pd.DataFrame) -> pd.DataFrame:
     """Per row of :func:`frame` (``row_keys``: each row's variant key, as its per-crop scores
     are named) the paired bootstrap intervals (:mod:`benchmarks._stats`) over the row's
@@ -236,6 +244,11 @@ def intervals(out: pd.DataFrame, row_keys: pd.Series, crops: pd.DataFrame) -> pd
     ref = REFERENCE if (crops.model == REFERENCE).any() else None
     ident = crops[crops.model == "identity"]
     models = set(crops.model)
+
+    def above_input(model, ops):  # the model − the input, on ``ops``
+        both = pd.concat([crops[crops.model == model], ident])
+        return difference(in_scope(both, ops), model, "identity")
+
     for r, key in zip(out.itertuples(), row_keys):
         cols = {**no_interval("vs_conv_all_psnr"), **no_interval("gain_psnr"),
                 **no_interval("vs_matched_psnr")}
@@ -249,27 +262,20 @@ def intervals(out: pd.DataFrame, row_keys: pd.Series, crops: pd.DataFrame) -> pd
         if r.psnr != r.psnr or not set(ops) <= set(mine.operator) or not ops:
             found.append(cols)
             continue
-        gain = difference(in_scope(pd.concat([mine, ident]), ops), key, "identity")
+        gain = above_input(key, ops)
         cols.update(claim_columns("gain_psnr", gain, +1))
         if ref is not None and key != ref:
-            mine_paper, ref_paper = PAPER_TABLE12.get(key), PAPER_TABLE12[ref]
-            sign = (int(np.sign(mine_paper[0] - ref_paper[0]))
-                    if mine_paper and mine_paper[0] != ref_paper[0] else None)
             iv = difference(in_scope(crops, ops), key, ref)
             cols.update({"vs_conv_all_psnr_verdict": "",
-                         **claim_columns("vs_conv_all_psnr", iv, sign, above_input=[gain])})
+                         **claim_columns("vs_conv_all_psnr", iv, paper_sign(key),
+                                         above_input=[gain])})
         arch, _, extra = key.partition("@")
         matched = f"{REFERENCE}@{extra}"
         if extra and arch != REFERENCE and matched in models:
-            mine_paper, ref_paper = PAPER_TABLE12.get(arch), PAPER_TABLE12[REFERENCE]
-            sign = (int(np.sign(mine_paper[0] - ref_paper[0]))
-                    if mine_paper and mine_paper[0] != ref_paper[0] else None)
-            ref_gain = difference(in_scope(pd.concat([crops[crops.model == matched], ident]),
-                                           ops), matched, "identity")
             iv = difference(in_scope(crops, ops), key, matched)
             cols.update({"vs_matched_psnr_verdict": "",
-                         **claim_columns("vs_matched_psnr", iv, sign,
-                                         above_input=[gain, ref_gain])})
+                         **claim_columns("vs_matched_psnr", iv, paper_sign(arch),
+                                         above_input=[gain, above_input(matched, ops)])})
         found.append(cols)
     return pd.DataFrame(found, index=out.index)
 
