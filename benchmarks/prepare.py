@@ -171,9 +171,9 @@ def main(argv=None) -> int:
             signal.signal(sig, handler)
     for r in failed:
         print(f"failed: {r.name} (see {exp.run_dir(r) / 'train.out'})", file=sys.stderr)
-    for r in getattr(failed, "stopped", []):
+    for r in failed.stopped:
         print(f"stopped: {r.name} (checkpointed; the same command resumes it)", file=sys.stderr)
-    return 1 if failed or getattr(failed, "stopped", []) else 0
+    return 1 if failed or failed.stopped else 0
 
 
 def _catch_stop_signals(received: list) -> dict:
