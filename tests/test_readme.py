@@ -352,7 +352,7 @@ def test_readme_summary_is_the_committed_csv():
             return row
 
     rows = Rows()
-    assert len(table) == 10
+    assert len(table) == 9
     dash = lambda v: f"{v:.2f}".replace("-", "−")
     t1 = pd.read_csv(RESULTS / "table1_single_vs_decouple.csv")
     t1 = t1[t1.gamma == "ave."]
@@ -401,9 +401,11 @@ def test_readme_summary_is_the_committed_csv():
                                             dash(t6.paper_ours_psnr.mean()), "inconclusive"]
     t12 = pd.read_csv(RESULTS / "table12_ablation.csv")
     avg = t12[t12.operator == "avg"].set_index("variant")
-    assert rows["Table 12: one early la"] == [
-        dash(avg.psnr["norm(1)"] - avg.psnr["conv(all)"]),
-        dash(avg.paper_psnr["norm(1)"] - avg.paper_psnr["conv(all)"]), "inconclusive"]
+    # the small Table 12 has no intervals (its models were not kept): its differences are
+    # stated at the medium scale only (test_readme_medium_summary_is_the_committed_csv)
+    assert not any(r[0].startswith("Table 12") for r in table)
+    assert "norm(1) − conv(all) is stated at the medium scale only, with its interval" in " ".join(
+        _prose("## Results at a glance", "## Dependencies", README).split())
     # inconclusive: every joint variant of Table 12 within 2.4 dB of the input
     joint = avg.psnr.drop(["AdaFM", "DNI"], errors="ignore")
     assert (joint - avg.identity_psnr[joint.index]).max() <= 2.4
