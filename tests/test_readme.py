@@ -40,6 +40,11 @@ def _num(cell: str) -> float:
     return float(cell.replace("+", ""))
 
 
+def _dash(v: float) -> str:
+    """A figure as the README and the docs print it: two decimals, a typographic minus."""
+    return f"{v:.2f}".replace("-", "−")
+
+
 def test_table1_rows_are_the_committed_csv():
     full = pd.read_csv(RESULTS / "table1_single_vs_decouple.csv")
     t = full[full.operator != "mean"]  # the mean over the operators (a run with intervals)
@@ -64,10 +69,9 @@ def test_table1_rows_are_the_committed_csv():
     r = means.diff_psnr.corr(means.paper_diff_psnr)  # per operator, ours vs the paper's
     assert f"our gaps correlate r = {r:.2f} with the paper's" in text
     # the verdicts: the mean over every crop, and per operator where the paper's Δ lies
-    dash = lambda v: f"{v:.2f}".replace("-", "−")
     assert mean.paper_diff_inside
-    assert (f"the gap is {dash(mean.diff_psnr)} dB [{dash(mean.diff_psnr_lo)}, "
-            f"{dash(mean.diff_psnr_hi)}], which holds the paper's {dash(mean.paper_diff_psnr)}: "
+    assert (f"the gap is {_dash(mean.diff_psnr)} dB [{_dash(mean.diff_psnr_lo)}, "
+            f"{_dash(mean.diff_psnr_hi)}], which holds the paper's {_dash(mean.paper_diff_psnr)}: "
             f"ours **agrees** on the average") in text
     name = {"l0": "L0", "wls": "WLS", "rtv": "RTV", "rgf": "RGF", "wmf": "WMF", "llf": "LLF"}
     inside = " and ".join(name[o] for o in ave.index if ave.paper_diff_inside[o])
@@ -214,7 +218,7 @@ def test_table3_rows_are_the_committed_csv():
     corr = {row: (e.set_index("operator").psnr - one.psnr).corr(
                 e.set_index("operator").paper_psnr - one.paper_psnr)
             for row, e in d[d.row != "1 op"].groupby("row")}
-    r = {row: f"{v:.2f}".replace("-", "−") for row, v in corr.items()}
+    r = {row: _dash(v) for row, v in corr.items()}
     assert (f"correlate r = {r['10 ops']} with the paper's (the six-filter/four-restoration "
             f"models' r = {r['6/4 ops']}, γ as input r = {r['γ as input, 10 ops']}") in text
 
@@ -372,7 +376,6 @@ def test_readme_summary_is_the_committed_csv():
 
     rows = Rows()
     assert len(table) == 9
-    dash = lambda v: f"{v:.2f}".replace("-", "−")
     t1 = pd.read_csv(RESULTS / "table1_single_vs_decouple.csv")
     t1 = t1[t1.gamma == "ave."]
     if "diff_psnr_lo" in t1:  # a run with intervals: its mean row, the interval over all crops
@@ -382,11 +385,11 @@ def test_readme_summary_is_the_committed_csv():
         verdict = ("agrees" if m.paper_diff_inside else
                    "larger gap" if m.diff_psnr_hi < m.paper_diff_psnr else "smaller gap")
         assert rows["Table 1: one network"] == [
-            f"{dash(m.diff_psnr)} [{dash(m.diff_psnr_lo)}, {dash(m.diff_psnr_hi)}]",
-            dash(m.paper_diff_psnr), verdict]
+            f"{_dash(m.diff_psnr)} [{_dash(m.diff_psnr_lo)}, {_dash(m.diff_psnr_hi)}]",
+            _dash(m.paper_diff_psnr), verdict]
     else:
-        assert rows["Table 1: one network"] == [dash(t1.diff_psnr.mean()),
-                                                dash(t1.paper_diff_psnr.mean()), "agrees"]
+        assert rows["Table 1: one network"] == [_dash(t1.diff_psnr.mean()),
+                                                _dash(t1.paper_diff_psnr.mean()), "agrees"]
     t2 = pd.read_csv(RESULTS / "table2_restoration.csv")
     t2 = t2[t2.gamma == "ave."].set_index("operator")
     for key, task in (("Table 2: the same for SR", "sr"), ("Table 2: the same for deb", "jpeg"),
@@ -396,8 +399,8 @@ def test_readme_summary_is_the_committed_csv():
         verdict = ("agrees" if r.paper_diff_inside else
                    "larger gap" if r.diff_psnr_hi < r.paper_diff_psnr else None)
         assert rows[key] == [
-            f"{dash(r.diff_psnr)} [{dash(r.diff_psnr_lo)}, {dash(r.diff_psnr_hi)}]",
-            dash(r.paper_diff_psnr), verdict], key
+            f"{_dash(r.diff_psnr)} [{_dash(r.diff_psnr_lo)}, {_dash(r.diff_psnr_hi)}]",
+            _dash(r.paper_diff_psnr), verdict], key
     t3 = pd.read_csv(RESULTS / "table3_joint.csv")
     t3 = t3[t3.operator == "avg"]
     for key, variant, row in (("Table 3: one network", "tpami", "10 ops"),
@@ -407,17 +410,17 @@ def test_readme_summary_is_the_committed_csv():
         ours, paper = d.psnr[row] - d.psnr["1 op"], d.paper_psnr[row] - d.paper_psnr["1 op"]
         if "diff_psnr_lo" in d:  # a run with intervals: the figure with its interval
             lo, hi = d.diff_psnr_lo[row], d.diff_psnr_hi[row]
-            cell = f"{dash(ours)} [{dash(lo)}, {dash(hi)}]"
+            cell = f"{_dash(ours)} [{_dash(lo)}, {_dash(hi)}]"
             verdict = ("agrees" if lo <= paper <= hi else
                        "larger gap" if hi < paper else "smaller gap")
         else:  # "agrees": within 0.8 dB of the paper's; "larger gap": ours loses over 1 dB more
-            cell = dash(ours)
+            cell = _dash(ours)
             verdict = ("agrees" if abs(ours - paper) < 0.8 else
                        "larger gap" if ours < paper - 1 else None)
-        assert rows[key] == [cell, dash(paper), verdict], key
+        assert rows[key] == [cell, _dash(paper), verdict], key
     t6 = pd.read_csv(RESULTS / "table6_baselines.csv")
-    assert rows["Table 6: the real-ti"] == [dash(t6.realtime_psnr.mean()),
-                                            dash(t6.paper_ours_psnr.mean()), "inconclusive"]
+    assert rows["Table 6: the real-ti"] == [_dash(t6.realtime_psnr.mean()),
+                                            _dash(t6.paper_ours_psnr.mean()), "inconclusive"]
     t12 = pd.read_csv(RESULTS / "table12_ablation.csv")
     avg = t12[t12.operator == "avg"].set_index("variant")
     # the small Table 12 has no intervals (its models were not kept): its differences are
