@@ -147,7 +147,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--op", type=_ops, default=None,
                    help="operators or groups to draw (comma list); default: all in the file")
     s.add_argument("--index", type=int, default=0, help="which test source crop (0 = first)")
-    s.add_argument("-o", "--output", type=Path, default=Path("sheet.png"), help="PNG to write")
+    s.add_argument("-o", "--output", type=Path, default=Path("sheet.png"),
+                   help="image to write (PNG; another extension matplotlib writes sets its "
+                        "format); an existing file is replaced only when it is a sheet or "
+                        "image this project wrote, or with --force")
+    s.add_argument("--force", action="store_true",
+                   help="replace an existing file at --output that this project did not write "
+                        "(never the dataset itself, a folder or a special file)")
     return p
 
 
@@ -172,7 +178,8 @@ def main(argv=None) -> int:
         if args.command == "show":
             from .inspection import contact_sheet
 
-            path = contact_sheet(args.file, args.output, ops=args.op, index=args.index)
+            path = contact_sheet(args.file, args.output, ops=args.op, index=args.index,
+                                 force=args.force)
             print(f"wrote {path}")
             return 0
     except (BuildError, FileNotFoundError, ValueError, KeyError) as exc:

@@ -1,6 +1,7 @@
 """Looking at a dataset: ``info`` (a table), ``verify`` (every chunk read + checks + recomputation), ``show``."""
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -347,13 +348,33 @@ def _op_checks(f, name, px, n, s, src_split, rng, samples, file_code, check, aux
                             if bad and file_code != code_version() else ""))
 
 
-def contact_sheet(path, out, *, ops=None, index: int = 0) -> Path:
+def contact_sheet(path, out, *, ops=None, index: int = 0, force: bool = False) -> Path:
     """A PNG: one test source crop and its pairs at the test γ, one row per operator.
 
     A filter's row shows the source crop, then its outputs; a degradation's row the clean target,
     then the degraded inputs; single-channel (Y, gray) images are drawn in gray.
+
+    ``out`` (its extension sets the format, PNG unless it names another that matplotlib writes)
+    is written atomically and never over the dataset, a folder or a special file, nor, unless
+    ``force``, over an existing file this function (or ``python -m model apply``) did not write
+    (:func:`datagen.fs.check_output` with :func:`datagen.fs.image_is_ours`): checked before any
+    work and again before writing. A symbolic link at ``out`` is replaced, its target untouched.
     """
+    from .fs import atomic_write_bytes, check_output, image_is_ours, mark_image
+
+    def check():
+        return check_output(out, inputs=(path,), what="sheet",
+                            own_marker=None if force else image_is_ours,
+                            replace_hint="; --force replaces it")
+
+    check()
     import matplotlib
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    fmt = Path(out).suffix[1:].lower() or "png"
+    if fmt not in FigureCanvasBase.get_supported_filetypes():
+        raise ValueError(f"cannot write {out}: its extension (.{fmt}) is not a format matplotlib "
+                         "writes; use .png, .jpg, .pdf, .svg, ...")
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -410,7 +431,11 @@ def contact_sheet(path, out, *, ops=None, index: int = 0) -> Path:
     fig.suptitle(f"{Path(path).name}: test crop {src} of {Path(image_file).name}", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.985))
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, dpi=100, format=fmt)
+    finally:
+        plt.close(fig)
+    check()  # again: it may have changed meanwhile
+    atomic_write_bytes(out, mark_image(buf.getvalue()))
     return out

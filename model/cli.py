@@ -228,8 +228,13 @@ def parser() -> argparse.ArgumentParser:
                    help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
     _threads(a)
     a.add_argument("input", type=Path, help="input image (any format OpenCV reads)")
+    a.add_argument("--force", action="store_true",
+                   help="replace an existing output image that this project did not write "
+                        "(never the input, a folder or a special file)")
     a.add_argument("output", type=Path, help="output image; its extension sets the format "
-                                             "(.png, .jpg, .tif, ...)")
+                                             "(.png, .jpg, .tif, ...); an existing file is "
+                                             "replaced only when this project wrote it (a "
+                                             "PNG or JPEG it marked), or with --force")
 
     # --- the model zoo and the γ explorer (model/cli_zoo.py) ---
     from .cli_zoo import add_parsers
@@ -345,12 +350,15 @@ def _apply(args) -> int:
         raise ValueError(f"cannot write {args.output}: its extension "
                          f"({args.output.suffix or 'none'}) is not an image format OpenCV "
                          "writes; use .png, .jpg, .tif, .bmp, ...")
-    from datagen.fs import atomic_write_bytes, check_output
+    from datagen.fs import atomic_write_bytes, check_output, image_is_ours, mark_image
 
     from .checkpoint import resolve
 
     inputs = (args.input, resolve(args.ckpt) if args.ckpt is not None else None)
-    check_output(args.output, inputs=inputs)  # not the input, not a folder: before any work
+    # not the input, not a folder, not an image of the user's: before any work
+    guard = dict(inputs=inputs, own_marker=None if args.force else image_is_ours,
+                 replace_hint="; --force replaces it")
+    check_output(args.output, **guard)
     predictor = None
     if args.method == "model":
         if args.ckpt is None:
@@ -378,7 +386,8 @@ def _apply(args) -> int:
     ok, encoded = cv2.imencode(suffix, cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
     if not ok:
         raise ValueError(f"cannot encode the output as {suffix}")
-    check_output(args.output, inputs=inputs)  # again: it may have changed meanwhile
-    atomic_write_bytes(args.output, encoded.tobytes())  # Python writes: any file name works
+    check_output(args.output, **guard)  # again: it may have changed meanwhile
+    # Python writes (any file name works); PNG and JPEG marked as ours (written again, replaced)
+    atomic_write_bytes(args.output, mark_image(encoded.tobytes()))
     print(f"wrote {args.output}")
     return 0

@@ -174,6 +174,37 @@ def test_info_and_show(reference_build, tmp_path):
     assert cv2.imread(str(png)).shape[1] > 300
 
 
+def test_show_never_writes_through_a_link_or_over_a_file_not_its_own(reference_build, tmp_path,
+                                                                      capsys):
+    """``show -o`` (a bug: it wrote through a symbolic link at -o into the user's image, and over
+    any file there): a link or an image of the user's is refused unless --force, and then the
+    link is replaced, its target untouched; the dataset itself, a folder and an extension
+    matplotlib cannot write are refused before any work; a sheet show wrote is replaced."""
+    victim = tmp_path / "photo.png"
+    assert cv2.imwrite(str(victim), np.full((4, 5, 3), 7, np.uint8))
+    before = victim.read_bytes()
+    link = tmp_path / "link.png"
+    link.symlink_to(victim)
+    show = ["show", str(reference_build), "--op", "l0", "-o"]
+    for out in (link, victim):
+        assert main(show + [str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "is not a file this tool wrote" in err and "--force replaces it" in err, err
+    assert link.is_symlink() and victim.read_bytes() == before
+    assert main(show + [str(link), "--force"]) == 0
+    assert not link.is_symlink() and victim.read_bytes() == before
+    first = link.read_bytes()
+    assert main(show + [str(link)]) == 0  # its own sheet: replaced without --force
+    assert link.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and len(first) > 1000
+    data_before = reference_build.read_bytes()
+    for out, message in ((reference_build, "is an input of this command"),
+                         (tmp_path, "is a folder"), (tmp_path / "s.h5", "not a format")):
+        assert main(show + [str(out), "--force"]) == 2
+        assert message in capsys.readouterr().err
+    assert reference_build.read_bytes() == data_before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.png", "photo.png"]
+
+
 def test_contact_sheet_text_says_L0_and_lambda(reference_build, tmp_path, monkeypatch):
     """The sheet's row label is ``L0`` (``l0`` reads as ``I0``) and its tiles say ``λ=``."""
     from matplotlib.axes import Axes

@@ -131,16 +131,51 @@ def test_apply_onto_its_input_or_a_folder_is_refused_before_inference(tmp_path, 
     assert src.read_bytes() == before
 
 
-def test_apply_replaces_a_link_at_the_output_not_its_target(tmp_path, ckpt):
+def test_apply_replaces_a_link_at_the_output_not_its_target(tmp_path, ckpt, capsys):
+    """A link to an image of the user's is refused unasked (the target is not ours); with
+    --force the link itself is replaced, its target untouched (never written through)."""
     src, victim = _image(tmp_path / "in.png"), _image(tmp_path / "victim.png", seed=1)
     before = victim.read_bytes()
     out = tmp_path / "out.png"
     out.symlink_to(victim)
     assert main(["apply", "--ckpt", str(ckpt), "--op", "l0", "--gamma", "0.02", str(src),
-                 str(out)]) == 0
+                 str(out)]) == 2
+    assert "--force replaces it" in _errors(capsys.readouterr().err)[0]
+    assert out.is_symlink() and victim.read_bytes() == before
+    assert main(["apply", "--ckpt", str(ckpt), "--op", "l0", "--gamma", "0.02", "--force",
+                 str(src), str(out)]) == 0
     assert not out.is_symlink() and out.is_file() and victim.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "out.png", "run",
                                                           "victim.png"]
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".tif"])
+def test_apply_replaces_its_own_images_only(tmp_path, ckpt, capsys, ext):
+    """An existing file at the output is replaced when apply wrote it (PNG and JPEG carry
+    datagen.fs's mark; a TIFF cannot, so it needs --force like any image of the user's), never
+    an image of the user's unasked; the mark leaves the pixels as OpenCV encoded them."""
+    src = _image(tmp_path / "in.png", shape=(12, 9, 3))
+    cmd = ["apply", "--ckpt", str(ckpt), "--op", "l0", "--gamma", "0.02", str(src)]
+    mine = _image(tmp_path / f"mine{ext}", seed=3)
+    before = mine.read_bytes()
+    assert main(cmd + [str(mine)]) == 2
+    err = _errors(capsys.readouterr().err)
+    assert len(err) == 1 and "is not a file this tool wrote" in err[0], err
+    assert mine.read_bytes() == before
+    out = tmp_path / f"out{ext}"
+    assert main(cmd + [str(out)]) == 0
+    first = out.read_bytes()
+    again = main(cmd + [str(out)])
+    assert again == (2 if ext == ".tif" else 0)
+    assert main(cmd + ["--force", str(out)]) == 0
+    assert main(cmd + ["--force", str(mine)]) == 0
+    assert mine.read_bytes() != before and out.read_bytes() == first  # deterministic
+    # value level: the file's pixels are what OpenCV encodes of the prediction, mark or not
+    with pytest.warns(Warning, match="unfinished"):  # the fixture's state is at iteration 0
+        pred = model.load(ckpt).apply(cv2.imread(str(src))[..., ::-1], "l0", 0.02)
+    ok, plain = cv2.imencode(ext, pred[..., ::-1])
+    np.testing.assert_array_equal(cv2.imread(str(out)), cv2.imdecode(plain, cv2.IMREAD_COLOR))
+    assert (len(first) > plain.size) == (ext != ".tif")
 
 
 def test_atomic_writes_keep_the_old_content_when_interrupted(tmp_path):
