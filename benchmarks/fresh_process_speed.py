@@ -30,7 +30,9 @@ measures the cases one after another, so later cases also run after the earlier 
 suite's situation. ``--opencv`` adds OpenCV's ``l0Smooth`` (``cv2.l0Smooth``: in the child it runs
 with glibc's default allocator settings unless an operator ran first; the caller has run
 operators, hence the tuned allocator, see :func:`operators._memory.tune_malloc`).
-``--csv PATH`` writes the table. Not collected by pytest (no ``test_`` prefix).
+``--csv PATH`` writes the table (atomically, checked before any timing: never through a link, into
+a folder or over a file that is not such a table, ``CSV_HEADER``). Not collected by pytest (no
+``test_`` prefix).
 """
 from __future__ import annotations
 
@@ -184,6 +186,10 @@ def paired(name: str, gamma, size: int, blocks: int, block_s: float = 0.25,
     return {**res, "k": k, "blocks": blocks, "threads": threads, "child_threads": child.threads}
 
 
+#: how the ``--csv`` table begins: an existing file there is replaced only when it begins so
+CSV_HEADER = "operator,gamma,size,fresh_s,"
+
+
 def summary(r: dict) -> dict:
     """The figures of one :func:`paired` result: :func:`low` and the median of wall time, CPU
     time per call (median) and page faults per call (median and maximum) of both sides."""
@@ -229,6 +235,13 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.size < 8 or a.blocks < 1 or not a.block_s > 0:
         ap.error("--size must be >= 8, --blocks >= 1 and --block-s > 0")
+    if a.csv:  # before the minutes of timing: never a folder, a link's target or a file not ours
+        from datagen.fs import check_output
+
+        try:
+            check_output(a.csv, own_marker=CSV_HEADER, what="--csv")
+        except ValueError as exc:
+            ap.error(str(exc))
     cases = [(n, middle_gamma(n)) for n in operators.resolve(a.ops)]
     if a.opencv:
         cases.append(("cv2.l0Smooth", 0.02))
@@ -250,11 +263,17 @@ def main(argv=None) -> int:
               f"{s['suite_faults']:7d}", flush=True)
     if a.csv:
         import csv
+        import io
 
-        with open(a.csv, "w", newline="") as fh:
-            wr = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            wr.writeheader()
-            wr.writerows(rows)
+        from datagen.fs import atomic_write_text, check_output
+
+        buf = io.StringIO()
+        wr = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        wr.writeheader()
+        wr.writerows(rows)
+        assert buf.getvalue().startswith(CSV_HEADER)
+        check_output(a.csv, own_marker=CSV_HEADER, what="--csv")  # again: it may have changed
+        atomic_write_text(a.csv, buf.getvalue())
     return 0
 
 

@@ -556,3 +556,83 @@ def test_a_dask_build_without_workers_stops_and_says_so(tmp_path, monkeypatch, c
     assert "no Dask workers for " in str(err) and "--resume" in str(err)
     assert "no Dask workers are connected" in capsys.readouterr().err
     assert not (tmp_path / "o.h5").exists()
+
+
+# ------------------------------------------------------------------ the mark of our own images
+def test_image_mark_keeps_the_pixels_and_is_recognised_only_where_written():
+    """datagen.fs.mark_image: PNG gets a tEXt chunk ``Software`` with a valid CRC, JPEG a
+    comment; both decode to the same pixels (OpenCV and Pillow) and image_is_ours finds the
+    mark in the file's first bytes; other formats, unmarked files, a mark in the pixels, and
+    truncated or crafted heads are not ours, and no head makes the reader loop or fail."""
+    import io
+    import zlib
+
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    from datagen.fs import IMAGE_MARK, image_is_ours, mark_image
+
+    img = np.random.default_rng(0).integers(0, 256, (9, 13, 3), dtype=np.uint8)
+    for ext, info_key in ((".png", "Software"), (".jpg", "comment")):
+        plain = cv2.imencode(ext, img)[1].tobytes()
+        marked = mark_image(plain)
+        assert not image_is_ours(plain) and image_is_ours(marked[:4096])
+        assert len(marked) - len(plain) == (12 + 9 + len(IMAGE_MARK) if ext == ".png"
+                                            else 4 + len(IMAGE_MARK))
+        for data in (plain, marked):
+            assert np.array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR),
+                                  cv2.imdecode(np.frombuffer(plain, np.uint8), cv2.IMREAD_COLOR))
+        pil = Image.open(io.BytesIO(marked))
+        pil.load()
+        assert pil.info[info_key] in (IMAGE_MARK.decode(), IMAGE_MARK)
+        if ext == ".png":  # the chunk right after IHDR, its CRC over type and data
+            size = int.from_bytes(marked[33:37], "big")
+            body = marked[37:41 + size]
+            assert body[:4] == b"tEXt" and body[4:] == b"Software\x00" + IMAGE_MARK
+            assert int.from_bytes(marked[41 + size:45 + size], "big") == zlib.crc32(body)
+        for cut in range(0, len(marked[:80])):  # any truncation: an answer, no exception
+            image_is_ours(marked[:cut])
+    for ext in (".tif", ".bmp", ".webp"):
+        data = cv2.imencode(ext, img)[1].tobytes()
+        assert mark_image(data) == data and not image_is_ours(data)
+    # the mark's text elsewhere than in a mark (e.g. in a user's file) is not the mark
+    assert not image_is_ours(b"\x89PNG\r\n\x1a\n" + IMAGE_MARK * 4)
+    assert not image_is_ours(b"\xff\xd8" + IMAGE_MARK)
+    # a crafted chunk size far beyond the head, a JPEG segment of length 0: stops, not ours
+    assert not image_is_ours(b"\x89PNG\r\n\x1a\n\xff\xff\xff\xfftEXt")
+    assert not image_is_ours(b"\xff\xd8\xff\xfe\x00\x00" + IMAGE_MARK)
+
+
+def test_fresh_process_speed_csv_is_checked_first_and_written_atomically(tmp_path, monkeypatch):
+    """``python -m benchmarks.fresh_process_speed --csv PATH`` (a bug: it opened PATH with
+    "w", so it wrote through a link into the target and truncated any file there, after minutes
+    of timing): a link to a file, a file it did not write and a folder are refused before any
+    timing; its own table is replaced; the written table holds the rows the run printed."""
+    from benchmarks import fresh_process_speed as fps
+
+    theirs = tmp_path / "theirs.csv"
+    theirs.write_text("operator,gamma,size,ours_s\nwls,1,1024,2.2\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(theirs)
+    timed = []
+    monkeypatch.setattr(fps, "paired", lambda *a, **k: timed.append(a) or {
+        side: {"wall": [0.5, 0.25], "cpu": [0.5, 0.5], "faults": [3, 5]}
+        for side in ("fresh", "here")})
+    args = ["--size", "8", "--ops", "sr", "--blocks", "1", "--no-torch", "--csv"]
+    for bad in (link, theirs, tmp_path):
+        with pytest.raises(SystemExit) as exc:
+            fps.main(args + [str(bad)])
+        assert exc.value.code == 2
+    assert not timed and theirs.read_text().startswith("operator,gamma,size,ours_s")
+    assert link.is_symlink()
+    out = tmp_path / "speed.csv"
+    for _ in range(2):  # a second run replaces its own table
+        assert fps.main(args + [str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert len(timed) == 2 and len(lines) == 2 and lines[0].startswith(fps.CSV_HEADER)
+    row = dict(zip(lines[0].split(","), lines[1].split(",")))
+    # low() of [0.5, 0.25] and the medians, as summary() computes them
+    assert row["operator"] == "sr" and float(row["fresh_median_s"]) == 0.375
+    assert float(row["fresh_vs_suite"]) == 1.0 and row["calls"] == "2"
+    assert float(row["fresh_s"]) == fps.low([0.5, 0.25])
