@@ -193,6 +193,32 @@ def test_export_round_trips_and_skips_unfinished_runs(data, tmp_path, monkeypatc
     c["check"]["rows"][0]["psnr"] += 1.0
     (out / "l0.json").write_text(json.dumps(c))
     assert any("psnr" in p for p in zoo.verify("l0"))
+    # the same export again replaces its own files; a user's file or a link at an output is
+    # refused before the run is even loaded, and left as it was
+    export_cmd = ["zoo", "export", "--runs", str(runs), "--data", str(data), "--out", str(out),
+                  "decouple-l0"]
+    (out / "l0.json").write_text(json.dumps(c))  # a card edited by hand is still a card
+    assert main(export_cmd) == 0
+    assert json.loads((out / "l0.json").read_text())["test"] == c["test"]
+    assert zoo.verify("l0") == []
+    mine = tmp_path / "mine.bin"
+    mine.write_bytes(b"my weights")
+    (out / "l0.safetensors").unlink()
+    (out / "l0.safetensors").symlink_to(mine)
+    from model import checkpoint as ckpt_mod
+
+    real_load = ckpt_mod.load
+    monkeypatch.setattr(ckpt_mod, "load", lambda *a, **k: pytest.fail("loaded"))
+    capsys.readouterr()
+    assert main(export_cmd) == 2
+    assert "is not a file this tool wrote" in capsys.readouterr().err
+    assert mine.read_bytes() == b"my weights" and (out / "l0.safetensors").is_symlink()
+    (out / "l0.safetensors").unlink()
+    (out / "l0.json").write_text('{"my": "notes"}')
+    assert main(export_cmd) == 2
+    assert (out / "l0.json").read_text() == '{"my": "notes"}'
+    monkeypatch.setattr(ckpt_mod, "load", real_load)
+    assert main(export_cmd[:-1] + ["decouple-l0=l0b"]) == 0  # another name: written
 
 
 def test_the_docs_show_the_zoo_as_it_is(shipped):

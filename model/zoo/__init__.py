@@ -456,6 +456,34 @@ def _test_summary(table) -> dict:
     return {"per_operator": per_op, **mean}
 
 
+def _is_zoo_file(head: bytes) -> bool:
+    """Whether ``head`` (a file's first bytes) begins a card or a weights file that
+    :func:`export_run` wrote: a card's JSON opens with ``"format": ZOO_FORMAT``; a safetensors
+    file's header (after its 8-byte length) opens with ``__metadata__`` holding that format."""
+    fmt = json.dumps(ZOO_FORMAT).encode()
+    if re.match(rb'\{\s*"format"\s*:\s*' + re.escape(fmt), head):
+        return True
+    meta = b'{"__metadata__":{'
+    if head[8:8 + len(meta)] != meta:
+        return False
+    end = head.find(b"}", 8 + len(meta))
+    return end > 0 and b'"format":' + fmt in head[8:end]
+
+
+_is_zoo_file.recognises = "it knows its own cards and weights by their format, " + ZOO_FORMAT
+
+
+def _check_zoo_outputs(out: Path, name: str, run: Path, data: Path) -> None:
+    """``out/NAME.json`` and ``out/NAME.safetensors`` may be written: new, or files an export
+    wrote (:func:`_is_zoo_file`), never an input, a folder, a special file or a file of the
+    user's (:func:`datagen.fs.check_output`)."""
+    from datagen.fs import check_output
+
+    for suffix in (".safetensors", ".json"):
+        check_output(Path(out) / f"{name}{suffix}", inputs=(run / "last.pt", data),
+                     own_marker=_is_zoo_file, what="zoo export")
+
+
 def export_run(run: Path, name: str, out: Path, data: Path, *, command: str,
                allow_partial: bool = False, dtype: str = "float32", log=print) -> dict:
     """Write ``out/NAME.safetensors`` and ``out/NAME.json`` from the run folder ``run``,
@@ -472,6 +500,7 @@ def export_run(run: Path, name: str, out: Path, data: Path, *, command: str,
         raise ValueError(f"zoo name {name!r}: lower-case letters, digits, '.', '_' and '-' only")
     if dtype not in ("float32", "float16"):
         raise ValueError(f"dtype must be float32 or float16, got {dtype!r}")
+    _check_zoo_outputs(out, name, Path(run), Path(data))  # before the evaluation's minutes
     state = checkpoint.load(run)
     cfg = state["config"]
     planned = int(cfg.get("preset", {}).get("iterations", 0))
@@ -526,6 +555,7 @@ def export_run(run: Path, name: str, out: Path, data: Path, *, command: str,
          # the dataset is identified by its digest)
          "config": _without_paths(cfg)}
     out.mkdir(parents=True, exist_ok=True)
+    _check_zoo_outputs(out, name, Path(run), Path(data))  # again: they may have changed
     atomic_write_bytes(out / f"{name}.safetensors", blob)
     atomic_write_bytes(out / f"{name}.json",
                   (json.dumps(c, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
