@@ -240,3 +240,20 @@ def test_default_names_drop_integer_and_decimal_budget_suffixes():
     assert default_name("decouple-tpami10-b1.3") == "decouple-tpami10"
     assert default_name("decouple-l0") == "l0"
     assert default_name("decouple-tpami10-b1.3-w32") == "decouple-tpami10-b1.3-w32"
+
+
+def test_every_committed_card_and_weights_file_is_recognised_as_an_exports():
+    """What ``zoo export`` and ``prepare --export-finished`` replace without asking: every card
+    and weights file committed (the zoo, results/models, results/medium/models) is one; a JSON
+    or safetensors file of other content is not."""
+    from model.zoo import _is_zoo_file
+
+    files = [p for d in (ROOT / "model" / "zoo", ROOT / "results" / "models",
+                         ROOT / "results" / "medium" / "models")
+             for p in sorted(d.iterdir()) if p.suffix in (".json", ".safetensors")]
+    assert len(files) > 50
+    assert all(_is_zoo_file(p.read_bytes()[:4096]) for p in files)
+    header = b'{"__metadata__":{"format":"something else"}}'
+    for other in (b'{"format": "decouple-ops zoo v0"}', b"[]", b"",
+                  len(header).to_bytes(8, "little") + header):
+        assert not _is_zoo_file(other)
