@@ -21,7 +21,7 @@ from datagen.cli_common import HelpFormatter
 from datagen.lock import LockedError
 
 from ._experiments import TABLES, Experiment, job_threads, models_option
-from ._report import MODELS_HELP
+from ._report import MODELS_HELP, default_cache
 
 
 def _command(argv, cache) -> str:
@@ -43,8 +43,10 @@ def main(argv=None) -> int:
     p.add_argument("--scale", choices=("smoke", "small", "medium", "paper"), default="small",
                    help="which scale's dataset and preset (medium: the ten-filter joint models "
                         "of Tables 6 and 12 only, on the small scale's dataset)")
-    p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "decouple",
-                   help="the benchmark cache: <scale>/data.h5 and one run folder per model")
+    p.add_argument("--cache", type=Path, default=default_cache(),
+                   help="the benchmark cache: <scale>/data.h5 and one run folder per model; "
+                        "$DECOUPLE_CACHE sets its default, as for pytest benchmarks and "
+                        "python -m benchmarks run")
     p.add_argument("--data", type=Path, default=None,
                    help="dataset instead of the scale's default (only read); its models are the "
                         "scale's, in <scale>/runs, when it is the scale's build (the options and "

@@ -227,6 +227,23 @@ def test_cache_that_is_a_file_is_one_line(tmp_path, capsys):
     assert cache.read_text() == "mine"
 
 
+def test_prepare_uses_the_cache_that_pytest_benchmarks_and_run_use(tmp_path, monkeypatch,
+                                                                    capsys):
+    """``$DECOUPLE_CACHE`` sets prepare's default cache as it sets pytest benchmarks' and
+    ``python -m benchmarks run``'s (a bug: prepare trained into ~/.cache/decouple whatever it
+    said, so the benchmark run that followed found nothing and trained everything again)."""
+    from benchmarks import prepare
+    from benchmarks._report import default_cache
+
+    monkeypatch.setenv("DECOUPLE_CACHE", str(tmp_path / "mine"))
+    assert default_cache() == tmp_path / "mine"
+    assert prepare.main(["--scale", "smoke", "--tables", "table1", "--ops", "l0", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and all(str(tmp_path / "mine" / "smoke" / "runs") in line
+                         for line in lines if line.startswith("to do"))
+    assert any(line.startswith("to do") for line in lines)
+
+
 def test_dry_run_with_one_job_times_with_the_threads_that_training_chooses(tmp_path,
                                                                           monkeypatch):
     """``--dry-run --jobs 1`` (no ``--threads``) timed its steps with torch's default, one
