@@ -227,7 +227,7 @@ def main(argv=None) -> int:
                          "(default 0.25)")
     ap.add_argument("--ops", default=",".join(operators.NAMES),
                     help="comma-separated operator names or groups, 'all' for all fifteen "
-                         "(default: the six of the ECCV paper)")
+                         "(default: the six filters, operators.NAMES: l0, wls, rtv, rgf, wmf, llf)")
     ap.add_argument("--opencv", action="store_true", help="also time cv2.ximgproc.l0Smooth")
     ap.add_argument("--no-torch", action="store_true",
                     help="skip the torch forward/backward pass in this process")

@@ -142,7 +142,7 @@ PRESETS = {
     # between small and paper, for the ten-filter joint models of TPAMI Tables 6 and 12 on 2
     # CPU cores (docs/results.md, "Medium scale"): small's width, 128² training crops (the
     # stored pairs' and the test crops' size: the dilation-16 blocks see the image, not the
-    # padding, as they do on 64² crops) in batches of 4 (the pixels of 2.8 small batches), and
+    # padding, as they do on 64² crops) in batches of 4 (twice the pixels of a small batch), and
     # the authors' joint schedule; 18,462 one-operator iterations, so that a joint model trains
     # 1.3 x that = 24,000 (benchmarks._experiments: the authors' budget ratio)
     "medium": Preset("medium", width=16, dilations=PAPER_DILATIONS, crop=128, batch=4,
