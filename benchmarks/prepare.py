@@ -19,6 +19,7 @@ import operators
 from datagen import code_version
 from datagen.cli_common import HelpFormatter
 from datagen.lock import LockedError
+from datagen.threads import check_threads
 
 from ._experiments import TABLES, Experiment, job_threads, models_option
 from ._report import MODELS_HELP, default_cache
@@ -98,8 +99,7 @@ def main(argv=None) -> int:
     try:
         if args.jobs < 1:
             raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
-        if args.threads is not None and args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        check_threads(args.threads)
         if args.estimate_steps < 0:
             raise ValueError(f"--estimate-steps must be >= 0, got {args.estimate_steps}")
         ops = None if args.ops is None else operators.resolve(args.ops)

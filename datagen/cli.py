@@ -12,7 +12,7 @@ import operators
 
 from . import code_version
 from .build import BuildError
-from .cli_common import HelpFormatter
+from .cli_common import HelpFormatter, int_at_least
 from .sources import DEFAULT_TEST_FILES
 
 EPILOG = """\
@@ -129,7 +129,7 @@ def parser() -> argparse.ArgumentParser:
                        description="Exit status 0: all checks passed; 1: some failed (damaged "
                                    "datasets are named); 2: not a dataset.")
     v.add_argument("file", type=Path, help="HDF5 file written by `python -m datagen build`")
-    v.add_argument("--samples", type=int, default=3,
+    v.add_argument("--samples", type=int_at_least(0, "an integer >= 0"), default=3,
                    help="pairs per operator recomputed from the recorded parameters")
     v.add_argument("--seed", type=int, default=0, help="which pairs are recomputed")
     v.add_argument("--exemplar", type=Path, default=None,
@@ -197,14 +197,13 @@ def _build(args, argv) -> int:
     :func:`datagen.build.build_dataset` of :func:`build_options`, its warnings printed as they
     come (``warning: ...``), and a summary."""
     from .build import _dask_client, build_dataset, check_output
-    from .threads import cpu_cores
+    from .threads import check_threads, cpu_cores
 
     if args.workers is None:
         args.workers = cpu_cores()
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    check_threads(args.threads)
     # what can be checked before the images are read and the plan is made
     check_output(args.out)
     if args.scheduler:

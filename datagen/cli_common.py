@@ -6,7 +6,22 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["HelpFormatter"]
+__all__ = ["HelpFormatter", "int_at_least"]
+
+
+def int_at_least(low: int, what: str):
+    """An argparse type: an integer >= ``low``, else an error saying it must be ``what``."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {v}")
+        return v
+
+    return parse
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

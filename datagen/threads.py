@@ -37,6 +37,33 @@ def cpu_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+#: the most threads a command takes per core (:func:`max_threads`)
+MAX_THREADS_PER_CORE = 4
+
+
+def max_threads() -> int:
+    """The most threads a command computes with: :data:`MAX_THREADS_PER_CORE` per core (at
+    least 8). Beyond the cores threads only stall each other; far beyond them (``--threads
+    100000``) the pools' reserved stacks left no address space, and a later library failed to
+    load with an empty message."""
+    return max(8, MAX_THREADS_PER_CORE * cpu_cores())
+
+
+def check_threads(n: int | None, flag: str = "--threads") -> None:
+    """A ValueError for a thread count below 1 or above :func:`max_threads` (None: fine), said
+    as the command-line option ``flag``; every command checks its ``--threads`` with it before
+    any work (an ``OMP_NUM_THREADS`` of the environment is taken as it is)."""
+    if n is None:
+        return
+    if n < 1:
+        raise ValueError(f"{flag} must be >= 1, got {n}")
+    if n > max_threads():
+        raise ValueError(f"{flag} {n} is more than {max_threads()} ({MAX_THREADS_PER_CORE} per "
+                         f"core of the {cpu_cores()} here): threads beyond the cores only wait "
+                         "for each other, and tens of thousands exhaust the memory their pools "
+                         "reserve")
+
+
 def load_average() -> float | None:
     """The 1-minute load average (runnable processes, averaged), or None where the OS has none."""
     try:

@@ -130,6 +130,15 @@ def load(path, map_location="cpu") -> dict:
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()
                  and "weights_only" not in ln and "documentation" not in ln]
         reason = lines[0][:300] if lines else type(exc).__name__
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(4)
+        except OSError:
+            head = b""
+        if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):
+            # neither torch.save's ZIP archive nor its legacy pickle: the unpickler's own
+            # reason ("Unsupported operand 123", a bare number) says nothing to a user
+            reason = "not a file torch.save writes: no ZIP archive or pickle header"
         raise ValueError(f"{path} is not a readable checkpoint: only tensors and plain data are "
                          f"loaded, nothing is executed ({reason})") from None
     if not isinstance(state, dict) or state.get("format") not in FORMATS:

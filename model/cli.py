@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 
 import operators
-from datagen.cli_common import HelpFormatter
+from datagen.cli_common import HelpFormatter, int_at_least
 
 from .device import AMP, command_threads, distributed_env
 from .predict import ExtrapolationWarning, OutOfRangeError
@@ -33,23 +33,8 @@ examples:
 """
 
 
-def _int_at_least(low: int, what: str):
-    """An argparse type: an integer >= ``low``, else an error saying it must be ``what``."""
-
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
-        if v < low:
-            raise argparse.ArgumentTypeError(f"must be {what}, got {v}")
-        return v
-
-    return parse
-
-
-_positive_int = _int_at_least(1, "a positive integer")
-_non_negative_int = _int_at_least(0, "an integer >= 0")
+_positive_int = int_at_least(1, "a positive integer")
+_non_negative_int = int_at_least(0, "an integer >= 0")
 
 
 def _arch(text: str) -> str:

@@ -74,6 +74,28 @@ def add_parsers(sub) -> None:
     _threads(x)
 
 
+def _checkpoint_ops(ckpt) -> list:
+    """The operators of the model at ``ckpt`` as :func:`model.load` reads it (a zoo name, an
+    exported card ``NAME.json``, a checkpoint or run folder), without building the network; a
+    ValueError naming what is missing."""
+    from . import zoo
+
+    name = zoo.name_of(ckpt)
+    if name is not None:
+        return zoo.card(name)["operators"]
+    if str(ckpt).endswith(".json"):
+        return zoo.read_card_file(ckpt)["operators"]
+    from .checkpoint import load
+
+    state = load(ckpt)
+    config = state.get("config") if isinstance(state, dict) else None
+    ops = config.get("ops") if isinstance(config, dict) else None
+    if not (isinstance(ops, list) and ops and all(isinstance(o, str) for o in ops)):
+        raise ValueError(f"{ckpt}: the checkpoint has no model config naming its operators "
+                         "('config' or its 'ops' is missing)")
+    return ops
+
+
 def apply_model_args(args) -> None:
     """``apply --model NAME``: the zoo model as the checkpoint (``zoo:NAME``), never together with
     --ckpt; without --op, the model's operator when it has only one."""
@@ -93,9 +115,7 @@ def apply_model_args(args) -> None:
         if args.model is not None:
             ops = zoo.card(name)["operators"]
         elif args.ckpt is not None:
-            from .checkpoint import load
-
-            ops = load(args.ckpt)["config"]["ops"]
+            ops = _checkpoint_ops(args.ckpt)
         else:
             raise ValueError("--ckpt or --model is needed for --method model")
         if len(ops) != 1:

@@ -74,8 +74,9 @@ def command_threads(explicit: int | None, *, file=None, say: bool = True):
     (the choice, a function that restores the previous settings)."""
     import sys
 
-    from datagen.threads import choose
+    from datagen.threads import check_threads, choose
 
+    check_threads(explicit)  # before anything: --threads 100000 left no memory for later loads
     choice = choose(explicit, default=torch.get_num_threads())
     restore = set_threads(choice.n)
     if say:

@@ -560,3 +560,92 @@ def test_the_memory_estimate_bounds_the_measured_peak(arch):
                          capture_output=True, text=True, timeout=300).stdout
     measured = float(out.split()[-1])
     assert measured <= model.predict.bytes_per_pixel(arch, 32), measured
+
+
+# ------------------------------------------- damaged cards and checkpoints, too many threads
+@pytest.mark.parametrize("damage", ["weights is a string", "no sha256", "no config",
+                                    "operators not a list"])
+@pytest.mark.parametrize("with_op", [False, True])
+def test_a_damaged_card_is_one_error_line(tmp_path, capsys, damage, with_op):
+    """A card of an exported model with an entry damaged (found by a hostile-input pass: each
+    was a traceback, exit 1) is one ``error:`` line, exit 2, with or without --op (without it,
+    apply reads the operators from the card, not with torch.load)."""
+    import json
+    import shutil
+
+    root = Path(model.__file__).parent / "zoo"
+    card = json.loads((root / "l0.json").read_text())
+    {"weights is a string": lambda c: c.__setitem__("weights", "l0.safetensors"),
+     "no sha256": lambda c: c["weights"].pop("sha256"),
+     "no config": lambda c: c.pop("config"),
+     "operators not a list": lambda c: c.__setitem__("operators", "l0")}[damage](card)
+    (tmp_path / "l0.json").write_text(json.dumps(card))
+    shutil.copy(root / "l0.safetensors", tmp_path / "l0.safetensors")
+    src = _image(tmp_path / "in.png")
+    cmd = ["apply", "--ckpt", str(tmp_path / "l0.json"), "--gamma", "0.02"]
+    assert main(cmd + (["--op", "l0"] if with_op else []) + [str(src),
+                                                             str(tmp_path / "o.png")]) == 2
+    err = _errors(capsys.readouterr().err)
+    assert len(err) == 1 and "is damaged" in err[0], err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_apply_without_op_reads_a_card_or_says_what_the_checkpoint_lacks(tmp_path, capsys):
+    """Without --op, apply took the operators from ``torch.load(ckpt)["config"]``: a valid card
+    (``NAME.json``) was "not a readable checkpoint (Unsupported operand 123)", a checkpoint
+    without a config a KeyError traceback; a file that is no checkpoint at all gave the
+    unpickler's bare number as its reason."""
+    import shutil
+
+    root = Path(model.__file__).parent / "zoo"
+    for f in ("l0.json", "l0.safetensors"):
+        shutil.copy(root / f, tmp_path / f)
+    src = _image(tmp_path / "in.png", shape=(12, 10, 3))
+    out = tmp_path / "o.png"
+    assert main(["apply", "--ckpt", str(tmp_path / "l0.json"), "--gamma", "0.02", str(src),
+                 str(out)]) == 0
+    np.testing.assert_array_equal(cv2.imread(str(out))[..., ::-1], model.load("l0").apply(
+        cv2.imread(str(src))[..., ::-1], "l0", 0.02))
+    save(tmp_path / "bare.pt", {"weights": torch.zeros(2)})
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"junk\n")
+    for ckpt, says in ((tmp_path / "bare.pt", "no model config"),
+                       (junk, "not a file torch.save writes")):
+        assert main(["apply", "--ckpt", str(ckpt), "--gamma", "0.02", str(src),
+                     str(tmp_path / "x.png")]) == 2
+        err = _errors(capsys.readouterr().err)
+        assert len(err) == 1 and says in err[0], err
+
+
+def test_too_many_threads_are_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    """``--threads 100000`` reserved so much for the thread pools that a library loaded later
+    failed, and apply ended with a bare ``error:``; every command now refuses more than
+    datagen.threads.max_threads() (4 per core, at least 8) with one line, before any work."""
+    from benchmarks import prepare
+    from datagen.cli import main as datagen_main
+    from datagen.threads import max_threads
+
+    monkeypatch.setattr(model.Predictor, "apply", _no_inference)
+    src = _image(tmp_path / "in.png")
+    too_many = str(max_threads() + 1)
+    assert main(["apply", "--model", "l0", "--gamma", "0.02", "--threads", too_many, str(src),
+                 str(tmp_path / "o.png")]) == 2
+    assert datagen_main(["build", "--ops", "sr", "--images", str(tmp_path), "--out",
+                         str(tmp_path / "d.h5"), "--threads", too_many]) == 2
+    assert prepare.main(["--scale", "smoke", "--cache", str(tmp_path / "c"), "--tables",
+                         "table1", "--ops", "l0", "--threads", too_many, "--list"]) == 2
+    err = capsys.readouterr().err
+    assert err.count(f"--threads {too_many} is more than {max_threads()}") == 3, err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+def test_verify_refuses_a_negative_sample_count(tmp_path, capsys):
+    """``datagen verify --samples -1`` was taken, and every operator's check then failed
+    ("negative dimensions are not allowed"): a healthy dataset reported as damaged."""
+    from datagen.cli import main as datagen_main
+
+    with pytest.raises(SystemExit) as exc:
+        datagen_main(["verify", str(tmp_path / "any.h5"), "--samples", "-1"])
+    assert exc.value.code == 2
+    assert "--samples: must be an integer >= 0, got -1" in capsys.readouterr().err

@@ -113,6 +113,17 @@ def _read_card(root, name: str, what: str) -> dict:
         raise ValueError(f"{where} cannot be read: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != ZOO_FORMAT or data.get("name") != name:
         raise ValueError(f"{where} is not a {ZOO_FORMAT} card of {name!r}")
+    w = data.get("weights")
+    if not (isinstance(w, dict) and isinstance(w.get("file"), str)
+            and isinstance(w.get("sha256"), str)):
+        raise ValueError(f"{where} is damaged: its 'weights' entry does not name a file and its "
+                         "SHA-256")
+    ops = data.get("operators")
+    if not (isinstance(data.get("config"), dict) and isinstance(ops, list) and ops
+            and all(isinstance(o, str) for o in ops)
+            and isinstance(data.get("iteration"), int)):
+        raise ValueError(f"{where} is damaged: it lacks the model's 'config', 'operators' or "
+                         "'iteration'")
     return data
 
 
