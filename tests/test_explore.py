@@ -129,3 +129,83 @@ def test_the_page_names_operators_and_gamma_as_the_papers_do(ex):
     ops = {o["name"]: o for m in ex.config()["models"] for o in m["operators"]}
     assert ops["l0"]["label"] == "L0" and ops["l0"]["symbol"] == "λ"
     assert ops["wmf"]["label"] == "WMF" and ops["wmf"]["symbol"] == "r"
+
+
+# ---------------------------------------------------------------- the HTTP layer, over ASGI
+def _asgi(app, method: str, path: str, body: bytes = b"", host: str = "127.0.0.1:8765",
+          **headers) -> tuple[int, dict, bytes]:
+    """One request to the ASGI ``app`` (no network, no HTTP client library): status, response
+    headers, body."""
+    import asyncio
+
+    hdrs = [(b"host", host.encode())]
+    hdrs += [(k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()]
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
+             "query_string": b"", "root_path": "", "headers": hdrs,
+             "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8765)}
+    sent, out = [False], {"status": None, "headers": {}, "body": b""}
+
+    async def receive():
+        if sent[0]:
+            return {"type": "http.disconnect"}
+        sent[0] = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            out["status"] = message["status"]
+            out["headers"] = {k.decode(): v.decode() for k, v in message["headers"]}
+        elif message["type"] == "http.response.body":
+            out["body"] += message.get("body", b"")
+
+    asyncio.run(app(scope, receive, send))
+    return out["status"], out["headers"], out["body"]
+
+
+def test_the_api_answers_local_json_requests_only_and_never_a_500_for_bad_input(ex):
+    """Found by probing the running server: other sites could drive the API (any Host and
+    Origin, any content type: cross-site requests and DNS rebinding), a deeply nested body or
+    a 400-digit γ was a 500, ``"extrapolate": "false"`` extrapolated, JSON bodies had no size
+    cap, and no response carried security headers."""
+    import json
+
+    app = explore.create_app(ex)
+    good = {"model": "ckpt1", "op": "l0", "image": "coffee.png", "gamma": 0.05}
+    js = {"content_type": "application/json"}
+    status, headers, body = _asgi(app, "POST", "/api/render", json.dumps(good).encode(), **js)
+    assert status == 200 and json.loads(body)["gamma"] == 0.05
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+    for host in ("127.0.0.1:1", "localhost:1", "[::1]:1", "LOCALHOST"):
+        assert _asgi(app, "GET", "/api/config", host=host)[0] == 200, host
+    refused = [dict(host="evil.example:8765"), dict(origin="http://evil.example"),
+               dict(host="127.0.0.1.evil.example")]
+    for extra in refused:
+        status, _, body = _asgi(app, "POST", "/api/render", json.dumps(good).encode(),
+                                **{**js, **extra})
+        assert status == 403 and "error" in json.loads(body), extra
+    assert _asgi(app, "GET", "/", host="evil.example")[0] == 403
+    assert _asgi(app, "GET", "/", origin="http://localhost:9")[0] == 200
+    bad = [(json.dumps(good).encode(), {"content_type": "text/plain"}, "application/json"),
+           (b"[" * 20_000 + b"]" * 20_000, js, "not JSON"),
+           (b'{"model": "ckpt1", "op": "l0", "image": "coffee.png", "gamma": 1' + b"0" * 400
+            + b"}", js, "finite number"),
+           (json.dumps({**good, "gamma": 0.3, "extrapolate": "false"}).encode(), js,
+            "true or false"),
+           (b" " * (explore.MAX_JSON_BYTES + 1) + json.dumps(good).encode(), js, "larger than")]
+    for payload, hdrs, message in bad:
+        status, _, body = _asgi(app, "POST", "/api/render", payload, **hdrs)
+        assert status == 400 and message in json.loads(body)["error"], (status, body[:200])
+    # the server bound to another interface on purpose (hosts=None) answers any Host
+    assert _asgi(explore.create_app(ex, hosts=None), "GET", "/api/config",
+                 host="192.0.2.7:80")[0] == 200
+
+
+def test_an_upload_too_thin_once_shrunk_is_refused(ex):
+    """An 8x1024 image passed the 8x8 check and was shrunk to 2x64 (max side 64 here): SSIM
+    and sr's modcrop then failed with a 500 on /api/truth."""
+    with pytest.raises(BadRequest, match="too thin"):
+        ex.upload(_png(np.zeros((8, 1024, 3), np.uint8)), "thin.png")
+    info = ex.upload(_png(np.zeros((64, 512, 3), np.uint8)), "wide.png")
+    assert (info["width"], info["height"]) == (64, 8)

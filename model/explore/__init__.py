@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import math
 import os
 import socket
@@ -44,6 +45,18 @@ MAX_PIXELS = 16_000_000
 MAX_UPLOADS = 8
 TRUTH_CACHE = 64
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+#: the shortest side an image may have, after the shrink to --max-side too (SSIM's 7x7 window,
+#: sr's modcrop)
+MIN_SIDE = 8
+#: the largest JSON request body (a render request is a few hundred bytes)
+MAX_JSON_BYTES = 64 * 1024
+#: headers of every response: nothing is loaded from elsewhere, nothing may frame the page,
+#: no content sniffing
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
+                               "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer"}
 #: the heat map's scale: an absolute difference of this many levels (of 255) is the hottest colour
 DIFF_FULL_SCALE = 64
 
@@ -116,8 +129,9 @@ def decode_upload(data: bytes) -> np.ndarray:
         img, reason = read_image(path)
     if img is None:
         raise BadRequest(f"cannot read the image: {reason}")
-    if min(img.shape[:2]) < 8:
-        raise BadRequest(f"the image is {img.shape[1]}x{img.shape[0]} pixels: at least 8x8 needed")
+    if min(img.shape[:2]) < MIN_SIDE:
+        raise BadRequest(f"the image is {img.shape[1]}x{img.shape[0]} pixels: at least "
+                         f"{MIN_SIDE}x{MIN_SIDE} needed")
     return img
 
 
@@ -229,6 +243,10 @@ class Explorer:
 
     def upload(self, data: bytes, name: str = "") -> dict:
         img = shrink(decode_upload(data), self.max_side)
+        if min(img.shape[:2]) < MIN_SIDE:  # a thin image shrunk below what SSIM and sr need
+            raise BadRequest(f"the image is too thin: shrunk to at most {self.max_side} pixels "
+                             f"a side it is {img.shape[1]}x{img.shape[0]}, under {MIN_SIDE} "
+                             "pixels on one side")
         with self._lock:
             self._uploads += 1
             iid = f"upload-{self._uploads}"
@@ -250,7 +268,16 @@ class Explorer:
         g = body.get("gamma")
         if g is not None and (isinstance(g, bool) or not isinstance(g, (int, float))):
             raise BadRequest(f"gamma must be a number or null, got {g!r}")
-        return mid, op, iid, (None if g is None else float(g)), bool(body.get("extrapolate"))
+        if g is not None:
+            try:
+                g = float(g)
+            except OverflowError:  # a JSON integer of hundreds of digits
+                raise BadRequest("gamma must be a finite number, got an integer too large "
+                                 "for a float") from None
+        extrapolate = body.get("extrapolate", False)
+        if not isinstance(extrapolate, bool):  # "false" is a string, and truthy
+            raise BadRequest(f"extrapolate must be true or false, got {extrapolate!r}")
+        return mid, op, iid, g, extrapolate
 
     def _check(self, p, op: str, g, extrapolate: bool):
         """The model's γ policy (:meth:`Predictor.check`), its messages for the page."""
@@ -365,18 +392,54 @@ def _num(v: float):
 
 
 # ---------------------------------------------------------------------------- the web app
-def create_app(explorer: Explorer):
-    """The Starlette app: the page, its static files and the JSON API."""
+def _hostname(netloc: str) -> str:
+    """The host of a ``Host`` header or an origin's netloc, without its port or brackets."""
+    netloc = netloc.strip().lower()
+    if netloc.startswith("["):
+        return netloc[1:netloc.find("]")] if "]" in netloc else netloc
+    return netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
+
+
+def create_app(explorer: Explorer, hosts=LOCAL_HOSTS):
+    """The Starlette app: the page, its static files and the JSON API.
+
+    ``hosts``: the host names a request may be addressed to (its ``Host`` header) and, when it
+    says where it comes from, its ``Origin`` (None: any, for a server the user bound to another
+    interface on purpose). A page of another site in the user's browser can then neither drive
+    the API (cross-site requests) nor read it through DNS rebinding (a name of its own resolved
+    to 127.0.0.1). The JSON routes take ``application/json`` bodies of at most
+    :data:`MAX_JSON_BYTES`; every response carries :data:`SECURITY_HEADERS`."""
+    from urllib.parse import urlsplit
+
     from starlette.applications import Starlette
+    from starlette.middleware import Middleware
     from starlette.responses import FileResponse, JSONResponse
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
+    def refused(request):
+        """A 403 response for a request from or to elsewhere, else None."""
+        if hosts is None:
+            return None
+        if _hostname(request.headers.get("host", "")) not in hosts:
+            return JSONResponse({"error": "this page answers requests to 127.0.0.1 or localhost "
+                                          "only (the Host header names another machine)"},
+                                status_code=403)
+        origin = request.headers.get("origin")
+        if origin is not None and _hostname(urlsplit(origin).netloc) not in hosts:
+            return JSONResponse({"error": "requests from other sites are refused"},
+                                status_code=403)
+        return None
+
     async def index(request):
-        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+        return refused(request) or FileResponse(STATIC / "index.html",
+                                                headers={"Cache-Control": "no-store"})
 
     def guarded(fn):
         async def endpoint(request):
+            no = refused(request)
+            if no is not None:
+                return no
             try:
                 return JSONResponse(await fn(request))
             except BadRequest as exc:
@@ -393,9 +456,18 @@ def create_app(explorer: Explorer):
         return await run_in_threadpool(explorer.config)
 
     async def _json(request):
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            raise BadRequest(f"the request body must be application/json, not {kind or 'untyped'}")
+        body, total = [], 0
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > MAX_JSON_BYTES:
+                raise BadRequest(f"the request body is larger than {MAX_JSON_BYTES // 1024} KiB")
+            body.append(chunk)
         try:
-            return await request.json()
-        except ValueError:
+            return json.loads(b"".join(body))
+        except (ValueError, RecursionError):  # RecursionError: [[[[... nested 100,000 deep
             raise BadRequest("the request body is not JSON") from None
 
     async def render(request):
@@ -427,7 +499,25 @@ def create_app(explorer: Explorer):
               Route("/api/truth", guarded(truth), methods=["POST"]),
               Route("/api/upload", guarded(upload), methods=["POST"]),
               Mount("/static", app=StaticFiles(directory=STATIC), name="static")]
-    return Starlette(routes=routes)
+
+    class _Headers:
+        """Adds :data:`SECURITY_HEADERS` to every response (pure ASGI: streams untouched)."""
+
+        def __init__(self, app):
+            self.app = app
+
+        async def __call__(self, scope, receive, send):
+            async def send_with_headers(message):
+                if message["type"] == "http.response.start":
+                    present = {k.lower() for k, _ in message.get("headers", [])}
+                    message["headers"] = list(message.get("headers", [])) + [
+                        (k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()
+                        if k.lower().encode() not in present]
+                await send(message)
+
+            await self.app(scope, receive, send_with_headers if scope["type"] == "http" else send)
+
+    return Starlette(routes=routes, middleware=[Middleware(_Headers)])
 
 
 def serve(ckpts=(), host: str = "127.0.0.1", port: int = 0, device: str | None = None,
@@ -460,7 +550,8 @@ def serve(ckpts=(), host: str = "127.0.0.1", port: int = 0, device: str | None =
           flush=True)
     if ready is not None:
         ready(url)
-    config = uvicorn.Config(create_app(explorer), log_level="warning", access_log=False)
+    app = create_app(explorer, hosts=LOCAL_HOSTS if host in LOCAL_HOSTS else None)
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     try:
         server.run(sockets=[sock])

@@ -12,6 +12,8 @@ function showError(msg) {
   m.hidden = false;
 }
 function clearError() { $("message").hidden = true; $("message").textContent = ""; }
+// Enter in a field must not submit the form (the page's CSP allows no inline handler)
+$("controls").addEventListener("submit", (e) => e.preventDefault());
 
 async function api(path, body, raw) {
   const opts = body === undefined ? {} : {
