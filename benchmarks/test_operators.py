@@ -241,7 +241,9 @@ def test_first_call_time(speed_rows, scale, name, gamma):
                  for _ in range(2)]
     for size in SIZES[scale]:
         speed_rows.setdefault((name, gamma, size), {}).update(cold=times[0], cached=times[1])
-    assert times[1] <= times[0] + 0.5  # the cache works: a second process does not recompile
+    # the cache works: a second process does not recompile (cached first calls take 0.1-0.2 of a
+    # cold one in the committed table: results/operator_speed.csv, first_call_*)
+    assert times[1] < 0.5 * times[0], times
 
 
 @pytest.mark.skipif(not (REFERENCE / "manifest.json").is_file(),

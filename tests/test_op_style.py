@@ -300,7 +300,7 @@ def test_flat_image_gives_a_finite_result():
     assert np.ptp(out) == 0.0
 
 
-@pytest.mark.parametrize("nchunks", [1, 2, 5, 50])
+@pytest.mark.parametrize("nchunks", [2, 5, 50])  # against one block (nchunks 1)
 def test_block_split_does_not_change_the_result(nchunks, rng):
     a = rng.random((33, 27))
     f = np.append(np.sort(rng.random(256)), 1.0)
