@@ -170,17 +170,26 @@ def test_experiment_provenance_is_portable(tmp_path):
     assert str(tmp_path) not in json.dumps(meta)
 
 
+#: every folder of committed tables: the small (and paper) scale's, and the medium scale's
+TABLE_FOLDERS = (RESULTS, RESULTS / "medium")
+
+
 def test_committed_sidecars_have_no_machine_paths():
     home = str(Path.home())
-    for p in RESULTS.glob("*.meta.json"):
+    sidecars = [p for folder in TABLE_FOLDERS for p in folder.glob("*.meta.json")]
+    assert any(p.parent == RESULTS / "medium" for p in sidecars)
+    for p in sidecars:
         text = p.read_text()
         assert "/root/" not in text and home + "/" not in text and str(REPO) not in text, p
 
 
 def test_committed_tables_are_one_scale_above_smoke():
-    """results/ is one run's scale (a smoke run once overwrote one committed small table)."""
-    scales = {json.loads(p.read_text())["scale"] for p in RESULTS.glob("*.meta.json")}
-    assert len(scales) == 1 and "smoke" not in scales, scales
+    """results/ is one run's scale (a smoke run once overwrote one committed small table), and
+    results/medium the medium scale's."""
+    for folder in TABLE_FOLDERS:
+        scales = {json.loads(p.read_text())["scale"] for p in folder.glob("*.meta.json")}
+        assert len(scales) == 1 and "smoke" not in scales, (folder, scales)
+    assert scales == {"medium"}
 
 
 def test_smaller_scale_run_is_refused(tmp_path):
@@ -312,12 +321,18 @@ def test_styler_writes_the_plain_grids_as_the_hand_written_tabular(monkeypatch):
 
 
 def test_committed_tex_is_rendered_from_committed_csv(tmp_path):
-    """Each committed .tex is what the writer makes from the committed CSV (no hand edits)."""
-    shutil.copytree(RESULTS, tmp_path / "r", ignore=shutil.ignore_patterns("figures"))
-    for name in render.tables(tmp_path / "r"):
-        committed = (RESULTS / f"{name}.tex").read_text()
-        assert render._body(write_tex(tmp_path / "r", name).read_text()) == \
-            render._body(committed), name
+    """Each committed .tex, the medium scale's too, is what the writer makes from the committed
+    CSV (no hand edits)."""
+    checked = 0
+    for folder in TABLE_FOLDERS:
+        copy = tmp_path / folder.relative_to(RESULTS.parent)
+        shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("figures", "medium"))
+        for name in render.tables(copy):
+            committed = (folder / f"{name}.tex").read_text()
+            assert render._body(write_tex(copy, name).read_text()) == \
+                render._body(committed), (folder.name, name)
+            checked += folder.name == "medium"
+    assert checked == 2  # Tables 6 and 12 at the medium scale
 
 
 # --------------------------------------------------------------------------- pdflatex
@@ -346,7 +361,8 @@ def _fits(log: str, name: str) -> None:
 
 @pytest.mark.skipif(PDFLATEX is None, reason="pdflatex is not installed (apt-get install "
                                              "texlive-latex-base texlive-latex-recommended)")
-@pytest.mark.parametrize("tex", sorted(RESULTS.glob("*.tex")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("tex", sorted(p for f in TABLE_FOLDERS for p in f.glob("*.tex")),
+                         ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_committed_tables_compile_and_fit(tex, tmp_path):
     _fits(_compile(tex, tmp_path), tex.name)
 
