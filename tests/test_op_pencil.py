@@ -68,6 +68,24 @@ def test_texture_array_equals_texture_path(reference_dir, texture):
     assert pen.texture_id(path) == "pencil0.jpg:" + pen.texture_id(arr).split(":")[1]
 
 
+def test_a_generated_texture_by_path_and_by_array_agree(tmp_path):
+    """The same as above without the authors' texture (not shipped: the test above skips on a
+    clean clone): a gray JPEG of ours and its decoded pixels (2-D: a gray file is read as gray,
+    as MATLAB's imread does; its RGB expansion through rgb2gray differs by an ulp) give one
+    drawing and one texture id."""
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    tex = cv2.GaussianBlur(rng.integers(0, 256, (60, 70), dtype=np.uint8), (0, 0), sigmaX=2)
+    path = tmp_path / "my_pencil.jpg"
+    assert cv2.imwrite(str(path), tex)
+    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert arr.ndim == 2
+    drawn = pen.pencil_drawing(image, texture=path)
+    np.testing.assert_array_equal(drawn, pen.pencil_drawing(image, texture=arr))
+    assert pen.texture_id(path) == "my_pencil.jpg:" + pen.texture_id(arr).split(":")[1]
+    assert not np.array_equal(drawn, pen.pencil_drawing(image))  # not the default texture
+
+
 def test_reference_entries_present():
     if not ENTRIES:
         pytest.skip(f"no reference manifest at {REFERENCE}")

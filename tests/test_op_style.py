@@ -124,6 +124,21 @@ def test_exemplar_path_and_array_agree(reference_dir, ruins, coffee):
         style_transfer(small, exemplar=rgb2gray(arr / 255.0), iterations=1), by_path)
 
 
+def test_a_generated_exemplar_by_path_and_by_array_agree(tmp_path, rng):
+    """The same as above without the authors' exemplar (not shipped: the test above skips on a
+    clean clone): a PNG of ours, its pixels and its gray version give one result."""
+    small = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    ex = cv2.resize(rng.integers(0, 256, (9, 11, 3), dtype=np.uint8), (66, 54),
+                    interpolation=cv2.INTER_CUBIC)
+    path = tmp_path / "exemplar.png"
+    assert cv2.imwrite(str(path), ex[..., ::-1])
+    by_path = style_transfer(small, exemplar=path, iterations=1)
+    np.testing.assert_array_equal(style_transfer(small, exemplar=ex, iterations=1), by_path)
+    np.testing.assert_array_equal(
+        style_transfer(small, exemplar=rgb2gray(ex / 255.0), iterations=1), by_path)
+    assert not np.array_equal(style_transfer(small, iterations=1), by_path)  # not the default
+
+
 # ----------------------------------------------------------------------------- building blocks
 @pytest.mark.parametrize("k", [256, 65536])
 def test_hist_semantics(k, rng):
