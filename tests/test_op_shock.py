@@ -93,6 +93,27 @@ def test_smooth_image_matches_slow_reference(rng):
                                atol=1e-13)
 
 
+def test_colour_conversions_are_matlabs_formulas_written_out(rng):
+    """rgb2gray, rgb2ycbcr and ycbcr2rgb pinned to MATLAB's documented formulas, typed here
+    from its documentation (not the module's constants): the slow references of llf,
+    llf_remap and shock use these functions too, so a wrong constant would pass them."""
+    from operators._color import rgb2gray
+
+    rgb = rng.random((7, 9, 3))
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    np.testing.assert_array_equal(
+        rgb2gray(rgb), r * 0.298936021293775 + g * 0.587043074451121 + b * 0.114020904255103)
+    want = np.stack([r * (65.481 / 255) + g * (128.553 / 255) + b * (24.966 / 255) + 16 / 255,
+                     r * (-37.797 / 255) + g * (-74.203 / 255) + b * (112.0 / 255) + 128 / 255,
+                     r * (112.0 / 255) + g * (-93.786 / 255) + b * (-18.214 / 255) + 128 / 255],
+                    axis=-1)
+    np.testing.assert_array_equal(rgb2ycbcr(rgb), want)
+    np.testing.assert_allclose(ycbcr2rgb(rgb2ycbcr(rgb)), rgb, rtol=0, atol=1e-13)
+    # studio swing: black at Y 16, white at Y 235, neutral chroma at 128 (of 255)
+    ends = np.array([[[16, 128, 128], [235, 128, 128]]]) / 255.0
+    np.testing.assert_allclose(ycbcr2rgb(ends), [[[0, 0, 0], [1, 1, 1]]], rtol=0, atol=1e-12)
+
+
 def test_rgb2y_rounds_as_matlab_imlincomb(rng):
     """Coefficients T/255, offset added last: bit-equal, and not the (16 + T·rgb)/255 form."""
     img = rng.random((40, 50, 3))
