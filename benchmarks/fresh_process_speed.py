@@ -265,15 +265,14 @@ def main(argv=None) -> int:
         import csv
         import io
 
-        from datagen.fs import atomic_write_text, check_output
+        from datagen.fs import write_checked
 
         buf = io.StringIO()
         wr = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
         wr.writeheader()
         wr.writerows(rows)
         assert buf.getvalue().startswith(CSV_HEADER)
-        check_output(a.csv, own_marker=CSV_HEADER, what="--csv")  # again: it may have changed
-        atomic_write_text(a.csv, buf.getvalue())
+        write_checked(a.csv, buf.getvalue(), own_marker=CSV_HEADER, what="--csv")
     return 0
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 __all__ = ["IMAGE_MARK", "atomic_open", "atomic_write_bytes", "atomic_write_text", "check_output",
-           "fsync_folder", "image_is_ours", "mark_image", "same_file"]
+           "fsync_folder", "image_is_ours", "mark_image", "same_file", "write_checked"]
 
 #: how many bytes of an existing output :func:`check_output` reads to recognise its own files
 _MARKER_READ = 4096
@@ -245,3 +245,11 @@ def atomic_write_bytes(path, data: bytes, mode: int | None = None) -> None:
 def atomic_write_text(path, text: str, encoding: str = "utf-8", mode: int | None = None) -> None:
     """Replace ``path`` with ``text`` atomically, written as given (no newline translation)."""
     atomic_write_bytes(path, text.encode(encoding), mode)
+
+
+def write_checked(path, data: bytes | str, **check) -> None:
+    """The end of a command that checked its output with :func:`check_output` (``**check``)
+    before its work: the same check again (the path may have changed meanwhile), then the
+    atomic write of ``data`` (text as UTF-8)."""
+    check_output(path, **check)
+    atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data)

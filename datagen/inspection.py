@@ -360,14 +360,11 @@ def contact_sheet(path, out, *, ops=None, index: int = 0, force: bool = False) -
     (:func:`datagen.fs.check_output` with :func:`datagen.fs.image_is_ours`): checked before any
     work and again before writing. A symbolic link at ``out`` is replaced, its target untouched.
     """
-    from .fs import atomic_write_bytes, check_output, image_is_ours, mark_image
+    from .fs import check_output, image_is_ours, mark_image, write_checked
 
-    def check():
-        return check_output(out, inputs=(path,), what="sheet",
-                            own_marker=None if force else image_is_ours,
-                            replace_hint="; --force replaces it")
-
-    check()
+    guard = dict(inputs=(path,), what="sheet", own_marker=None if force else image_is_ours,
+                 replace_hint="; --force replaces it")
+    check_output(out, **guard)
     import matplotlib
     from matplotlib.backend_bases import FigureCanvasBase
 
@@ -436,6 +433,5 @@ def contact_sheet(path, out, *, ops=None, index: int = 0, force: bool = False) -
         fig.savefig(buf, dpi=100, format=fmt)
     finally:
         plt.close(fig)
-    check()  # again: it may have changed meanwhile
-    atomic_write_bytes(out, mark_image(buf.getvalue()))
+    write_checked(out, mark_image(buf.getvalue()), **guard)
     return out

@@ -257,7 +257,7 @@ def main(argv=None) -> int:
                   f"config: {args.out / 'config.json'})")
             return 0
         if args.command == "eval":
-            from datagen.fs import atomic_write_text, check_output
+            from datagen.fs import check_output, write_checked
 
             from .checkpoint import resolve
             from .evaluate import CSV_MARKER, evaluate, with_averages
@@ -277,9 +277,9 @@ def main(argv=None) -> int:
             table = with_averages(evaluate(predictor, args.data, ops=args.ops))
             print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
             if args.csv:
-                check_output(args.csv, inputs=(args.data, resolve(args.ckpt)),
-                             own_marker=CSV_MARKER, what="--csv")  # again: it may have changed
-                atomic_write_text(args.csv, table.to_csv(index=False))
+                write_checked(args.csv, table.to_csv(index=False),
+                              inputs=(args.data, resolve(args.ckpt)), own_marker=CSV_MARKER,
+                              what="--csv")
             return 0
         if args.command == "apply":
             return _apply(args)
@@ -335,7 +335,7 @@ def _apply(args) -> int:
         raise ValueError(f"cannot write {args.output}: its extension "
                          f"({args.output.suffix or 'none'}) is not an image format OpenCV "
                          "writes; use .png, .jpg, .tif, .bmp, ...")
-    from datagen.fs import atomic_write_bytes, check_output, image_is_ours, mark_image
+    from datagen.fs import check_output, image_is_ours, mark_image, write_checked
 
     from .checkpoint import resolve
 
@@ -371,8 +371,7 @@ def _apply(args) -> int:
     ok, encoded = cv2.imencode(suffix, cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
     if not ok:
         raise ValueError(f"cannot encode the output as {suffix}")
-    check_output(args.output, **guard)  # again: it may have changed meanwhile
     # Python writes (any file name works); PNG and JPEG marked as ours (written again, replaced)
-    atomic_write_bytes(args.output, mark_image(encoded.tobytes()))
+    write_checked(args.output, mark_image(encoded.tobytes()), **guard)
     print(f"wrote {args.output}")
     return 0
