@@ -779,6 +779,17 @@ def _size(v) -> str:
     return f"{m.group(1)}$^2$" if m and m.group(1) == m.group(2) else latex_text(v)
 
 
+def _target_cell(r) -> str:
+    """The target, with its verdict where the table has one (``target_met``, written by
+    :func:`benchmarks.speed_targets.target_met`)."""
+    if _is_missing(r.target):
+        return ""
+    met = getattr(r, "target_met", None)
+    verdict = "" if met is None or _is_missing(met) else (
+        " (met)" if str(met).lower() in ("true", "1", "1.0") else " (not met)")
+    return latex_text(str(r.target) + verdict)
+
+
 def operator_speed(name: str, df: pd.DataFrame) -> str:
     """Operator wall times at the largest size timed (the others, and the first-call times, stay
     in the CSV: the page has room for one block): ours in the suite and in a fresh process, the
@@ -786,7 +797,7 @@ def operator_speed(name: str, df: pd.DataFrame) -> str:
     known = {"operator", "gamma", "size", "ours_s", "counterpart", "counterpart_s", "ratio",
              "target", "fresh_process_s", "fresh_vs_suite", "first_call_cold_s",
              "first_call_cached_s", "suite_s", "fresh_vs_suite_median", "suite_faults",
-             "fresh_faults", "paired_calls"}
+             "fresh_faults", "paired_calls", "target_met"}
     extra = [c for c in df.columns if c not in known]
     ecols, efmts = generic_columns(df, extra)
     fresh = "fresh_process_s" in df
@@ -816,7 +827,7 @@ def operator_speed(name: str, df: pd.DataFrame) -> str:
                          *([] if paired else [number(r.counterpart_s, 3)]),
                          number(r.ratio, 2),
                          *[f(getattr(r, k)) for f, k in zip(efmts, extra)],
-                         "" if _is_missing(r.target) else latex_text(r.target)])
+                         _target_cell(r)])
     body = tabular(cols, rows)
     counterparts = sorted({str(c) for c in df.counterpart if not _is_missing(c)})
     caption = ("Operator wall time per RGB image: " + (
@@ -914,7 +925,7 @@ def model_speed(name: str, df: pd.DataFrame) -> str:
         for r in d.itertuples(index=False):
             rows.append([f"\\quad {latex_text(r.model)}", number(r.value, dec),
                          number(r.vs_reference, 2),
-                         "" if _is_missing(r.target) else latex_text(r.target)])
+                         _target_cell(r)])
     caption = ("Network speed on this machine: training samples per second and inference time "
                "per image, each against its reference model (vs.\\ ref.: ratio, higher is "
                "better for samples/s, lower for time).")

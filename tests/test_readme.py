@@ -9,6 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from benchmarks.speed_targets import target_met
+
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
 #: the results discussion moved out of the README (issue 29, item 4)
@@ -161,6 +163,16 @@ def test_operator_speed_rows_are_the_committed_csv():
     med = speed.fresh_vs_suite_median
     assert (f"fresh / suite\n{low:.2f}–{high:.2f} (lower quartiles; medians "
             f"{med.min():.2f}–{med.max():.2f})") in text
+    # the verdicts the text states are the targets' verdicts on the committed rows
+    met = [target_met(r) for _, r in speed.iterrows()]
+    if "target_met" in speed:
+        assert [None if pd.isna(v) else bool(v) for v in speed.target_met] == met
+    missed = [f"`{op}`" for op, m in zip(speed.operator, met) if m is False]
+    said = " ".join(text.split())
+    if missed:
+        assert f"meets every target but {', '.join(missed)} (" in said
+    else:
+        assert "meets every target" in said and "but `" not in said
 
 
 def test_training_throughput_figures_are_the_committed_csv():

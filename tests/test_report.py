@@ -3,7 +3,9 @@ with pdflatex where it is installed), provenance without machine paths, the rend
 the figures made from CSV rows."""
 from __future__ import annotations
 
+import io
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -119,6 +121,29 @@ def test_long_table_is_summarised(tmp_path):
     d = df[(df.operator == "l0") & (df.model == "decouple")]
     assert s.decouple_mean[0] == pytest.approx(d.psnr.mean())
     assert s.decouple_min[0] == pytest.approx(d.psnr.min())
+
+
+def test_operator_speed_layout_shows_each_targets_verdict():
+    """The target column carries the verdict of benchmarks.speed_targets (as read back from the
+    CSV: True/False, NaN for rows without a target); tables without the column stay as they
+    were."""
+    from benchmarks.speed_targets import target_met
+
+    rows = [{"operator": op, "gamma": g, "size": "1024x1024", "ours_s": s, "counterpart": "",
+             "counterpart_s": math.nan, "ratio": math.nan, "target": t, "suite_s": s,
+             "fresh_process_s": f}
+            for op, g, s, f, t in (("wls", 1.0, 2.06, 2.08, "<= 2.5 s"),
+                                   ("wls_enhance", math.nan, 1.56, 1.60, "<= 1.5 s"),
+                                   ("shock", math.nan, 0.03, 0.03, ""))]
+    df = pd.DataFrame(rows)
+    plain = _latex.operator_speed("operator_speed", df)
+    assert "(met)" not in plain and "(not met)" not in plain
+    df["target_met"] = [target_met(r) for r in rows]
+    tex = _latex.operator_speed("operator_speed", pd.read_csv(io.StringIO(df.to_csv(index=False))))
+    lines = {ln.split("&")[0].strip(): ln for ln in tex.splitlines() if "&" in ln}
+    assert lines["WLS"].rstrip("\\ ").endswith("2.5 s (met)")
+    assert lines["WLS\\_ENHANCE"].rstrip("\\ ").endswith("1.5 s (not met)")
+    assert "met" not in lines["SHOCK"]
 
 
 def test_layout_that_does_not_fit_the_rows_falls_back(tmp_path):
