@@ -280,6 +280,33 @@ def test_speed_tables_run_without_pytest(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "x").exists()
 
 
+def test_retune_check_judges_tail_only_methods_on_their_speedup():
+    """At the small and paper scales a method that re-runs only the network's tail must re-tune
+    at least MIN_TAIL_SPEEDUP times faster than its first render; the others and the smoke
+    scale are not judged; the committed table passes its own check."""
+    from benchmarks.tables import Measured, retune_speed as rs
+
+    assert [m for m in ("single", "decouple", "realtime", "norm:1", "norm:19", "norm:all",
+                        "conv:19", "conv-ch1:19", "conv-ch2:19", "cresmd", "conv:7")
+            if rs.tail_only(m, "small")] == ["realtime", "norm:19", "conv:19", "conv-ch1:19",
+                                             "conv-ch2:19"]
+    assert rs.tail_only("norm:9", "smoke") and not rs.tail_only("norm:19", "smoke")
+
+    def rows(method, speedup):
+        return Measured([{"device": "cpu", "method": method, "size": "640x480",
+                          "first_ms": 10.0 * speedup, "retune_ms": 10.0, "speedup": speedup}])
+
+    rs.check(rows("norm:19", 2.0), "small")
+    rs.check(rows("norm:1", 0.9), "small")  # re-runs nearly everything: not judged
+    rs.check(rows("realtime", 1.5), "smoke")
+    for method in ("realtime", "norm:19", "conv-ch2:19"):
+        with pytest.raises(AssertionError, match="only 1.90x faster"):
+            rs.check(rows(method, 1.9), "small")
+    committed = pd.read_csv(REPO / "results" / "retune_speed.csv")
+    rs.check(Measured(committed.to_dict("records")), "small")
+    assert committed.method.map(lambda m: rs.tail_only(m, "small")).sum() == 5 * 3
+
+
 def test_recipe_is_made_from_the_registry_and_the_committed_table(tmp_path, capsys):
     """``python -m benchmarks recipe TABLE``: the commands for the table's alias and run list,
     its models at the scale (the run list), the time its sidecar records and the figures of its
