@@ -633,12 +633,18 @@ def test_table12_figure_draws_the_csvs_differences_and_intervals(tmp_path):
         assert pts.loc[key, "matched_hi"] == pytest.approx(r.vs_matched_psnr_hi, nan_ok=True)
         paper = r.paper_psnr - ref.loc["avg", "paper_psnr"] if r.operator == "avg" else np.nan
         assert pts.loc[key, "paper_diff"] == pytest.approx(paper, nan_ok=True)
-    # the diagnostic pair: norm(1) against conv(all) trained the same way, recomputed here
-    one, ref2 = "norm(1), loss / identity MSE", "conv(all), loss / identity MSE"
-    if one in set(df.variant):
-        a, b = (df[(df.variant == v) & (df.operator == "avg")].psnr.iloc[0] for v in (one, ref2))
-        assert pts.loc[(one, "avg"), "matched"] == pytest.approx(a - b, abs=1e-9)
-        assert pts.matched.notna().sum() == 2  # its avg and avg γ rows only
+    # the diagnostic pairs: norm(1) against conv(all) trained the same way (the loss divided by
+    # the identity MSE; width 32), recomputed here; only their avg and avg γ rows have one
+    pairs = 0
+    for one, ref2 in (("norm(1), loss / identity MSE", "conv(all), loss / identity MSE"),
+                      ("norm(1), width 32", "conv(all), width 32")):
+        if one in set(df.variant):
+            pairs += 1
+            for row in ("avg", "avg γ"):
+                a, b = (df[(df.variant == v) & (df.operator == row)].psnr.iloc[0]
+                        for v in (one, ref2))
+                assert pts.loc[(one, row), "matched"] == pytest.approx(a - b, abs=1e-9)
+    assert pairs == 2 and pts.matched.notna().sum() == 2 * pairs
     for frame, name in ((df, "m.png"), (df[[c for c in df.columns if "_lo" not in c]], "b.png")):
         assert plot_table12(frame, tmp_path / name, "medium").stat().st_size > 10_000
 
