@@ -480,7 +480,7 @@ def test_readme_medium_summary_is_the_committed_csv():
     t6 = pd.read_csv(RESULTS / "medium" / "table6_baselines.csv").set_index("operator")
     sign = lambda v: f"{v:+.2f}".replace("-", "−")
     ival = lambda r, c: f"{sign(r[c])} [{sign(r[c + '_lo'])}, {sign(r[c + '_hi'])}]"
-    assert len(table) == 9
+    assert len(table) == 11
     for row, mean in zip(table, ("mean", "mean γ")):
         r = t6.loc[mean]
         assert row[1:] == [ival(r, "realtime_vs_bgu_psnr"),
@@ -596,6 +596,36 @@ def test_readme_medium_summary_is_the_committed_csv():
     psnr = lambda v, o: f"{key(v, o).psnr:.2f}"
     assert (f"away from pencil ({psnr('conv(all)', 'pencil')} → {psnr(ref, 'pencil')} dB) and "
             f"style ({psnr('conv(all)', 'style')} → {psnr(ref, 'style')})") in flat
+    # the width-32 pair (README rows 9 and 10; the Table 12 paragraph): norm(1) against conv(all)
+    # both at width 32, its verdict as the loss-normalised pair's; norm(1) against its input
+    w1, w_ref = "norm(1), width 32", "conv(all), width 32"
+    r = key(w1, "avg")
+    assert r.paper_psnr != r.paper_psnr  # not a variant of the paper's: its norm(1) gap applies
+    assert key(w1, "avg γ").gain_psnr_verdict == key(w_ref, "avg").gain_psnr_verdict == "supported"
+    verdict = ("agrees" if r.vs_matched_psnr_lo <= paper <= r.vs_matched_psnr_hi else
+               "larger gap" if r.vs_matched_psnr_hi < paper else "smaller gap")
+    assert table[9][1:] == [ival(r, "vs_matched_psnr"), sign(paper), verdict], table[9]
+    r = key(w1, "avg γ")
+    assert table[10][1:] == [ival(r, "gain_psnr"), "—", r.gain_psnr_verdict], table[10]
+    per = t12[(t12.variant == w1) & ~t12.operator.str.startswith("avg")].set_index("operator")
+    names = {"l0": "L0", "wls": "WLS", "rtv": "RTV", "rgf": "RGF", "wmf": "WMF", "llf": "LLF"}
+    with_g = per[per.index.isin(list(names))]
+    missed = [names[o] for o in with_g.index[with_g.gain_psnr_verdict != "supported"]]
+    assert missed == ["L0"] and (per[~per.index.isin(list(names))].gain_psnr_verdict
+                                 == "supported").all()
+    assert (f"norm(1) at width 32 is above its input on the six filters with a γ "
+            f"({m(w1, 'avg γ', 'gain_psnr')}; on five of them, all but {missed[0]}) and on each "
+            "of the four without") in flat
+    assert (f"{m(w1, 'avg', 'vs_matched_psnr')} below conv(all) at width 32 over the ten "
+            f"({ival(key(w1, 'avg γ'), 'vs_matched_psnr')} over the six; the paper: "
+            f"{sign(paper)})") in flat
+    assert (f"lifts conv(all), by {m(w_ref, 'avg', 'vs_conv_all_psnr')} over the ten "
+            f"({ival(key(w_ref, 'avg γ'), 'vs_conv_all_psnr')} over the six), most on style and "
+            f"pencil ({psnr('conv(all)', 'style')} → {psnr(w_ref, 'style')} and "
+            f"{psnr('conv(all)', 'pencil')} → {psnr(w_ref, 'pencil')} dB)") in flat
+    lift = (t12[t12.variant == w_ref].set_index("operator").psnr
+            - t12[t12.variant == "conv(all)"].set_index("operator").psnr).drop(["avg", "avg γ"])
+    assert set(lift.nlargest(2).index) == {"style", "pencil"}
 
 
 def test_explore_speed_figures_are_the_committed_csv():
@@ -608,3 +638,27 @@ def test_explore_speed_figures_are_the_committed_csv():
         assert t.within_target[op]
     assert (f"own {t.operator_ms['l0']:.0f} ms and {t.operator_ms['wls']:.0f} ms"
             in " ".join(zoo_doc.split()))
+
+
+def test_readme_joint_zoo_models_are_their_cards_and_tables():
+    """The README's sentence on the zoo's three joint models: their test PSNR is their cards',
+    and "above their input on each of the ten" / "on eight of the ten" are the medium tables'
+    verdicts of the same runs (Table 12's conv(all) at widths 16 and 32, Table 6's real-time)."""
+    import json
+
+    flat = " ".join(README.split())
+    card = lambda n: json.loads((REPO / "model" / "zoo" / f"{n}.json").read_text())
+    joint = {n: card(n)["test"]["psnr"]
+             for n in ("decouple-tpami10", "decouple-tpami10-w32", "realtime-tpami10")}
+    assert max(joint, key=joint.get) == "decouple-tpami10-w32"  # "the best of the zoo's joint"
+    w16, w32 = (f"{joint[n]:.2f}" for n in ("decouple-tpami10", "decouple-tpami10-w32"))
+    assert f"(the same at width 32: {w32} dB against {w16}, the best of the zoo's" in flat
+    t12 = pd.read_csv(RESULTS / "medium" / "table12_ablation.csv")
+    for variant in ("conv(all)", "conv(all), width 32"):
+        per = t12[(t12.variant == variant) & ~t12.operator.str.startswith("avg")]
+        assert len(per) == 10 and (per.gain_psnr_verdict == "supported").all(), variant
+    assert "both above their input on each of the ten" in flat
+    t6 = pd.read_csv(RESULTS / "medium" / "table6_baselines.csv").set_index("operator")
+    above = (t6.drop(["mean", "mean γ"]).realtime_gain_psnr_verdict == "supported").sum()
+    words = {8: "eight", 9: "nine", 10: "each"}
+    assert f"(TPAMI's real-time model, above its input on {words[above]} of the ten;" in flat
