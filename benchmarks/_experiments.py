@@ -291,9 +291,9 @@ def table12_arch(arch: str, scale: str | None) -> str:
     if m is None or scale is None:
         return arch
     from model.presets import get_preset
-    from model.registry import PAPER_NORMS
+    from model.registry import PAPER_NORMS, norm_layers
 
-    n = 5 + 2 * len(get_preset(scale).dilations)  # InstanceNorm layers of the base network
+    n = norm_layers(get_preset(scale).dilations)
     k = int(m.group(2))
     if n >= PAPER_NORMS:
         return arch

@@ -91,8 +91,15 @@ def _base(cfg: ModelConfig, code_dim: int, plan, name: str) -> OperatorNet:
                        mode=cfg.mode, init=cfg.init, residual=cfg.residual, name=name)
 
 
+def norm_layers(dilations) -> int:
+    """The InstanceNorm layers of a base network with these dilations (one after each conv but
+    the output conv): 19 for the paper's seven residual blocks (:data:`PAPER_NORMS`); the K of
+    ``norm:K`` and ``conv:K`` counts them."""
+    return 5 + 2 * len(dilations)
+
+
 def _n_convs(cfg: ModelConfig) -> int:
-    return 6 + 2 * len(cfg.dilations)
+    return norm_layers(cfg.dilations) + 1
 
 
 def _table12(family: str, k: int | None, name: str):

@@ -82,7 +82,7 @@ def measure(experiment, unit: tuple[str, str]) -> Measured:
 
     arch, device = unit
     width, dilations, sizes, repeats = SETTINGS[experiment.scale]
-    arch = arch.format(last=5 + 2 * len(dilations))
+    arch = arch.format(last=registry.norm_layers(dilations))
     p = predictor(arch, width, dilations, device)
     per_gamma = registry.get(arch).per_gamma
     gammas = [0.02] * 2 if per_gamma else [0.01, 0.05]
@@ -116,7 +116,9 @@ MIN_TAIL_SPEEDUP = 2.0
 
 def tail_only(method: str, scale: str) -> bool:
     """Whether ``method``'s re-tune re-runs only the tail of the network at ``scale``."""
-    last = 5 + 2 * len(SETTINGS[scale][1])
+    from model.registry import norm_layers
+
+    last = norm_layers(SETTINGS[scale][1])
     family, _, layer = method.partition(":")
     return method == "realtime" or (
         family in ("norm", "conv", "conv-ch1", "conv-ch2") and layer == str(last))
