@@ -112,12 +112,9 @@ def apply_model_args(args) -> None:
     if args.op is None:
         if args.method != "model":
             raise ValueError("--op is needed for --method bgu")
-        if args.model is not None:
-            ops = zoo.card(name)["operators"]
-        elif args.ckpt is not None:
-            ops = _checkpoint_ops(args.ckpt)
-        else:
+        if args.ckpt is None:  # --model has set it to zoo:NAME
             raise ValueError("--ckpt or --model is needed for --method model")
+        ops = _checkpoint_ops(args.ckpt)
         if len(ops) != 1:
             raise ValueError(f"--op is needed: this model was trained for {', '.join(ops)}")
         args.op = ops[0]
